@@ -1,0 +1,34 @@
+"""Your settings for a pipeline run. Edit this file, or override any value with a flag
+(`./run_pipeline.sh --help` lists them). The STAC and SAS URLs can also be set with the
+environment variables CONUS404_STAC_URL and PC_SDK_SAS_URL (the emulator does this).
+"""
+
+# --- What to download -----------------------------------------------------------------------
+START_DATE = "2021-01-01"  # first UTC day, YYYY-MM-DD (the record starts 1979-10-01)
+END_DATE = "2021-01-31"  # last UTC day, inclusive (the PC record ends 2022-09-30T23Z)
+
+# Variables and the seed's aggregation hint: True = daily mean, False = daily sum.
+# The pipeline aggregates each variable by its class (instantaneous -> mean of 00..23Z,
+# accumulated over prior 60 minutes -> sum of 01Z..00Z(+1), running totals -> difference)
+# and warns in the log when a hint here contradicts that class.
+VARIABLE_AGG_MAP = {
+    "T2": True,  # 2-m temperature, K
+    "TD2": True,  # 2-m dew point, K
+    "Q2": True,  # 2-m water vapour mixing ratio, kg kg-1
+    "PSFC": True,  # surface pressure, Pa
+    "U10": True,  # 10-m wind, grid-relative, m s-1
+    "V10": True,
+    "PREC_ACC_NC": False,  # precipitation accumulated over the prior 60 minutes, mm
+}
+
+# --- How to run -----------------------------------------------------------------------------
+MAX_CONCURRENT_PROCESSES = 2  # day workers running at once
+DATA_DIR = "data"  # relative to the project folder, or absolute
+
+# --- Where the data come from ---------------------------------------------------------------
+SOURCE = "planetary-computer"  # or a Zarr URL / local path with the CONUS404 layout
+STAC_URL = "https://planetarycomputer.microsoft.com/api/stac/v1"
+SAS_URL = "https://planetarycomputer.microsoft.com/api/sas/v1/token"
+COLLECTION = "conus404"
+ASSET = "zarr-abfs"
+STORAGE_OPTIONS = {}  # fsspec options for a SOURCE given as a URL, e.g. {"anon": True}

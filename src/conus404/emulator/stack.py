@@ -1,0 +1,137 @@
+"""The whole local Planetary Computer: TLS material, Azurite, the STAC/SAS service and stores.
+
+    with EmulatorStack(workdir) as stack:
+        stack.add_store(StoreSpec.for_days("2021-01-01", 2))
+        env = stack.client_env()   # CONUS404_STAC_URL, PC_SDK_SAS_URL, SSL_CERT_FILE, ...
+
+A client process given ``client_env()`` runs the production code unchanged: pystac-client opens
+the STAC URL, the planetary-computer SDK fetches a SAS token from the SAS URL, and adlfs reads the
+store from Azurite over HTTPS.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conus404.emulator.azurite import Azurite
+from conus404.emulator.stac_service import ServedCollection, StacSasService, StorageAccount
+from conus404.emulator.synthetic_store import StoreSpec, write_store
+from conus404.emulator.tls import TlsFiles, make_tls_files
+from conus404.settings import SAS_URL_ENV, STAC_URL_ENV
+
+
+@dataclass
+class EmulatorStack:
+    workdir: Path
+    token_lifetime: dt.timedelta = dt.timedelta(hours=1)
+    tls: TlsFiles | None = None
+    azurite: Azurite | None = None
+    service: StacSasService | None = None
+    stores: dict[str, StoreSpec] = field(default_factory=dict)
+
+    def start(self) -> EmulatorStack:
+        self.workdir = Path(self.workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.tls is None:
+            self.tls = make_tls_files(self.workdir / "tls")
+        try:
+            self.azurite = Azurite(self.workdir, self.tls).start()
+            self.service = StacSasService({}, token_lifetime=self.token_lifetime).start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.service is not None:
+            self.service.stop()
+            self.service = None
+        if self.azurite is not None:
+            self.azurite.stop()
+            self.azurite = None
+
+    def __enter__(self) -> EmulatorStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def account(self) -> StorageAccount:
+        assert self.azurite is not None, "start() the stack first"
+        return StorageAccount(self.azurite.account_name, self.azurite.account_key, self.azurite.account_host)
+
+    def blob_service(self):
+        """An azure-storage-blob client with the account key (the operator's side, not a reader's)."""
+        from azure.storage.blob import BlobServiceClient
+
+        assert self.azurite is not None and self.tls is not None
+        return BlobServiceClient(
+            self.azurite.account_url,
+            credential={"account_name": self.azurite.account_name, "account_key": self.azurite.account_key},
+            connection_verify=str(self.tls.ca_bundle),
+        )
+
+    def add_store(
+        self,
+        spec: StoreSpec,
+        collection_id: str = "conus404",
+        container: str = "noaa",
+        store_path: str = "conus404.zarr",
+        progress=None,
+    ) -> str:
+        """Generate ``spec``, upload it to ``az://{container}/{store_path}`` and serve it as a collection.
+
+        Returns the ``az://`` URL of the store.
+        """
+        assert self.service is not None
+        client = self.blob_service()
+        existing = {c.name for c in client.list_containers()}
+        if container not in existing:
+            client.create_container(container)
+        with tempfile.TemporaryDirectory(dir=self.workdir, prefix="store-") as tmp:
+            local = Path(tmp) / "store.zarr"
+            write_store(spec, str(local), progress=progress)
+            upload_tree(client.get_container_client(container), local, store_path)
+        account = self.account
+        account.containers = tuple(sorted(existing | {container}))
+        for served in self.service.collections.values():
+            served.account.containers = account.containers
+        self.service.collections[collection_id] = ServedCollection(
+            collection_id, account, container, store_path, spec.time_span(), (spec.ny, spec.nx)
+        )
+        self.stores[collection_id] = spec
+        return f"az://{container}/{store_path}"
+
+    def client_env(self) -> dict[str, str]:
+        """Environment for a client process: where the catalogue and tokens are, and whom to trust."""
+        assert self.service is not None and self.tls is not None
+        return {STAC_URL_ENV: self.service.stac_url, SAS_URL_ENV: self.service.sas_url, **self.tls.client_env()}
+
+
+def upload_tree(container_client, local_root: Path, prefix: str, threads: int = 8) -> int:
+    """Upload every file under ``local_root`` to ``prefix/<relative path>``; returns the file count."""
+    files = [p for p in Path(local_root).rglob("*") if p.is_file()]
+
+    def put(path: Path) -> None:
+        name = f"{prefix}/{path.relative_to(local_root).as_posix()}"
+        with open(path, "rb") as handle:
+            container_client.upload_blob(name, handle, overwrite=True)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(put, files))
+    return len(files)
+
+
+def emulator_env_lines(env: dict[str, str]) -> str:
+    """``export KEY='value'`` lines a shell can source."""
+    return "".join(f"export {key}='{value}'\n" for key, value in sorted(env.items()))
+
+
+def default_workdir() -> Path:
+    return Path(os.environ.get("TMPDIR", "/tmp")) / f"conus404-emulator-{os.getpid()}"

@@ -1,0 +1,41 @@
+"""Errors that carry what the user needs to act: the URL, the status code, the offending value.
+
+None of them ever holds a SAS token or subscription key.
+"""
+
+from __future__ import annotations
+
+
+class Conus404Error(Exception):
+    """Base class of the pipeline's own errors."""
+
+
+class ConfigurationError(Conus404Error):
+    """A setting or flag is invalid; the message names it and the accepted values (exit code 2)."""
+
+
+class CatalogError(Conus404Error):
+    """The STAC catalogue or the token service could not be read."""
+
+    def __init__(self, message: str, url: str, status_code: int | None = None) -> None:
+        self.url = url
+        self.status_code = status_code
+        status = f" (HTTP {status_code})" if status_code else ""
+        super().__init__(f"{message}{status}: {url}")
+
+
+class AuthenticationError(Conus404Error):
+    """Blob storage refused the credential (HTTP 403): the SAS token is missing, wrong or expired."""
+
+    def __init__(self, url: str, status_code: int | None, error_code: str | None) -> None:
+        self.url = url
+        self.status_code = status_code
+        self.error_code = error_code
+        super().__init__(
+            f"storage refused the credential for {url} (HTTP {status_code}, {error_code or 'no error code'}); "
+            "re-sign the asset: the SAS token is missing, wrong or expired"
+        )
+
+
+class SourceLayoutError(Conus404Error):
+    """The store opened but is not a CONUS404 store (no variables, wrong dimensions, ...)."""

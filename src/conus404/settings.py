@@ -1,0 +1,155 @@
+"""Run settings: ``src/config.py`` first, then environment variables, then command-line flags.
+
+``Settings`` is the one typed object the rest of the code reads; every check of a user's value
+lives here and fails with a :class:`ConfigurationError` that names the value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from conus404.exceptions import ConfigurationError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PLANETARY_COMPUTER = "planetary-computer"
+STAC_URL_ENV = "CONUS404_STAC_URL"
+SAS_URL_ENV = "PC_SDK_SAS_URL"  # the planetary-computer SDK reads the same variable
+_VARIABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    start_date: dt.date
+    end_date: dt.date
+    variables: tuple[str, ...]
+    aggregation_hints: Mapping[str, bool] = field(default_factory=dict)  # seed's True=mean/False=sum
+    max_processes: int = 2
+    data_dir: Path = PROJECT_ROOT / "data"
+    source: str = PLANETARY_COMPUTER
+    stac_url: str = "https://planetarycomputer.microsoft.com/api/stac/v1"
+    sas_url: str = "https://planetarycomputer.microsoft.com/api/sas/v1/token"
+    collection: str = "conus404"
+    asset: str = "zarr-abfs"
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def days(self) -> list[dt.date]:
+        n = (self.end_date - self.start_date).days + 1
+        return [self.start_date + dt.timedelta(days=i) for i in range(n)]
+
+    @property
+    def uses_planetary_computer(self) -> bool:
+        return self.source == PLANETARY_COMPUTER
+
+
+def parse_date(value: str, what: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ConfigurationError(f"{what} {value!r} is not a date of the form YYYY-MM-DD") from None
+
+
+def parse_variables(value: str | list[str] | tuple[str, ...], what: str = "variables") -> tuple[str, ...]:
+    names = [v.strip() for v in value.split(",")] if isinstance(value, str) else [str(v).strip() for v in value]
+    names = [n for n in names if n]
+    if not names:
+        raise ConfigurationError(f"{what} is empty: name at least one variable, e.g. T2,PREC_ACC_NC")
+    bad = [n for n in names if not _VARIABLE_NAME.match(n)]
+    if bad:
+        raise ConfigurationError(f"{what}: {', '.join(map(repr, bad))} is not a variable name")
+    return tuple(dict.fromkeys(names))  # drop repeats, keep order
+
+
+def parse_max_processes(value: Any) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigurationError(f"max processes {value!r} is not a whole number") from None
+    if not 1 <= number <= 64:
+        raise ConfigurationError(f"max processes {number} is out of range: use 1 to 64")
+    return number
+
+
+def _absolute(path: str | Path) -> Path:
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from a config module (or mapping of its names), with environment overrides."""
+    values = config if isinstance(config, Mapping) else vars(config)
+    env = os.environ if env is None else env
+    hints = dict(values.get("VARIABLE_AGG_MAP", {}))
+    if not all(isinstance(v, bool) for v in hints.values()):
+        raise ConfigurationError("VARIABLE_AGG_MAP values must be True (mean) or False (sum)")
+    settings = Settings(
+        start_date=parse_date(values.get("START_DATE", ""), "START_DATE"),
+        end_date=parse_date(values.get("END_DATE", ""), "END_DATE"),
+        variables=parse_variables(values.get("VARIABLES") or list(hints), "VARIABLE_AGG_MAP"),
+        aggregation_hints=hints,
+        max_processes=parse_max_processes(values.get("MAX_CONCURRENT_PROCESSES", 2)),
+        data_dir=_absolute(values.get("DATA_DIR", "data")),
+        source=str(values.get("SOURCE", PLANETARY_COMPUTER)),
+        stac_url=env.get(STAC_URL_ENV) or values.get("STAC_URL", Settings.stac_url),
+        sas_url=env.get(SAS_URL_ENV) or values.get("SAS_URL", Settings.sas_url),
+        collection=values.get("COLLECTION", Settings.collection),
+        asset=values.get("ASSET", Settings.asset),
+        storage_options=dict(values.get("STORAGE_OPTIONS", {})),
+    )
+    return check(settings)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every entry script shares; each overrides the matching config.py value."""
+    group = parser.add_argument_group("settings (override src/config.py)")
+    group.add_argument("--start", metavar="YYYY-MM-DD", help="first UTC day (START_DATE)")
+    group.add_argument("--end", metavar="YYYY-MM-DD", help="last UTC day, inclusive (END_DATE)")
+    group.add_argument("--variables", metavar="T2,PREC_ACC_NC,...", help="comma-separated variables")
+    group.add_argument("--source", metavar="NAME_OR_URL", help="planetary-computer, or a Zarr URL or path")
+    group.add_argument("--data-dir", metavar="DIR", help="where data/ lives (DATA_DIR)")
+    group.add_argument("--max-processes", metavar="N", help="day workers at once (MAX_CONCURRENT_PROCESSES)")
+
+
+def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
+    changes: dict[str, Any] = {}
+    if args.start is not None:
+        changes["start_date"] = parse_date(args.start, "--start")
+    if args.end is not None:
+        changes["end_date"] = parse_date(args.end, "--end")
+    if args.variables is not None:
+        changes["variables"] = parse_variables(args.variables, "--variables")
+    if args.source is not None:
+        changes["source"] = args.source.strip()
+    if args.data_dir is not None:
+        changes["data_dir"] = _absolute(args.data_dir)
+    if args.max_processes is not None:
+        changes["max_processes"] = parse_max_processes(args.max_processes)
+    return check(replace(settings, **changes))
+
+
+def check(settings: Settings) -> Settings:
+    if settings.end_date < settings.start_date:
+        raise ConfigurationError(
+            f"the end date {settings.end_date} is before the start date {settings.start_date}"
+        )
+    if not settings.source:
+        raise ConfigurationError("the source is empty: use planetary-computer or a Zarr URL or path")
+    return settings
+
+
+def load(args: argparse.Namespace | None = None, config: ModuleType | Mapping[str, Any] | None = None) -> Settings:
+    """The settings for this run: ``src/config.py``, the environment, then ``args``."""
+    if config is None:
+        import config as user_config  # src/config.py, importable because src/ is on sys.path
+
+        config = user_config
+    settings = from_config(config)
+    return apply_arguments(settings, args) if args is not None else settings

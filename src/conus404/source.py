@@ -1,0 +1,135 @@
+"""Open the CONUS404 store: find it in the STAC catalogue, sign it, open it with xarray.
+
+This is the production code path, unchanged under the emulator:
+    pystac-client -> STAC API -> planetary_computer.sign_inplace -> SAS token endpoint
+    -> adlfs (Azure Blob over HTTPS) -> zarr -> xarray.open_zarr
+Only URLs differ (``Settings.stac_url``, ``Settings.sas_url`` and the asset's own storage options).
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from conus404.exceptions import AuthenticationError, CatalogError, SourceLayoutError
+
+SECRET_OPTION_KEYS = frozenset({"credential", "sas_token", "account_key", "connection_string", "client_secret"})
+
+
+@dataclass(frozen=True)
+class SignedAsset:
+    """A Zarr asset ready to open. ``storage_options`` may hold a SAS token: never log it."""
+
+    href: str
+    storage_options: dict[str, Any] = field(repr=False)
+    open_kwargs: dict[str, Any] = field(default_factory=dict)
+    expiry: dt.datetime | None = None  # when the SAS token stops working (None: no token)
+
+    def redacted_options(self) -> dict[str, Any]:
+        """Storage options safe to log: secrets replaced by a marker."""
+        return {k: ("<redacted>" if k in SECRET_OPTION_KEYS else v) for k, v in self.storage_options.items()}
+
+    def seconds_left(self, now: dt.datetime | None = None) -> float | None:
+        if self.expiry is None:
+            return None
+        return (self.expiry - (now or dt.datetime.now(dt.timezone.utc))).total_seconds()
+
+
+def use_sas_endpoint(sas_url: str) -> None:
+    """Point the planetary-computer SDK at ``sas_url`` (its settings are cached once per process)."""
+    from planetary_computer import sas
+    from planetary_computer.settings import Settings as SdkSettings
+
+    sdk = SdkSettings.get()
+    if sdk.sas_url != sas_url:
+        sdk.sas_url = sas_url
+        sas.TOKEN_CACHE.clear()  # tokens from another endpoint are not for this one
+
+
+def sign_collection_asset(stac_url: str, collection_id: str, asset_key: str, sas_url: str) -> SignedAsset:
+    """Open the STAC API, fetch the collection signed by the PC SDK, and return the asset."""
+    import planetary_computer
+    import pystac_client
+    from pystac_client.exceptions import APIError
+
+    use_sas_endpoint(sas_url)
+    try:
+        catalog = pystac_client.Client.open(stac_url, modifier=planetary_computer.sign_inplace)
+        collection = catalog.get_collection(collection_id)
+    except APIError as exc:
+        raise CatalogError(f"the STAC API refused collection {collection_id!r}", stac_url, exc.status_code) from None
+    except Exception as exc:  # connection refused, DNS, bad JSON: all mean "catalogue unreadable"
+        raise CatalogError(f"cannot read the STAC catalogue ({type(exc).__name__}: {exc})", stac_url) from None
+    asset = collection.assets.get(asset_key)
+    if asset is None:
+        raise CatalogError(
+            f"collection {collection_id!r} has no asset {asset_key!r} (it has {', '.join(collection.assets)})",
+            stac_url,
+        )
+    options = dict(asset.extra_fields.get("xarray:storage_options", {}))
+    open_kwargs = dict(asset.extra_fields.get("xarray:open_kwargs", {}))
+    return SignedAsset(asset.href, options, open_kwargs, _token_expiry(asset.href, options))
+
+
+def _token_expiry(href: str, options: dict[str, Any]) -> dt.datetime | None:
+    """The expiry of the token the SDK just put into ``options`` (it is in the SDK's cache)."""
+    from planetary_computer import sas
+    from planetary_computer.settings import Settings as SdkSettings
+
+    account, container = options.get("account_name"), urlparse(href).netloc
+    token = sas.TOKEN_CACHE.get(f"{SdkSettings.get().sas_url}/{account}/{container}")
+    return token.expiry if token is not None and options.get("credential") == token.token else None
+
+
+def open_dataset(asset: SignedAsset, **kwargs: Any):
+    """``xr.open_zarr`` on the asset; refusals and empty stores become clear errors, not empty data."""
+    import xarray as xr
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
+    _close_storage_clients_before_exit()
+    open_kwargs = {**asset.open_kwargs, **kwargs}
+    try:
+        ds = xr.open_zarr(asset.href, storage_options=asset.storage_options or None, **open_kwargs)
+    except (ClientAuthenticationError, HttpResponseError) as exc:
+        status = getattr(exc, "status_code", None)
+        if status in (401, 403) or isinstance(exc, ClientAuthenticationError):
+            code = getattr(exc, "error_code", None)
+            raise AuthenticationError(asset.href, status, str(getattr(code, "value", code) or "")) from None
+        raise
+    if not ds.data_vars:
+        raise SourceLayoutError(f"{asset.href} opened but lists no variables; is it a CONUS404 Zarr store?")
+    return ds
+
+
+_EXIT_HOOK_REGISTERED = False
+
+
+def _close_storage_clients_before_exit() -> None:
+    """Close adlfs clients at exit while zarr's event loop still runs.
+
+    adlfs closes its Azure clients from weakref finalizers that run at interpreter exit, after
+    zarr's own exit hook has closed the loop they need, which prints "RuntimeError: Loop is not
+    running" into every log. Exit hooks run last-registered-first, so one registered after zarr
+    is imported runs those finalizers in time.
+    """
+    global _EXIT_HOOK_REGISTERED
+    if _EXIT_HOOK_REGISTERED:
+        return
+    import adlfs
+    import zarr.core.sync  # noqa: F401 - registers zarr's exit hook before ours
+
+    def close_clients() -> None:
+        for finalizer in list(weakref.finalize._registry):  # type: ignore[attr-defined]
+            target = finalizer.peek()
+            if target is not None and isinstance(target[0], adlfs.AzureBlobFileSystem):
+                try:
+                    finalizer()
+                except Exception:  # a client that cannot close cleanly at exit is harmless
+                    pass
+
+    atexit.register(close_clients)
+    _EXIT_HOOK_REGISTERED = True

@@ -1,0 +1,51 @@
+# Sourced by ./run_pipeline.sh and ./run_tests.sh: make .venv and the emulator's node packages
+# match the pinned requirements and lock file, installing only what changed.
+# Needs: python3 (3.11+) with venv; npm only for the emulator (tests, --demo).
+
+PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$PROJECT_ROOT/.venv"
+PYTHON="$VENV/bin/python"
+EMULATOR_NODE_DIR="$PROJECT_ROOT/src/conus404/emulator"
+
+_say() { echo "[setup] $*" >&2; }
+
+_hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+ensure_venv() {
+    local want stamp="$VENV/.requirements.sha256"
+    want="$(_hash_of "$PROJECT_ROOT/requirements.txt" "$PROJECT_ROOT/requirements-dev.txt")"
+    if [ -x "$PYTHON" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return 0
+    fi
+    if ! command -v python3 >/dev/null 2>&1; then
+        _say "error: python3 is not installed; install Python 3.11 or newer"; return 1
+    fi
+    if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        _say "error: $(python3 -V 2>&1) is too old; Python 3.11 or newer is needed"; return 1
+    fi
+    if [ ! -x "$PYTHON" ]; then
+        _say "creating $VENV"
+        python3 -m venv "$VENV" || { _say "error: python3 -m venv failed (on Debian: apt-get install python3-venv)"; return 1; }
+    fi
+    _say "installing the pinned Python packages (requirements.txt changed or first run; about a minute)"
+    if ! "$PYTHON" -m pip install --quiet --disable-pip-version-check -r "$PROJECT_ROOT/requirements-dev.txt"; then
+        _say "error: pip could not install requirements-dev.txt (see the messages above)"; return 1
+    fi
+    echo "$want" > "$stamp"
+}
+
+ensure_emulator_packages() {
+    local want stamp="$EMULATOR_NODE_DIR/node_modules/.package-lock.sha256"
+    want="$(_hash_of "$EMULATOR_NODE_DIR/package-lock.json")"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        _say "error: npm is not installed; the local emulator needs Node.js 20+ and npm"; return 1
+    fi
+    _say "installing the emulator's node packages (npm ci; about half a minute)"
+    if ! (cd "$EMULATOR_NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error >&2); then
+        _say "error: npm ci failed in $EMULATOR_NODE_DIR (see the messages above)"; return 1
+    fi
+    echo "$want" > "$stamp"
+}

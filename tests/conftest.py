@@ -1,0 +1,134 @@
+"""Shared fixtures: a loopback-only network guard, TLS trust for the emulator, the emulator itself.
+
+aiohttp builds its TLS context when it is imported, so the emulator's throw-away CA must be in
+SSL_CERT_FILE before any test module imports adlfs: that is why it is made here, at import time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conus404.emulator.tls import make_tls_files
+
+_TLS_DIR = Path(tempfile.mkdtemp(prefix="conus404-tests-tls-"))
+TLS = make_tls_files(_TLS_DIR)
+os.environ.update(TLS.client_env())
+os.environ.pop("PC_SDK_SUBSCRIPTION_KEY", None)
+# Never fall back to the real Planetary Computer, nor to ~/.planetarycomputer/settings.env.
+os.environ["PC_SDK_SAS_URL"] = "http://127.0.0.1:9/unset-by-tests"
+os.environ["CONUS404_STAC_URL"] = "http://127.0.0.1:9/unset-by-tests"
+
+
+# -- nothing leaves the machine ---------------------------------------------------------------
+class NonLoopbackConnection(AssertionError):
+    pass
+
+
+def _check_address(address: object) -> None:
+    if isinstance(address, tuple) and address:
+        host = address[0]
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            if host == "localhost":
+                return
+            raise NonLoopbackConnection(f"a test tried to reach {host!r}: tests talk only to 127.0.0.1") from None
+        if not ip.is_loopback:
+            raise NonLoopbackConnection(f"a test tried to reach {host}: tests talk only to 127.0.0.1")
+
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        _check_address(address)
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        _check_address(address)
+    return _real_connect_ex(self, address)
+
+
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+
+
+# -- no process outlives the tests ------------------------------------------------------------
+def live_children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of live processes whose parent is ``pid``."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                out.append((int(entry.name), cmd.strip()))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def processes_mentioning(text: str) -> list[tuple[int, str]]:
+    """Live processes whose command line contains ``text``."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmd:
+                out.append((int(entry.name), cmd.strip()))
+    return out
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leftovers = live_children(os.getpid())
+    if leftovers:
+        print("\nERROR: the tests left processes running:", *leftovers, sep="\n  ")
+        session.exitstatus = 1
+    shutil.rmtree(_TLS_DIR, ignore_errors=True)
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def tls_files():
+    return TLS
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    """A running emulator serving a small two-day PC-layout store as collection ``conus404``."""
+    from conus404.emulator.stack import EmulatorStack
+    from conus404.emulator.synthetic_store import StoreSpec
+
+    stack = EmulatorStack(tmp_path_factory.mktemp("emulator"), tls=TLS).start()
+    try:
+        stack.add_store(StoreSpec.for_days("2021-01-01", 2, ny=24, nx=32))
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def fresh_sdk():
+    """Forget the planetary-computer SDK's cached tokens (per-process state) around a test."""
+    from planetary_computer import sas
+
+    sas.TOKEN_CACHE.clear()
+    yield
+    sas.TOKEN_CACHE.clear()
