@@ -100,16 +100,19 @@ def coszen(ctx: GridContext, hour: int) -> np.ndarray:
 def t2(ctx: GridContext, hour: int) -> np.ndarray:
     lat, lon = ctx.latlon
     hod, doy = _utc(hour)
-    seasonal = -11.0 * np.cos(2 * np.pi * (doy - 15.0) / 365.2425)  # coldest mid-January
+    # annual means from ~300 K in the tropics to ~280 K at 55 N; seasons stronger poleward
+    seasonal = -0.3 * np.clip(lat - 15.0, 2.0, None) * np.cos(2 * np.pi * (doy - 15.0) / 365.2425)
     local_hour = (hod + lon / 15.0) % 24.0
     diurnal = 6.0 * np.cos(2 * np.pi * (local_hour - 15.0) / 24.0)  # warmest mid-afternoon
-    base = 289.0 - 0.7 * (lat - 38.0) - 0.0065 * ctx.terrain_m
+    base = 300.0 - 0.55 * (lat - 18.0) - 0.0065 * ctx.terrain_m
     return base + seasonal + diurnal + ctx.waves("T2", hour, amplitude=3.0) + ctx.noise("T2", hour, 0.3)
 
 
 def td2(ctx: GridContext, hour: int) -> np.ndarray:
-    depression = 5.0 + ctx.waves("TD2", hour, amplitude=3.0) + ctx.noise("TD2", hour, 0.3)
-    return t2(ctx, hour) - np.clip(depression, 0.0, None)  # saturated air at most: TD2 <= T2
+    temperature = t2(ctx, hour)
+    drier_when_hot = 0.3 * np.clip(temperature - 290.0, 0.0, None)
+    depression = 4.0 + drier_when_hot + ctx.waves("TD2", hour, amplitude=3.0) + ctx.noise("TD2", hour, 0.3)
+    return temperature - np.clip(depression, 0.0, None)  # saturated air at most: TD2 <= T2
 
 
 def psfc(ctx: GridContext, hour: int) -> np.ndarray:
@@ -144,7 +147,7 @@ def glw(ctx: GridContext, hour: int) -> np.ndarray:
 def prec_acc_nc(ctx: GridContext, hour: int) -> np.ndarray:
     """Precipitation (mm) in the hour ending at ``hour``: zero over most of the domain."""
     storm = ctx.waves("PRECIP", hour, amplitude=1.0) + ctx.noise("PRECIP", hour, 0.15)
-    return np.clip(storm - 1.0, 0.0, None) * 6.0
+    return np.clip(storm - 1.2, 0.0, None) * 4.0
 
 
 def _frozen_fraction(ctx: GridContext, hour: int) -> np.ndarray:

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Move every log under logs/ into a new timestamped folder archive/logs_YYYYmmdd_HHMMSS/.
+#   ./archive_logs.sh
+#   ./archive_logs.sh --help
+# Refuses while a pipeline run from this checkout is active (it is still writing its logs).
+set -euo pipefail
+cd "$(dirname "$0")"
+case "${1:-}" in
+    -h|--help) sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    "") ;;
+    *) echo "archive_logs.sh: unknown option '$1' (see ./archive_logs.sh --help)" >&2; exit 2 ;;
+esac
+source src/run_state.sh
+if pgid="$(active_run_pgid)"; then
+    echo "archive_logs.sh: a pipeline run is active (process group $pgid); archive after it ends" >&2
+    exit 1
+fi
+mapfile -t entries < <(find logs -mindepth 1 -maxdepth 1 ! -name .gitkeep ! -name pipeline.pid | sort)
+if [ "${#entries[@]}" -eq 0 ]; then
+    echo "Nothing to archive: logs/ is empty."
+    exit 0
+fi
+dest="archive/logs_$(date -u +%Y%m%d_%H%M%S)"
+while [ -e "$dest" ]; do dest="${dest}_1"; done
+mkdir -p "$dest"
+mv -- "${entries[@]}" "$dest/"
+echo "Moved ${#entries[@]} item(s) from logs/ to $dest/"

@@ -1,0 +1,124 @@
+"""The operator's shell scripts, each run in a scratch copy of the project."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conus404.processes import start_process_group, stop_process_group
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ["run_pipeline.sh", "run_tests.sh", "kill_all.sh", "clean_data.sh", "archive_logs.sh"]
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A scratch project folder with the operator scripts and the shell helpers they source."""
+    for name in ["kill_all.sh", "clean_data.sh", "archive_logs.sh"]:
+        shutil.copy2(ROOT / name, tmp_path / name)
+    (tmp_path / "src").mkdir()
+    shutil.copy2(ROOT / "src" / "run_state.sh", tmp_path / "src" / "run_state.sh")
+    for d in ["logs", "archive", "data/unprocessed/daily"]:
+        (tmp_path / d).mkdir(parents=True)
+    return tmp_path
+
+
+def _run(project: Path, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(project / argv[0]), *argv[1:]], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_has_help_and_refuses_unknown_options(script):
+    ok = subprocess.run([str(ROOT / script), "--help"], capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0 and script.split(".")[0] in ok.stdout.replace("_", "_")
+    if script != "run_tests.sh":  # run_tests.sh hands other arguments to pytest
+        bad = subprocess.run([str(ROOT / script), "--frobnicate"], capture_output=True, text=True, timeout=30)
+        assert bad.returncode == 2
+        assert bad.stderr.strip().count("\n") == 0 and "--frobnicate" in bad.stderr
+
+
+def test_scripts_are_executable_in_git():
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    listing = subprocess.run(["git", "ls-files", "-s", *SCRIPTS, ".ci/run"], cwd=ROOT, capture_output=True, text=True, check=True)
+    modes = {line.split()[3]: line.split()[0] for line in listing.stdout.splitlines()}
+    assert modes == {name: "100755" for name in [*SCRIPTS, ".ci/run"]}
+
+
+def test_kept_folders_exist_in_git():
+    for folder in ["data", "logs", "archive"]:
+        assert (ROOT / folder / ".gitkeep").exists()
+
+
+def test_archive_logs_moves_logs_into_a_timestamped_folder(project):
+    (project / "logs" / "driver_main_run.log").write_text("run 1\n")
+    (project / "logs" / "subprocesses").mkdir()
+    (project / "logs" / "subprocesses" / "download_20210101.log").write_text("day\n")
+    result = _run(project, "archive_logs.sh")
+    assert result.returncode == 0, result.stderr
+    [dest] = list((project / "archive").iterdir())
+    assert dest.name.startswith("logs_")
+    assert (dest / "driver_main_run.log").read_text() == "run 1\n"
+    assert (dest / "subprocesses" / "download_20210101.log").exists()
+    assert list((project / "logs").iterdir()) == []
+    assert "Nothing to archive" in _run(project, "archive_logs.sh").stdout
+
+
+def test_clean_data_asks_first_and_deletes_only_with_consent(project):
+    daily = project / "data" / "unprocessed" / "daily"
+    (daily / "conus404_daily_20210101.nc").write_bytes(b"x")
+    refused = _run(project, "clean_data.sh")  # no terminal, no --yes
+    assert refused.returncode == 1 and "--yes" in refused.stderr
+    assert (daily / "conus404_daily_20210101.nc").exists()
+    done = _run(project, "clean_data.sh", "--yes")
+    assert done.returncode == 0 and "Deleted 1 file" in done.stdout
+    assert list(daily.iterdir()) == []
+
+
+def _alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_kill_all_stops_the_recorded_run_of_this_checkout_only(project):
+    ours = start_process_group(["bash", "-c", "sleep 300 & wait", str(project / "src" / "driver.py")], project / "ours.log")
+    foreign = start_process_group(["bash", "-c", "sleep 300 & wait", "/elsewhere/driver.py"], project / "foreign.log")
+    # reap the leader as soon as it exits, as the real run's parent does (a zombie still "exists")
+    reaper = threading.Thread(target=ours.wait, daemon=True)
+    reaper.start()
+    try:
+        (project / "logs" / "pipeline.pid").write_text(f"{foreign.pid}\n")
+        result = _run(project, "kill_all.sh")
+        assert result.returncode == 0 and "nothing to stop" not in result.stdout
+        assert _alive(foreign.pid), "a process group that is not this checkout's run is never touched"
+
+        (project / "logs" / "pipeline.pid").write_text(f"{ours.pid}\n")
+        assert _run(project, "clean_data.sh", "--yes").returncode == 1, "no cleaning during a run"
+        result = _run(project, "kill_all.sh")
+        assert result.returncode == 0 and "Stopped" in result.stdout
+        deadline = time.monotonic() + 10
+        while _alive(ours.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(ours.pid)
+        assert not (project / "logs" / "pipeline.pid").exists()
+    finally:
+        stop_process_group(ours)
+        stop_process_group(foreign)
+
+
+def test_the_network_guard_refuses_non_loopback_addresses():
+    import socket
+
+    from tests.conftest import NonLoopbackConnection
+
+    with socket.socket() as sock, pytest.raises(NonLoopbackConnection):
+        sock.connect(("192.0.2.1", 443))  # TEST-NET-1: never routed, and never attempted

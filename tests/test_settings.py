@@ -1,0 +1,87 @@
+"""Settings: config.py values, environment overrides, flag overrides, and clear refusals."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+import pytest
+
+from conus404 import settings
+from conus404.exceptions import ConfigurationError
+
+CONFIG = {
+    "START_DATE": "2021-01-01",
+    "END_DATE": "2021-01-03",
+    "VARIABLE_AGG_MAP": {"T2": True, "PREC_ACC_NC": False},
+    "MAX_CONCURRENT_PROCESSES": 3,
+    "DATA_DIR": "data",
+}
+
+
+def _flags(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    settings.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_config_values_and_planetary_computer_defaults():
+    s = settings.from_config(CONFIG, env={})
+    assert s.start_date == dt.date(2021, 1, 1) and s.end_date == dt.date(2021, 1, 3)
+    assert s.days == [dt.date(2021, 1, 1), dt.date(2021, 1, 2), dt.date(2021, 1, 3)]
+    assert s.variables == ("T2", "PREC_ACC_NC")
+    assert s.aggregation_hints == {"T2": True, "PREC_ACC_NC": False}
+    assert s.max_processes == 3
+    assert s.data_dir == settings.PROJECT_ROOT / "data"
+    assert s.uses_planetary_computer
+    assert s.stac_url == "https://planetarycomputer.microsoft.com/api/stac/v1"
+    assert s.sas_url == "https://planetarycomputer.microsoft.com/api/sas/v1/token"
+    assert (s.collection, s.asset) == ("conus404", "zarr-abfs")
+
+
+def test_the_shipped_config_file_loads():
+    import config
+
+    s = settings.from_config(config, env={})
+    assert s.start_date <= s.end_date and s.variables
+
+
+def test_environment_points_the_pipeline_at_another_stac_and_sas():
+    env = {"CONUS404_STAC_URL": "http://127.0.0.1:1/api/stac/v1", "PC_SDK_SAS_URL": "http://127.0.0.1:1/api/sas/v1/token"}
+    s = settings.from_config(CONFIG, env=env)
+    assert (s.stac_url, s.sas_url) == (env["CONUS404_STAC_URL"], env["PC_SDK_SAS_URL"])
+
+
+def test_flags_override_config(tmp_path):
+    s = settings.apply_arguments(
+        settings.from_config(CONFIG, env={}),
+        _flags("--start", "2020-02-28", "--end", "2020-03-01", "--variables", "T2, Q2,T2",
+               "--max-processes", "5", "--data-dir", str(tmp_path), "--source", "/some/store.zarr"),
+    )
+    assert s.days == [dt.date(2020, 2, 28), dt.date(2020, 2, 29), dt.date(2020, 3, 1)]
+    assert s.variables == ("T2", "Q2")
+    assert s.max_processes == 5 and s.data_dir == tmp_path
+    assert s.source == "/some/store.zarr" and not s.uses_planetary_computer
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--start", "2021-13-01"), "'2021-13-01' is not a date"),
+        (("--end", "yesterday"), "'yesterday' is not a date"),
+        (("--start", "2021-02-01", "--end", "2021-01-31"), "before the start date"),
+        (("--max-processes", "0"), "out of range"),
+        (("--max-processes", "two"), "'two' is not a whole number"),
+        (("--variables", " , "), "is empty"),
+        (("--variables", "T2,2BAD"), "'2BAD' is not a variable name"),
+        (("--source", " "), "source is empty"),
+    ],
+)
+def test_bad_values_are_refused_with_the_value_named(argv, message):
+    with pytest.raises(ConfigurationError, match=message):
+        settings.apply_arguments(settings.from_config(CONFIG, env={}), _flags(*argv))
+
+
+def test_aggregation_hints_must_be_booleans():
+    with pytest.raises(ConfigurationError, match="True .mean. or False .sum."):
+        settings.from_config({**CONFIG, "VARIABLE_AGG_MAP": {"T2": "mean"}}, env={})
