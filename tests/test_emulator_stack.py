@@ -73,7 +73,7 @@ def test_token_is_a_read_list_container_sas(emulator):
     query = parse_qs(body["token"])
     assert query["sp"] == ["rl"] and query["sr"] == ["c"] and "sig" in query
     expiry = dt.datetime.fromisoformat(body["msft:expiry"].replace("Z", "+00:00"))
-    assert abs((expiry - dt.datetime.now(dt.timezone.utc)).total_seconds() - 3600) < 60
+    assert abs((expiry - dt.datetime.now(dt.UTC)).total_seconds() - 3600) < 60
 
 
 def _tampered(asset: source.SignedAsset, **changes) -> source.SignedAsset:

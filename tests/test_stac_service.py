@@ -40,7 +40,7 @@ def test_pystac_client_opens_the_catalogue_and_collection(service):
         "account_name": "azureopendatastorage", "account_host": ACCOUNT.host,
     }
     assert asset.extra_fields["xarray:open_kwargs"] == {"consolidated": True}
-    assert collection.extent.temporal.intervals[0][0] == dt.datetime(2021, 1, 1, tzinfo=dt.timezone.utc)
+    assert collection.extent.temporal.intervals[0][0] == dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
 
 
 def test_collection_keeps_the_real_variable_metadata(service):
@@ -57,7 +57,7 @@ def test_token_has_pc_shape_and_lifetime(service):
     body = _get(f"{service.sas_url}/azureopendatastorage/noaa")
     assert set(body) == {"msft:expiry", "token"}
     expiry = dt.datetime.fromisoformat(body["msft:expiry"].replace("Z", "+00:00"))
-    left = (expiry - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    left = (expiry - dt.datetime.now(dt.UTC)).total_seconds()
     assert 44 * 60 < left <= 45 * 60
     query = parse_qs(body["token"])
     assert query["sp"] == ["rl"] and query["sr"] == ["c"]

@@ -36,7 +36,7 @@ class SignedAsset:
     def seconds_left(self, now: dt.datetime | None = None) -> float | None:
         if self.expiry is None:
             return None
-        return (self.expiry - (now or dt.datetime.now(dt.timezone.utc))).total_seconds()
+        return (self.expiry - (now or dt.datetime.now(dt.UTC))).total_seconds()
 
 
 def use_sas_endpoint(sas_url: str) -> None:

@@ -154,7 +154,7 @@ class StacSasService:
         )
         if account is None or container not in account.containers:
             return None
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         expiry = now + self.token_lifetime
         sas = generate_container_sas(
             account.name,

@@ -59,7 +59,7 @@ def make_tls_files(directory: Path, valid_days: int = 7) -> TlsFiles:
     """Create a CA and a leaf certificate for 127.0.0.1/localhost under ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     not_before, not_after = now - dt.timedelta(hours=1), now + dt.timedelta(days=valid_days)
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
