@@ -21,6 +21,13 @@ VARIABLE_AGG_MAP = {
     "PREC_ACC_NC": False,  # precipitation accumulated over the prior 60 minutes, mm
 }
 
+# Extra daily statistics besides each variable's own (mean or total), e.g. {"T2": ["min", "max"]}
+# -> T2_min, T2_max from the 24 hourly values. Also --statistics "T2:min,max".
+EXTRA_STATISTICS = {"T2": ["min", "max"]}
+KEEP_HOURLY = False  # also keep each day's hourly records in data/unprocessed/24hours/
+ALLOW_3D = False  # variables with levels (P, TK, QVAPOR, ...) are ~6 GB a day each: opt in
+MAX_NAN_FRACTION = 0.01  # share of missing cells a record or day may have before it fails
+
 # --- How to run -----------------------------------------------------------------------------
 MAX_CONCURRENT_PROCESSES = 2  # day workers running at once
 DATA_DIR = "data"  # relative to the project folder, or absolute

@@ -26,13 +26,14 @@ def temporary_sibling(final_path: Path) -> Iterator[Path]:
     final_path = Path(final_path)
     final_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{final_path.name}.", dir=final_path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; published files get the usual mode
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        _fsync_file(tmp)
+        fsync_file(tmp)
         os.replace(tmp, final_path)
-        _fsync_dir(final_path.parent)
+        fsync_dir(final_path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -48,12 +49,23 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def _fsync_file(path: Path) -> None:
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would, process-wide)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def fsync_file(path: Path) -> None:
     with open(path, "rb+") as handle:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -39,3 +39,14 @@ class AuthenticationError(Conus404Error):
 
 class SourceLayoutError(Conus404Error):
     """The store opened but is not a CONUS404 store (no variables, wrong dimensions, ...)."""
+
+
+class MissingDataError(Conus404Error):
+    """The source lacks records the day needs (a missing hour, or the store ends too early).
+
+    Permanent: retrying cannot make the data appear.
+    """
+
+
+class DataValidationError(Conus404Error):
+    """The day's data failed a quality check; nothing was published. Permanent."""

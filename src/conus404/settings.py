@@ -25,6 +25,13 @@ SAS_URL_ENV = "PC_SDK_SAS_URL"  # the planetary-computer SDK reads the same vari
 _VARIABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit code 2), not the whole usage text."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 @dataclass(frozen=True)
 class Settings:
     start_date: dt.date
@@ -39,6 +46,10 @@ class Settings:
     collection: str = "conus404"
     asset: str = "zarr-abfs"
     storage_options: Mapping[str, Any] = field(default_factory=dict)
+    statistics: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # extra daily statistics
+    keep_hourly: bool = False
+    allow_3d: bool = False
+    max_nan_fraction: float = 0.01
 
     @property
     def days(self) -> list[dt.date]:
@@ -78,6 +89,37 @@ def parse_max_processes(value: Any) -> int:
     return number
 
 
+def parse_statistics(value: str | Mapping[str, Any], what: str = "statistics") -> dict[str, tuple[str, ...]]:
+    """``"T2:min,max;Q2:max"`` or ``{"T2": ["min", "max"]}`` -> {"T2": ("min", "max")}."""
+    from conus404.aggregation import STATISTICS
+
+    if isinstance(value, str):
+        pairs = {}
+        for part in filter(None, (p.strip() for p in value.split(";"))):
+            name, sep, stats = part.partition(":")
+            if not sep:
+                raise ConfigurationError(f"{what}: {part!r} is not VARIABLE:STAT[,STAT] (e.g. T2:min,max)")
+            pairs[name.strip()] = [s.strip() for s in stats.split(",") if s.strip()]
+        value = pairs
+    out = {}
+    for name, stats in dict(value).items():
+        bad = [s for s in stats if s not in STATISTICS]
+        if bad:
+            raise ConfigurationError(f"{what}: {name}: unknown statistic {', '.join(map(repr, bad))}; use {', '.join(STATISTICS)}")
+        out[str(name)] = tuple(dict.fromkeys(stats))
+    return out
+
+
+def parse_fraction(value: Any, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{what} {value!r} is not a number") from None
+    if not 0.0 <= number <= 1.0:
+        raise ConfigurationError(f"{what} {number} must be between 0 and 1")
+    return number
+
+
 def _absolute(path: str | Path) -> Path:
     path = Path(path).expanduser()
     return path if path.is_absolute() else PROJECT_ROOT / path
@@ -103,35 +145,49 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         collection=values.get("COLLECTION", Settings.collection),
         asset=values.get("ASSET", Settings.asset),
         storage_options=dict(values.get("STORAGE_OPTIONS", {})),
+        statistics=parse_statistics(values.get("EXTRA_STATISTICS", {}), "EXTRA_STATISTICS"),
+        keep_hourly=bool(values.get("KEEP_HOURLY", False)),
+        allow_3d=bool(values.get("ALLOW_3D", False)),
+        max_nan_fraction=parse_fraction(values.get("MAX_NAN_FRACTION", 0.01), "MAX_NAN_FRACTION"),
     )
     return check(settings)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags every entry script shares; each overrides the matching config.py value."""
+def add_arguments(parser: argparse.ArgumentParser, date_range: bool = True) -> None:
+    """The flags the entry scripts share; each overrides the matching config.py value."""
     group = parser.add_argument_group("settings (override src/config.py)")
-    group.add_argument("--start", metavar="YYYY-MM-DD", help="first UTC day (START_DATE)")
-    group.add_argument("--end", metavar="YYYY-MM-DD", help="last UTC day, inclusive (END_DATE)")
-    group.add_argument("--variables", metavar="T2,PREC_ACC_NC,...", help="comma-separated variables")
-    group.add_argument("--source", metavar="NAME_OR_URL", help="planetary-computer, or a Zarr URL or path")
+    if date_range:
+        group.add_argument("--start", metavar="YYYY-MM-DD", help="first UTC day (START_DATE)")
+        group.add_argument("--end", metavar="YYYY-MM-DD", help="last UTC day, inclusive (END_DATE)")
+        group.add_argument("--max-processes", metavar="N", help="day workers at once (MAX_CONCURRENT_PROCESSES)")
+    group.add_argument("--variables", metavar="T2,PREC_ACC_NC,...", help="comma-separated variables (VARIABLE_AGG_MAP)")
+    group.add_argument("--statistics", metavar="T2:min,max;Q2:max", help="extra daily statistics (EXTRA_STATISTICS)")
+    group.add_argument("--source", metavar="NAME_OR_URL", help="planetary-computer, or a Zarr URL or path (SOURCE)")
     group.add_argument("--data-dir", metavar="DIR", help="where data/ lives (DATA_DIR)")
-    group.add_argument("--max-processes", metavar="N", help="day workers at once (MAX_CONCURRENT_PROCESSES)")
+    group.add_argument("--keep-hourly", action="store_true", default=None, help="also keep the hourly records (KEEP_HOURLY)")
+    group.add_argument("--allow-3d", action="store_true", default=None, help="accept variables with levels (ALLOW_3D)")
 
 
 def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
     changes: dict[str, Any] = {}
-    if args.start is not None:
+    if getattr(args, "start", None) is not None:
         changes["start_date"] = parse_date(args.start, "--start")
-    if args.end is not None:
+    if getattr(args, "end", None) is not None:
         changes["end_date"] = parse_date(args.end, "--end")
+    if getattr(args, "max_processes", None) is not None:
+        changes["max_processes"] = parse_max_processes(args.max_processes)
+    if args.statistics is not None:
+        changes["statistics"] = parse_statistics(args.statistics, "--statistics")
+    if args.keep_hourly:
+        changes["keep_hourly"] = True
+    if args.allow_3d:
+        changes["allow_3d"] = True
     if args.variables is not None:
         changes["variables"] = parse_variables(args.variables, "--variables")
     if args.source is not None:
         changes["source"] = args.source.strip()
     if args.data_dir is not None:
         changes["data_dir"] = _absolute(args.data_dir)
-    if args.max_processes is not None:
-        changes["max_processes"] = parse_max_processes(args.max_processes)
     return check(replace(settings, **changes))
 
 

@@ -17,6 +17,9 @@ from urllib.parse import urlparse
 
 from conus404.exceptions import AuthenticationError, CatalogError, SourceLayoutError
 
+# HyTEST renamed WRF's dimensions; the pipeline works in WRF's names whatever the source.
+DIM_ALIASES = {"y": "south_north", "x": "west_east"}
+
 SECRET_OPTION_KEYS = frozenset({"credential", "sas_token", "account_key", "connection_string", "client_secret"})
 
 
@@ -37,6 +40,21 @@ class SignedAsset:
         if self.expiry is None:
             return None
         return (self.expiry - (now or dt.datetime.now(dt.UTC))).total_seconds()
+
+    def to_json(self) -> dict[str, Any]:
+        """For handing to a worker on its standard input (holds the token: never log it)."""
+        expiry = self.expiry.isoformat() if self.expiry else None
+        return {"href": self.href, "storage_options": self.storage_options, "open_kwargs": self.open_kwargs, "expiry": expiry}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SignedAsset:
+        expiry = dt.datetime.fromisoformat(data["expiry"]) if data.get("expiry") else None
+        return cls(data["href"], dict(data.get("storage_options") or {}), dict(data.get("open_kwargs") or {}), expiry)
+
+    @property
+    def public_href(self) -> str:
+        """The href without any query string (where a signed https href carries its token)."""
+        return self.href.split("?", 1)[0]
 
 
 def use_sas_endpoint(sas_url: str) -> None:
@@ -102,6 +120,41 @@ def open_dataset(asset: SignedAsset, **kwargs: Any):
         raise
     if not ds.data_vars:
         raise SourceLayoutError(f"{asset.href} opened but lists no variables; is it a CONUS404 Zarr store?")
+    return ds
+
+
+def open_source(settings, signed: SignedAsset | None = None):
+    """Open the configured source for reading. Returns (dataset, provenance attributes).
+
+    The Planetary Computer is signed here unless the driver already handed over ``signed``;
+    any other source is a Zarr URL or path opened with ``settings.storage_options``.
+    """
+    if settings.uses_planetary_computer:
+        asset = signed or sign_collection_asset(settings.stac_url, settings.collection, settings.asset, settings.sas_url)
+        description = {
+            "source": f"Microsoft Planetary Computer STAC collection {settings.collection!r}, asset {settings.asset!r}",
+            "source_stac_url": settings.stac_url,
+            "source_href": asset.public_href,
+        }
+    else:
+        asset = SignedAsset(settings.source, dict(settings.storage_options), {})
+        description = {"source": "Zarr store", "source_href": asset.public_href}
+    ds = open_dataset(asset, chunks=None)  # no dask: zarr fetches exactly the chunks a read needs
+    return normalise(ds), description
+
+
+def normalise(ds):
+    """Rename HyTEST's y/x to WRF's south_north/west_east and check the CONUS404 layout."""
+    ds = ds.rename_dims({k: v for k, v in DIM_ALIASES.items() if k in ds.dims})
+    ds = ds.drop_vars([name for name in ("x", "y", "crs") if name in ds.variables])
+    problems = []
+    if "time" not in ds.indexes:
+        problems.append("no time coordinate")
+    for name in ("lat", "lon"):
+        if name not in ds.variables or ds[name].dims != ("south_north", "west_east"):
+            problems.append(f"no 2-D {name} on (south_north, west_east)")
+    if problems:
+        raise SourceLayoutError(f"not a CONUS404 layout: {'; '.join(problems)}")
     return ds
 
 

@@ -1,0 +1,119 @@
+"""Daily aggregation rules: which hourly records a day uses, and how they become one value.
+
+Timestamps follow WRF: an instantaneous record at t is the state at t; a "prior 60 minutes"
+record at t is the amount in (t-1h, t]; a running total at t includes everything up to t. Hence
+for UTC day D (the same rules as HyTEST's daily product, with exact running-total differences):
+
+  instantaneous  mean of 00Z..23Z of D            (24 records)
+  prior_hour     sum of 01Z of D .. 00Z of D+1     (24 records: the hours that fall inside D)
+  since_start    v(00Z D+1) - v(00Z D)             (2 records)
+  bucket         same, of AC + I_AC x 1e9          (2 records of each)
+
+NaN propagates: a cell missing in any record is missing in the day (as ``skipna=False``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from conus404.variables import BUCKET_J, VariableClass
+
+STATISTICS = ("mean", "sum", "min", "max")
+
+
+@dataclass(frozen=True)
+class HourWindow:
+    """The hourly records a day of one variable class uses."""
+
+    var_class: VariableClass
+    hours: tuple[pd.Timestamp, ...]
+
+    @property
+    def first(self) -> pd.Timestamp:
+        return self.hours[0]
+
+    @property
+    def last(self) -> pd.Timestamp:
+        return self.hours[-1]
+
+    def describe(self) -> str:
+        """e.g. '2021-01-01T01:00Z..2021-01-02T00:00Z (24 hourly records)'."""
+        fmt = "%Y-%m-%dT%H:%MZ"
+        joiner = " and " if len(self.hours) == 2 else ".."
+        return f"{self.first.strftime(fmt)}{joiner}{self.last.strftime(fmt)} ({len(self.hours)} hourly records)"
+
+
+def day_start(day: dt.date) -> pd.Timestamp:
+    return pd.Timestamp(day.year, day.month, day.day)
+
+
+def hour_window(var_class: VariableClass, day: dt.date) -> HourWindow:
+    start = day_start(day)
+    hour = pd.Timedelta(hours=1)
+    if var_class == VariableClass.INSTANTANEOUS:
+        hours = tuple(start + i * hour for i in range(24))
+    elif var_class == VariableClass.PRIOR_HOUR:
+        hours = tuple(start + i * hour for i in range(1, 25))
+    elif var_class in (VariableClass.SINCE_START, VariableClass.BUCKET):
+        hours = (start, start + 24 * hour)
+    else:
+        raise ValueError(f"{var_class} has no daily aggregation")
+    return HourWindow(var_class, hours)
+
+
+def bucket_total(values: np.ndarray, counter: np.ndarray) -> np.ndarray:
+    """WRF's true radiation total from the bucket value and its reset counter (float64)."""
+    return values.astype(np.float64) + counter.astype(np.float64) * BUCKET_J
+
+
+def daily_value(var_class: VariableClass, hourly: np.ndarray, counter: np.ndarray | None = None) -> np.ndarray:
+    """The day's value from the records of :func:`hour_window` (first axis = time), as float32."""
+    data = hourly.astype(np.float64)
+    if var_class == VariableClass.INSTANTANEOUS:
+        out = data.mean(axis=0)
+    elif var_class == VariableClass.PRIOR_HOUR:
+        out = data.sum(axis=0)
+    elif var_class == VariableClass.SINCE_START:
+        out = data[-1] - data[0]
+    elif var_class == VariableClass.BUCKET:
+        if counter is None:
+            raise ValueError("a bucket variable needs its I_AC counter")
+        total = bucket_total(hourly, counter)
+        out = total[-1] - total[0]
+    else:
+        raise ValueError(f"{var_class} has no daily aggregation")
+    return out.astype(np.float32)
+
+
+def hourly_statistic(statistic: str, hourly: np.ndarray) -> np.ndarray:
+    """min / max / mean / sum over the day's hourly records (NaN propagates), as float32."""
+    reducer = {"min": np.min, "max": np.max, "mean": np.mean, "sum": np.sum}[statistic]
+    return reducer(hourly.astype(np.float64), axis=0).astype(np.float32)
+
+
+def default_statistic(var_class: VariableClass) -> str:
+    """The statistic a class's daily value represents (difference of totals = amount = sum)."""
+    return "mean" if var_class == VariableClass.INSTANTANEOUS else "sum"
+
+
+def cell_methods(statistic: str) -> str:
+    """CF cell_methods for a daily statistic over time."""
+    return {"mean": "time: mean", "sum": "time: sum", "min": "time: minimum", "max": "time: maximum"}[statistic]
+
+
+def output_name(variable: str, statistic: str, var_class: VariableClass) -> str:
+    """The class's own statistic keeps the source name (T2); extra ones get a suffix (T2_max)."""
+    return variable if statistic == default_statistic(var_class) else f"{variable}_{statistic}"
+
+
+def allowed_statistics(var_class: VariableClass) -> tuple[str, ...]:
+    """Extra statistics that make sense for a class (running totals have only their difference)."""
+    if var_class == VariableClass.INSTANTANEOUS:
+        return ("mean", "min", "max")
+    if var_class == VariableClass.PRIOR_HOUR:
+        return ("sum", "max")  # max = the wettest hour
+    return ("sum",)

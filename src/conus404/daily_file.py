@@ -1,0 +1,171 @@
+"""The daily NetCDF file: CF-1.8 layout, atomic publishing, and re-verification.
+
+A file under its final name ``conus404_daily_YYYYMMDD.nc`` is always complete and checked: it
+is written to a temporary sibling, fsynced, re-opened and compared with what was meant to be
+written (a SHA-256 of every field stored in the file), and only then renamed into place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from conus404 import grid
+from conus404.atomic import TEMP_PREFIX, temporary_sibling
+
+FILE_PREFIX = "conus404_daily_"
+FORMAT_VERSION = "1"
+
+
+@dataclass
+class DailyField:
+    name: str
+    values: np.ndarray  # (south_north, west_east), or (level, south_north, west_east), float32
+    attrs: dict[str, Any] = field(default_factory=dict)
+    level_dim: str | None = None  # e.g. "bottom_top" for a variable with levels
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return ("time", *((self.level_dim,) if self.level_dim else ()), "south_north", "west_east")
+
+
+# CF standard names of common surface fields (U10/V10 are grid-relative: CF's x_wind/y_wind).
+STANDARD_NAMES = {
+    "T2": "air_temperature", "TD2": "dew_point_temperature", "Q2": "humidity_mixing_ratio",
+    "PSFC": "surface_air_pressure", "U10": "x_wind", "V10": "y_wind", "WSPD10": "wind_speed",
+    "SWDOWN": "surface_downwelling_shortwave_flux_in_air", "GLW": "surface_downwelling_longwave_flux_in_air",
+}
+
+
+def daily_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / "unprocessed" / "daily"
+
+
+def hourly_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / "unprocessed" / "24hours"
+
+
+def daily_path(data_dir: Path, day: dt.date) -> Path:
+    return daily_dir(data_dir) / f"{FILE_PREFIX}{day:%Y%m%d}.nc"
+
+
+def content_digest(fields: Iterable[tuple[str, np.ndarray]]) -> str:
+    """SHA-256 over the fields' names and float32 bytes, in name order."""
+    digest = hashlib.sha256()
+    for name, values in sorted(fields, key=lambda item: item[0]):
+        digest.update(name.encode() + b"\0")
+        data = np.asarray(values, dtype=np.float32)
+        data = np.where(np.isnan(data), np.float32(np.nan), data)  # one NaN bit pattern, as read back
+        digest.update(np.ascontiguousarray(data).tobytes())
+    return digest.hexdigest()
+
+
+def build_dataset(
+    day: dt.date, lat: np.ndarray, lon: np.ndarray, fields: list[DailyField], provenance: dict[str, Any]
+):
+    """The CF-1.8 dataset of one day: time = 00:00 of the day with bounds to the next 00:00."""
+    import xarray as xr
+
+    start = np.datetime64(day.isoformat(), "ns")
+    end = start + np.timedelta64(1, "D")
+    data_vars: dict[str, Any] = {
+        "time_bnds": (("time", "nv"), np.array([[start, end]])),
+        "crs": ((), np.int32(0), grid.crs_attributes()),
+    }
+    for f in fields:
+        attrs = {**f.attrs, "grid_mapping": "crs"}
+        attrs.setdefault("long_name", attrs.get("description", f.name))
+        base = f.name.split("_")[0] if f.name not in STANDARD_NAMES else f.name
+        if base in STANDARD_NAMES and attrs.get("cell_methods") in ("time: mean", "time: minimum", "time: maximum"):
+            attrs.setdefault("standard_name", STANDARD_NAMES[base])
+        data_vars[f.name] = (f.dims, f.values.astype(np.float32)[None], attrs)
+    coords = {
+        "time": ("time", [start], {"standard_name": "time", "long_name": "start of the UTC day", "bounds": "time_bnds", "axis": "T"}),
+        "lat": (("south_north", "west_east"), lat.astype(np.float32), {"standard_name": "latitude", "units": "degree_north", "long_name": "latitude"}),
+        "lon": (("south_north", "west_east"), lon.astype(np.float32), {"standard_name": "longitude", "units": "degree_east", "long_name": "longitude"}),
+    }
+    attrs = {
+        "Conventions": "CF-1.8",
+        "title": f"CONUS404 daily fields for {day.isoformat()} (UTC)",
+        "conus404_day": day.isoformat(),
+        "conus404_format_version": FORMAT_VERSION,
+        "conus404_variables": " ".join(sorted(f.name for f in fields)),
+        "conus404_data_sha256": content_digest((f.name, f.values) for f in fields),
+        **provenance,
+    }
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _encoding(ds) -> dict[str, dict[str, Any]]:
+    enc: dict[str, dict[str, Any]] = {
+        "time": {"units": "hours since 1979-10-01 00:00:00", "calendar": "proleptic_gregorian", "dtype": "float64"},
+        "time_bnds": {"units": "hours since 1979-10-01 00:00:00", "calendar": "proleptic_gregorian", "dtype": "float64"},
+    }
+    for name, var in ds.data_vars.items():
+        if "south_north" in var.dims:
+            enc[name] = {"zlib": True, "complevel": 4, "shuffle": True, "dtype": "float32", "_FillValue": np.float32(np.nan)}
+    return enc
+
+
+def publish(ds, final_path: Path) -> None:
+    """Write ``ds`` to a temporary sibling, verify the copy on disk, then rename it into place."""
+    expected_day = dt.date.fromisoformat(ds.attrs["conus404_day"])
+    expected_vars = ds.attrs["conus404_variables"].split()
+    with temporary_sibling(final_path) as tmp:
+        ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=_encoding(ds))
+        problem = verify(tmp, expected_day, expected_vars)
+        if problem:
+            raise OSError(f"the daily file did not read back correctly before publishing: {problem}")
+
+
+def verify(path: Path, day: dt.date, variables: Iterable[str] | None = None) -> str | None:
+    """None if ``path`` is a complete daily file of ``day`` (with ``variables``); else what is wrong."""
+    import xarray as xr
+
+    try:
+        with xr.open_dataset(path, engine="netcdf4", decode_times=True) as ds:
+            if ds.attrs.get("conus404_day") != day.isoformat():
+                return f"it is not a daily file of this pipeline for {day}"
+            names = ds.attrs.get("conus404_variables", "").split()
+            if variables is not None and sorted(set(variables)) != sorted(names):
+                return f"it holds {', '.join(names) or 'no variables'}, not {', '.join(sorted(set(variables)))}"
+            if ds["time"].values[0] != np.datetime64(day.isoformat(), "ns"):
+                return "its time is not 00:00 of the day"
+            fields = [(name, ds[name].values[0]) for name in names]
+            if content_digest(fields) != ds.attrs.get("conus404_data_sha256"):
+                return "its data do not match the checksum written with them"
+    except (OSError, ValueError, KeyError, RuntimeError, IndexError) as exc:
+        return f"it cannot be read ({type(exc).__name__}: {exc})"
+    return None
+
+
+def quarantine(path: Path) -> Path:
+    """Move a file that failed verification aside (never delete what may be someone's data)."""
+    target_dir = Path(path).parent / "quarantine"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / f"{Path(path).name}.{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}"
+    os.replace(path, target)
+    return target
+
+
+def remove_stale_temporaries(directory: Path, day: dt.date | None = None) -> list[Path]:
+    """Delete temporaries left by killed writers (of ``day``, or all); returns what was removed."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    pattern = f"{TEMP_PREFIX}{FILE_PREFIX}{day:%Y%m%d}.nc.*" if day else f"{TEMP_PREFIX}*"
+    removed = []
+    for path in directory.glob(pattern):
+        try:
+            os.unlink(path)
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed

@@ -1,0 +1,275 @@
+"""One UTC day end to end: plan, read, aggregate, validate, publish, report.
+
+Variables are processed one at a time so peak memory stays near one variable's day of records.
+Nothing is written under the final name unless every check passed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from conus404 import __version__, aggregation, daily_file, source_commit, validation
+from conus404.atomic import atomic_write_json
+from conus404.exceptions import ConfigurationError, MissingDataError
+from conus404.settings import Settings
+from conus404.variables import (
+    DERIVED,
+    VariableClass,
+    aggregation_rule,
+    builtin_classes,
+    classify,
+    contradicts_hint,
+    counter_name,
+    is_surface_field,
+    suggest,
+)
+
+log = logging.getLogger("conus404.worker")
+
+
+@dataclass(frozen=True)
+class VariablePlan:
+    """How one requested variable becomes daily fields."""
+
+    name: str
+    var_class: VariableClass
+    inputs: tuple[str, ...]  # source variables read (U10, V10 for WSPD10; AC + I_AC for buckets)
+    statistics: tuple[str, ...]  # the class's own first, then extras
+    attrs: dict[str, Any]
+    level_dim: str | None = None  # for variables with levels (only with ALLOW_3D)
+
+
+@dataclass
+class DayResult:
+    date: str
+    status: str  # "published" | "skipped" | "failed"
+    error_class: str | None = None  # None | "transient" | "permanent" | "usage"
+    message: str = ""
+    seconds: float = 0.0
+    bytes_read: int = 0  # decoded bytes of the hourly records read
+    output: str | None = None
+    qc_report: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def output_names(settings: Settings) -> list[str]:
+    """The fields a day's file holds, predictable before the source is opened (for skipping)."""
+    names = []
+    for var in settings.variables:
+        var_class = builtin_classes().get(var, VariableClass.INSTANTANEOUS)
+        default = aggregation.default_statistic(var_class)
+        names.append(var)
+        names += [f"{var}_{s}" for s in settings.statistics.get(var, ()) if s != default]
+    return names
+
+
+def plan_variables(ds, settings: Settings) -> tuple[list[VariablePlan], list[str]]:
+    """Classify each requested variable; refuse unknown, 3-D and counter variables (usage errors)."""
+    plans, warnings = [], []
+    known = set(ds.data_vars) | set(DERIVED)
+    unknown = [v for v in settings.variables if v not in known]
+    if unknown:
+        raise ConfigurationError(
+            "; ".join(f"{v!r} is not a variable of the source{suggest(v, known)}" for v in unknown)
+        )
+    for name in settings.variables:
+        if name in DERIVED:
+            spec = DERIVED[name]
+            missing = [v for v in spec.inputs if v not in ds.data_vars]
+            if missing:
+                raise ConfigurationError(f"{name} needs {', '.join(missing)}, which the source lacks")
+            attrs = {"units": spec.units, "long_name": spec.long_name}
+            var_class, inputs, level_dim = VariableClass.INSTANTANEOUS, spec.inputs, None
+        else:
+            var = ds[name]
+            attrs = dict(var.attrs)
+            if not is_surface_field(tuple(var.dims)) and not settings.allow_3d:
+                raise ConfigurationError(
+                    f"{name} has dimensions {tuple(var.dims)}: one day of it is ~{_day_gib(var):.1f} GiB; "
+                    "set ALLOW_3D (or --allow-3d) to download variables with levels"
+                )
+            var_class = classify(name, attrs)
+            if var_class == VariableClass.BUCKET_COUNTER:
+                raise ConfigurationError(f"{name} is a bucket reset counter, not a quantity: ask for {name[2:]} instead")
+            inputs = (name,)
+            level_dim = next((d for d in var.dims if d not in ("time", "south_north", "west_east")), None)
+            if var_class == VariableClass.BUCKET:
+                counter = counter_name(name)
+                if counter not in ds.data_vars:
+                    raise ConfigurationError(f"{name} resets every 1e9 J m-2 but the source has no {counter} to undo it")
+                inputs = (name, counter)
+        extras = settings.statistics.get(name, ())
+        allowed = aggregation.allowed_statistics(var_class)
+        bad = [s for s in extras if s not in allowed]
+        if bad:
+            raise ConfigurationError(
+                f"{name} is {var_class.value}: statistic {', '.join(bad)} is not defined for it (use {', '.join(allowed)})"
+            )
+        default = aggregation.default_statistic(var_class)
+        statistics = (default, *[s for s in extras if s != default])
+        if name in settings.aggregation_hints:
+            warning = contradicts_hint(var_class, settings.aggregation_hints[name])
+            if warning:
+                warnings.append(f"{name}: {warning}")
+        plans.append(VariablePlan(name, var_class, inputs, statistics, attrs, level_dim))
+    return plans, warnings
+
+
+def _day_gib(var) -> float:
+    per_record = int(np.prod([var.sizes[d] for d in var.dims if d != "time"]))
+    return per_record * var.dtype.itemsize * 24 / 2**30
+
+
+def locate_hours(time_index: pd.DatetimeIndex, window: aggregation.HourWindow, what: str) -> np.ndarray:
+    """Positions of the window's hours in the store's time axis; MissingDataError if any is absent."""
+    wanted = pd.DatetimeIndex(window.hours)
+    positions = np.flatnonzero(time_index.isin(wanted))
+    found = time_index[positions]
+    if found.has_duplicates:
+        dupes = sorted({t.isoformat() for t in found[found.duplicated()]})
+        raise MissingDataError(f"the source repeats the timestamp(s) {', '.join(dupes)} needed by {what}")
+    missing = wanted.difference(found)
+    if len(missing):
+        end = time_index.max()
+        if missing.min() > end:
+            raise MissingDataError(
+                f"the source ends at {end:%Y-%m-%dT%HZ}, but {what} needs records up to {window.last:%Y-%m-%dT%HZ}"
+            )
+        shown = ", ".join(f"{t:%Y-%m-%dT%HZ}" for t in missing[:5])
+        raise MissingDataError(f"the source lacks hourly record(s) {shown} needed by {what}")
+    order = pd.Index(found).get_indexer(wanted)
+    return positions[order]
+
+
+def read_records(ds, name: str, positions: np.ndarray) -> np.ndarray:
+    """The variable's records at ``positions`` (one read of exactly those time chunks)."""
+    return np.asarray(ds[name].isel(time=positions).values)
+
+
+def _field_attrs(plan: VariablePlan, statistic: str, window: aggregation.HourWindow) -> dict[str, Any]:
+    attrs = {k: plan.attrs[k] for k in ("units", "long_name", "description") if k in plan.attrs}
+    attrs["cell_methods"] = aggregation.cell_methods(statistic)
+    attrs["conus404_class"] = plan.var_class.value
+    attrs["conus404_rule"] = aggregation_rule(plan.var_class) if statistic == plan.statistics[0] else (
+        f"the {statistic} of the hourly values"
+    )
+    attrs["conus404_hour_window"] = window.describe()
+    attrs["conus404_source_variables"] = " ".join(plan.inputs)
+    return attrs
+
+
+def aggregate_day(ds, day: dt.date, plans: list[VariablePlan], report: validation.QcReport, hourly_sink=None):
+    """Read, check and aggregate each variable in turn. Returns (fields, bytes read)."""
+    time_index = pd.DatetimeIndex(ds.indexes["time"])
+    grid_shape = (ds.sizes["south_north"], ds.sizes["west_east"])
+    fields: list[daily_file.DailyField] = []
+    daily_by_name: dict[str, np.ndarray] = {}
+    bytes_read = 0
+    for plan in plans:
+        window = aggregation.hour_window(plan.var_class, day)
+        positions = locate_hours(time_index, window, f"{plan.name} of {day}")
+        stamps = [f"{t:%Y-%m-%dT%HZ}" for t in window.hours]
+        records = {name: read_records(ds, name, positions) for name in plan.inputs}
+        bytes_read += sum(r.nbytes for r in records.values())
+        if hourly_sink is not None:
+            hourly_sink(plan, window, records)
+        if plan.name in DERIVED:
+            hourly = np.hypot(*(records[n].astype(np.float64) for n in plan.inputs)).astype(np.float32)
+        else:
+            hourly = records[plan.name]
+            validation.check_units(report, plan.name, plan.attrs.get("units"))
+        validation.check_hourly(report, plan.name, hourly, grid_shape, stamps)
+        counter = records.get(counter_name(plan.name)) if plan.var_class == VariableClass.BUCKET else None
+        report.entry(plan.name).update({"class": plan.var_class.value, "window": window.describe()})
+        for statistic in plan.statistics:
+            if statistic == plan.statistics[0]:
+                values = aggregation.daily_value(plan.var_class, hourly, counter)
+            else:
+                values = aggregation.hourly_statistic(statistic, hourly)
+            out_name = aggregation.output_name(plan.name, statistic, plan.var_class)
+            rounding = 0.0
+            if plan.var_class in (VariableClass.SINCE_START, VariableClass.BUCKET):
+                rounding = 2.0 * float(np.spacing(np.float32(np.nanmax(np.abs(hourly)) if hourly.size else 0.0)))
+            validation.check_daily(report, out_name, plan.var_class, values, plan.name, rounding)
+            daily_by_name[out_name] = values
+            fields.append(daily_file.DailyField(out_name, values, _field_attrs(plan, statistic, window), plan.level_dim))
+        del records, hourly
+    validation.check_dew_point(report, daily_by_name)
+    return fields, bytes_read
+
+
+def provenance(description: dict[str, str], plans: list[VariablePlan]) -> dict[str, str]:
+    return {
+        **description,
+        "history": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} created by the conus404 daily pipeline",
+        "conus404_tool_version": __version__,
+        "conus404_tool_commit": source_commit(),
+        "conus404_created": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}",
+        "conus404_rules": "; ".join(
+            f"{p.name}: {aggregation_rule(p.var_class)}" for p in plans
+        ),
+    }
+
+
+def run_day(
+    day: dt.date,
+    settings: Settings,
+    open_source: Callable[[], tuple[Any, dict[str, str]]],
+    qc_dir: Path,
+    force: bool = False,
+) -> DayResult:
+    """Process ``day``. Raises the pipeline's errors; the caller turns them into a result."""
+    started = time.monotonic()
+    final = daily_file.daily_path(settings.data_dir, day)
+    daily_file.remove_stale_temporaries(final.parent, day)
+    if not force and final.exists():
+        problem = daily_file.verify(final, day, output_names(settings))
+        if problem is None:
+            log.info("%s already published and verified: skipping (--force redoes it)", final.name)
+            return DayResult(day.isoformat(), "skipped", output=str(final), seconds=time.monotonic() - started)
+        moved = daily_file.quarantine(final)
+        log.warning("%s did not verify (%s): moved to %s and redoing the day", final.name, problem, moved)
+
+    ds, description = open_source()
+    plans, warnings = plan_variables(ds, settings)
+    for warning in warnings:
+        log.warning(warning)
+    report = validation.QcReport(day.isoformat(), settings.max_nan_fraction)
+    qc_path = Path(qc_dir) / f"qc_{day:%Y%m%d}.json"
+    hourly = None
+    if settings.keep_hourly:
+        from conus404.hourly_file import HourlyFile
+
+        hourly = HourlyFile(daily_file.hourly_dir(settings.data_dir), day, ds["lat"].values, ds["lon"].values)
+    try:
+        fields, bytes_read = aggregate_day(ds, day, plans, report, hourly.add if hourly else None)
+        report.raise_if_failed()
+        dataset = daily_file.build_dataset(
+            day, ds["lat"].values, ds["lon"].values, fields, provenance(description, plans)
+        )
+        daily_file.publish(dataset, final)
+        if hourly is not None:
+            hourly.publish()
+    except BaseException:
+        atomic_write_json(qc_path, report.as_dict("failed"))
+        if hourly is not None:
+            hourly.discard()
+        raise
+    atomic_write_json(qc_path, report.as_dict("passed"))
+    log.info("published %s (%d fields, %.1f MB read)", final, len(fields), bytes_read / 1e6)
+    return DayResult(
+        day.isoformat(), "published", seconds=time.monotonic() - started, bytes_read=bytes_read,
+        output=str(final), qc_report=str(qc_path), warnings=warnings,
+    )

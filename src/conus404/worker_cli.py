@@ -1,0 +1,93 @@
+"""Command line of the day worker (``src/single_download.py``).
+
+The last line on standard output is always one JSON object describing the outcome, for the
+driver to record; logs go to standard error. Exit codes: 0 published or already valid,
+2 usage error, 3 transient failure (worth retrying), 4 permanent failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from conus404 import settings as settings_mod
+from conus404.exceptions import ConfigurationError
+from conus404.failures import EXIT_CODES, EXIT_DONE, failure_class
+
+log = logging.getLogger("conus404.worker")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = settings_mod.ArgumentParser(
+        prog="single_download.py",
+        description="Download one UTC day of CONUS404, aggregate it to daily values, validate it and "
+        "publish data/unprocessed/daily/conus404_daily_YYYYMMDD.nc atomically.",
+        epilog="Exit codes: 0 published or already valid, 2 usage error, 3 transient failure (retry), "
+        "4 permanent failure. The last line of standard output is a JSON summary.",
+    )
+    parser.add_argument("date", help="the UTC day, YYYY-MM-DD")
+    parser.add_argument("--force", action="store_true", help="redo the day even if its file verifies")
+    parser.add_argument("--qc-dir", type=Path, help="where the QC report goes (default logs/qc)")
+    parser.add_argument(
+        "--signed-asset-stdin", action="store_true",
+        help="read the already-signed asset as JSON from standard input (how the driver hands it over)",
+    )
+    settings_mod.add_arguments(parser, date_range=False)
+    return parser
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("azure", "urllib3", "aiohttp", "fsspec", "adlfs", "pystac_client"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_logging()
+    args = build_parser().parse_args(argv)
+    started = time.monotonic()
+    day_text = args.date
+    try:
+        day = settings_mod.parse_date(args.date, "date")
+        day_text = day.isoformat()
+        settings = settings_mod.load(args)
+        signed = _read_signed_asset() if args.signed_asset_stdin else None
+        from conus404 import source, worker  # heavy imports only once the request is valid
+
+        qc_dir = args.qc_dir or settings_mod.PROJECT_ROOT / "logs" / "qc"
+        result = worker.run_day(day, settings, lambda: source.open_source(settings, signed), qc_dir, args.force)
+        code = EXIT_DONE
+    except Exception as exc:  # every failure becomes one recorded line, never a bare traceback
+        kind = failure_class(exc)
+        if kind == "permanent" and not _is_expected(exc):
+            log.error("unexpected failure:\n%s", traceback.format_exc())
+        log.error("%s failure: %s", kind, exc)
+        from conus404.worker import DayResult
+
+        result = DayResult(day_text, "failed", error_class=kind, message=f"{type(exc).__name__}: {exc}")
+        code = EXIT_CODES[kind]
+    result.seconds = round(time.monotonic() - started, 3)
+    print(json.dumps(result.as_dict(), sort_keys=True), flush=True)
+    return code
+
+
+def _read_signed_asset():
+    from conus404.source import SignedAsset
+
+    try:
+        return SignedAsset.from_json(json.load(sys.stdin))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigurationError(f"--signed-asset-stdin: standard input is not a signed asset ({exc})") from None
+
+
+def _is_expected(exc: BaseException) -> bool:
+    from conus404 import exceptions
+
+    return isinstance(exc, exceptions.Conus404Error)

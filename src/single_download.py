@@ -1,0 +1,9 @@
+#!/usr/bin/env python3
+"""Process one UTC day: download, aggregate, validate, publish. See --help."""
+
+import sys
+
+from conus404.worker_cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
