@@ -96,8 +96,8 @@ def check_hourly(
 ) -> None:
     """Shape, NaN share per record and physical range of one variable's records."""
     entry = report.entry(name)
-    if hourly.shape[1:] != grid_shape:
-        report.fail(f"{name} has grid {hourly.shape[1:]}, expected {grid_shape}")
+    if hourly.shape[-2:] != grid_shape:
+        report.fail(f"{name} has grid {hourly.shape[-2:]}, expected {grid_shape}")
         return
     if np.issubdtype(hourly.dtype, np.floating):
         nan_share = np.isnan(hourly).reshape(hourly.shape[0], -1).mean(axis=1)

@@ -117,7 +117,7 @@ def aggregation_rule(var_class: VariableClass) -> str:
 
 def suggest(name: str, known: list[str] | set[str]) -> str:
     """' (did you mean X, Y?)' for a misspelt name, or ''."""
-    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
     close += [k for k in sorted(known) if k.lower() == name.lower() and k not in close]
     return f" (did you mean {', '.join(close)}?)" if close else ""
 

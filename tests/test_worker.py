@@ -1,0 +1,291 @@
+"""The day worker end to end (src/single_download.py as a process), checked against numpy.
+
+Expected values are computed here, independently, from the synthetic store's hourly data:
+instantaneous = mean of 00..23Z, prior-hour = sum of 01Z..00Z(+1), since-start = difference of
+the two 00Z totals, bucket = the same of AC + I_AC x 1e9.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from conus404.emulator.synthetic_store import Defect, StoreSpec, build_dataset, write_store
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+ALL_CLASSES = "T2,TD2,Q2,PSFC,U10,V10,WSPD10,PREC_ACC_NC,SNOW_ACC_NC,ACSNOM,ACSWDNB"
+
+
+def run_worker(day: str, tmp: Path, *flags: str, env: dict | None = None, stdin: str | None = None):
+    """Run single_download.py; returns (exit code, final JSON line, stderr)."""
+    argv = [sys.executable, str(SRC / "single_download.py"), day, "--data-dir", str(tmp / "data"),
+            "--qc-dir", str(tmp / "qc"), *flags]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})},
+                          input=stdin)
+    lines = proc.stdout.strip().splitlines()
+    result = json.loads(lines[-1]) if lines else None
+    return proc.returncode, result, proc.stderr
+
+
+def daily(tmp: Path, day: str) -> Path:
+    return tmp / "data" / "unprocessed" / "daily" / f"conus404_daily_{day.replace('-', '')}.nc"
+
+
+def expected_daily(hourly: xr.Dataset, day: str) -> dict[str, np.ndarray]:
+    """The aggregation rules, written out directly on the hourly dataset."""
+    d0 = np.datetime64(f"{day}T00")
+    instant = hourly.sel(time=slice(d0, d0 + np.timedelta64(23, "h")))
+    prior = hourly.sel(time=slice(d0 + np.timedelta64(1, "h"), d0 + np.timedelta64(24, "h")))
+    assert instant.sizes["time"] == 24 and prior.sizes["time"] == 24
+    ends = hourly.sel(time=[d0, d0 + np.timedelta64(24, "h")]).astype("float64")
+    out = {}
+    for name in ("T2", "TD2", "Q2", "PSFC", "U10", "V10"):
+        if name in hourly:
+            out[name] = instant[name].astype("float64").mean("time").values
+    if "U10" in hourly:
+        out["WSPD10"] = np.sqrt(instant["U10"].astype("float64") ** 2 + instant["V10"].astype("float64") ** 2).mean("time").values
+    for name in ("PREC_ACC_NC", "SNOW_ACC_NC"):
+        if name in hourly:
+            out[name] = prior[name].astype("float64").sum("time").values
+    if "ACSNOM" in hourly:
+        out["ACSNOM"] = (ends["ACSNOM"][1] - ends["ACSNOM"][0]).values
+    if "I_ACSWDNB" in hourly:
+        total = ends["ACSWDNB"] + ends["I_ACSWDNB"] * 1.0e9
+        out["ACSWDNB"] = (total[1] - total[0]).values
+    elif "ACSWDNB" in hourly:  # HyTEST: already a since-start total
+        out["ACSWDNB"] = (ends["ACSWDNB"][1] - ends["ACSWDNB"][0]).values
+    if "T2" in hourly:
+        out["T2_min"] = instant["T2"].min("time").values
+        out["T2_max"] = instant["T2"].max("time").values
+    return out
+
+
+def assert_matches(path: Path, expected: dict[str, np.ndarray]) -> xr.Dataset:
+    ds = xr.open_dataset(path)
+    for name, values in expected.items():
+        got = ds[name].values[0].astype(np.float64)
+        scale = max(float(np.abs(values).max()), 1.0)
+        np.testing.assert_allclose(got, values, rtol=2e-6, atol=scale * 2e-7, err_msg=name)
+    return ds
+
+
+@pytest.mark.emulator
+def test_planetary_computer_day_through_the_emulator_matches_numpy(emulator, tmp_path):
+    spec = emulator.stores["conus404"]
+    hourly = build_dataset(spec)
+    day = "2021-01-01"
+    # the day must contain a bucket reset somewhere, or the I_AC correction is untested
+    counts = hourly["I_ACSWDNB"].sel(time=[f"{day}T00", "2021-01-02T00"]).values
+    assert (counts[1] > counts[0]).any()
+
+    code, result, err = run_worker(day, tmp_path, "--variables", ALL_CLASSES, "--statistics", "T2:min,max",
+                                   env=emulator.client_env())
+    assert code == 0, err
+    assert result["status"] == "published" and result["error_class"] is None
+    ds = assert_matches(daily(tmp_path, day), expected_daily(hourly, day))
+    # the seed's window (00..23Z) would have given a different precipitation total
+    wrong = hourly["PREC_ACC_NC"].sel(time=slice(f"{day}T00", f"{day}T23")).sum("time").values
+    assert not np.allclose(ds["PREC_ACC_NC"].values[0], wrong)
+    # no secret reached the output, the log or the result line
+    token_marker = "sig="
+    assert token_marker not in json.dumps(dict(ds.attrs)) and token_marker not in err
+    assert token_marker not in json.dumps(result)
+
+
+def test_hytest_layout_gives_the_same_daily_fields(tmp_path):
+    names = ("T2", "TD2", "PREC_ACC_NC", "ACSNOM", "ACSWDNB")
+    spec = StoreSpec.for_days("2021-03-01", 2, ny=20, nx=24, variables=names, layout="hytest", space_chunk=8)
+    store = tmp_path / "hytest.zarr"
+    write_store(spec, str(store))
+    code, result, err = run_worker("2021-03-02", tmp_path, "--source", str(store), "--variables", ",".join(names))
+    assert code == 0, err
+    hourly = xr.open_zarr(store).rename({"y": "south_north", "x": "west_east"}).load()
+    ds = assert_matches(daily(tmp_path, "2021-03-02"), expected_daily(hourly, "2021-03-02"))
+    assert ds["ACSWDNB"].attrs["conus404_class"] == "since_start"  # from HyTEST's integration_length
+    assert ds["T2"].dims == ("time", "south_north", "west_east")
+
+
+def test_output_is_cf_with_bounds_cell_methods_units_and_crs(tmp_path):
+    store = tmp_path / "s.zarr"
+    write_store(StoreSpec.for_days("2021-01-01", 1, ny=10, nx=12), str(store))
+    code, _, err = run_worker("2021-01-01", tmp_path, "--source", str(store),
+                              "--variables", "T2,PREC_ACC_NC,ACSWDNB", "--statistics", "T2:min,max")
+    assert code == 0, err
+    ds = xr.open_dataset(daily(tmp_path, "2021-01-01"))
+    assert ds.attrs["Conventions"] == "CF-1.8"
+    assert ds["time"].values[0] == np.datetime64("2021-01-01T00:00", "ns")
+    assert ds["time"].attrs["bounds"] == "time_bnds"
+    np.testing.assert_array_equal(ds["time_bnds"].values[0], np.array(["2021-01-01", "2021-01-02"], dtype="datetime64[ns]"))
+    assert ds["T2"].attrs["cell_methods"] == "time: mean" and ds["T2"].attrs["units"] == "K"
+    assert ds["T2_max"].attrs["cell_methods"] == "time: maximum"
+    assert ds["PREC_ACC_NC"].attrs["cell_methods"] == "time: sum" and ds["PREC_ACC_NC"].attrs["units"] == "mm"
+    assert ds["PREC_ACC_NC"].attrs["conus404_hour_window"].startswith("2021-01-01T01:00Z..2021-01-02T00:00Z")
+    assert ds["ACSWDNB"].attrs["units"] == "J m-2"
+    assert ds["T2"].dtype == np.float32 and ds["T2"].encoding["zlib"]
+    assert ds["lat"].dims == ("south_north", "west_east")
+    assert ds["T2"].attrs["grid_mapping"] == "crs"
+    assert ds["crs"].attrs["grid_mapping_name"] == "lambert_conformal_conic"
+    assert ds.attrs["source_href"] == str(store) and ds.attrs["conus404_tool_version"]
+
+
+@pytest.mark.parametrize(
+    ("defect", "variables", "message"),
+    [
+        (Defect("missing_hour", "2021-01-01T07"), "T2", "lacks hourly record(s) 2021-01-01T07Z"),
+        (Defect("negative", "2021-01-01T05"), "PREC_ACC_NC", "PREC_ACC_NC at 2021-01-01T05Z has -1.5 mm"),
+        (Defect("nan", "2021-01-01T09", "T2", 0.3), "T2", "% missing (NaN), above the 1.0% allowed"),
+    ],
+)
+def test_planted_defects_fail_permanently_and_publish_nothing(tmp_path, defect, variables, message):
+    store = tmp_path / "s.zarr"
+    write_store(StoreSpec.for_days("2021-01-01", 1, ny=10, nx=12, variables=("T2", "PREC_ACC_NC"), defects=(defect,)), str(store))
+    code, result, err = run_worker("2021-01-01", tmp_path, "--source", str(store), "--variables", variables)
+    assert code == 4, err
+    assert result["status"] == "failed" and result["error_class"] == "permanent"
+    assert message in result["message"]
+    assert not daily(tmp_path, "2021-01-01").exists()
+    assert list(daily(tmp_path, "2021-01-01").parent.glob("*")) == []
+    if defect.kind != "missing_hour":
+        qc = json.loads((tmp_path / "qc" / "qc_20210101.json").read_text())
+        assert qc["status"] == "failed" and message in qc["failures"][0]
+
+
+def test_a_store_ending_at_23z_fails_accumulations_but_not_instantaneous(tmp_path):
+    store = tmp_path / "s.zarr"
+    write_store(StoreSpec(start="2022-09-30T00", hours=24, ny=8, nx=9, variables=("T2", "PREC_ACC_NC")), str(store))
+    code, result, _ = run_worker("2022-09-30", tmp_path, "--source", str(store), "--variables", "PREC_ACC_NC")
+    assert code == 4 and result["error_class"] == "permanent"
+    assert "ends at 2022-09-30T23Z" in result["message"] and "2022-10-01T00Z" in result["message"]
+    assert not daily(tmp_path, "2022-09-30").exists()
+    code, result, err = run_worker("2022-09-30", tmp_path, "--source", str(store), "--variables", "T2", "--statistics", "")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--variables", "T3"), "'T3' is not a variable of the source (did you mean TK, T2?)"),
+        (("--variables", "TK"), "set ALLOW_3D"),
+        (("--variables", "I_ACSWDNB"), "ask for ACSWDNB instead"),
+        (("--variables", "PREC_ACC_NC", "--statistics", "PREC_ACC_NC:min"), "statistic min is not defined"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_clear_message(tmp_path, flags, message):
+    store = tmp_path / "s.zarr"
+    write_store(StoreSpec.for_days("2021-01-01", 1, ny=6, nx=7, variables=("T2", "PREC_ACC_NC", "TK", "ACSWDNB", "I_ACSWDNB")), str(store))
+    code, result, err = run_worker("2021-01-01", tmp_path, "--source", str(store), "--statistics", "", *flags)
+    assert code == 2 and result["error_class"] == "usage"
+    assert message in result["message"]
+    assert "Traceback" not in err
+
+
+def test_a_bad_date_is_one_line_and_exit_2(tmp_path):
+    code, result, err = run_worker("2021-02-30", tmp_path)
+    assert code == 2 and "'2021-02-30' is not a date" in result["message"]
+    assert "Traceback" not in err
+
+
+def test_allowing_3d_keeps_the_levels(tmp_path):
+    store = tmp_path / "s.zarr"
+    write_store(StoreSpec.for_days("2021-01-01", 1, ny=6, nx=7, variables=("TK",), levels=3), str(store))
+    code, _, err = run_worker("2021-01-01", tmp_path, "--source", str(store), "--variables", "TK", "--allow-3d")
+    assert code == 0, err
+    ds = xr.open_dataset(daily(tmp_path, "2021-01-01"))
+    hourly = xr.open_zarr(store).sel(time=slice("2021-01-01T00", "2021-01-01T23"))
+    np.testing.assert_allclose(ds["TK"].values[0], hourly["TK"].astype("float64").mean("time").values, rtol=1e-6)
+    assert ds["TK"].dims == ("time", "bottom_top", "south_north", "west_east")
+
+
+def test_verified_days_are_skipped_forced_days_redone_and_bad_files_kept_aside(tmp_path):
+    store = tmp_path / "s.zarr"
+    write_store(StoreSpec.for_days("2021-01-01", 1, ny=8, nx=9), str(store))
+    args = ("--source", str(store), "--variables", "T2,PREC_ACC_NC")
+    assert run_worker("2021-01-01", tmp_path, *args)[0] == 0
+    path = daily(tmp_path, "2021-01-01")
+    first = path.stat().st_mtime_ns
+    code, result, _ = run_worker("2021-01-01", tmp_path, *args)
+    assert code == 0 and result["status"] == "skipped" and path.stat().st_mtime_ns == first
+    code, result, _ = run_worker("2021-01-01", tmp_path, *args, "--force")
+    assert code == 0 and result["status"] == "published" and path.stat().st_mtime_ns != first
+    # a truncated file under the final name is not trusted: it is moved aside and the day redone
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    code, result, err = run_worker("2021-01-01", tmp_path, *args)
+    assert code == 0 and result["status"] == "published", err
+    [kept] = list((path.parent / "quarantine").iterdir())
+    assert kept.read_bytes() == data[: len(data) // 2]
+    # asking for another variable set redoes the day too
+    code, result, _ = run_worker("2021-01-01", tmp_path, "--source", str(store), "--variables", "T2")
+    assert result["status"] == "published"
+
+
+def test_killing_the_worker_while_it_writes_leaves_no_file_under_the_final_name(tmp_path):
+    store = tmp_path / "s.zarr"
+    names = ("T2", "TD2", "Q2", "PSFC", "U10", "V10", "PREC_ACC_NC", "ACSNOM")
+    write_store(StoreSpec.for_days("2021-01-01", 1, ny=400, nx=500, variables=names), str(store))
+    final = daily(tmp_path, "2021-01-01")
+    killed_mid_write = 0
+    for _ in range(6):
+        proc = subprocess.Popen(
+            [sys.executable, str(SRC / "single_download.py"), "2021-01-01", "--source", str(store), "--force",
+             "--data-dir", str(tmp_path / "data"), "--qc-dir", str(tmp_path / "qc"), "--variables", ",".join(names)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        try:
+            while proc.poll() is None:
+                temps = list(final.parent.glob(".tmp-*")) if final.parent.exists() else []
+                if temps and not final.exists():
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    killed_mid_write += 1
+                    assert not final.exists(), "a killed writer left a file under the final name"
+                    break
+                time.sleep(0.002)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        final.unlink(missing_ok=True)
+        if killed_mid_write >= 2:
+            break
+    assert killed_mid_write >= 1, "never caught the worker mid-write"
+    assert list(final.parent.glob(".tmp-*")), "the killed writer's temporary is still there"
+    # the rerun cleans the stale temporary and publishes a verified file
+    code, result, err = run_worker("2021-01-01", tmp_path, "--source", str(store), "--variables", ",".join(names))
+    assert code == 0 and result["status"] == "published", err
+    assert list(final.parent.glob(".tmp-*")) == []
+
+
+def test_keep_hourly_keeps_exactly_the_records_used(tmp_path):
+    store = tmp_path / "s.zarr"
+    write_store(StoreSpec.for_days("2021-01-01", 1, ny=6, nx=7), str(store))
+    code, _, err = run_worker("2021-01-01", tmp_path, "--source", str(store), "--variables", "T2,PREC_ACC_NC,ACSWDNB", "--keep-hourly")
+    assert code == 0, err
+    hourly = xr.open_dataset(tmp_path / "data" / "unprocessed" / "24hours" / "conus404_hourly_20210101.nc")
+    source = xr.open_zarr(store)
+    np.testing.assert_array_equal(hourly["T2"].values, source["T2"].sel(time=slice("2021-01-01T00", "2021-01-01T23")).values)
+    np.testing.assert_array_equal(hourly["PREC_ACC_NC"].values, source["PREC_ACC_NC"].sel(time=slice("2021-01-01T01", "2021-01-02T00")).values)
+    assert hourly["I_ACSWDNB"].sizes["time_day_ends"] == 2
+
+
+def test_a_contradicting_seed_hint_is_warned_about_and_the_class_wins():
+    import datetime as dt
+
+    from conus404.settings import Settings
+    from conus404.worker import plan_variables
+
+    ds = build_dataset(StoreSpec.for_days("2021-01-01", 1, ny=4, nx=5, variables=("T2", "PREC_ACC_NC")))
+    settings = Settings(dt.date(2021, 1, 1), dt.date(2021, 1, 1), ("T2", "PREC_ACC_NC"),
+                        aggregation_hints={"T2": True, "PREC_ACC_NC": True})
+    plans, warnings = plan_variables(ds, settings)
+    assert [p.statistics[0] for p in plans] == ["mean", "sum"]
+    assert len(warnings) == 1 and warnings[0].startswith("PREC_ACC_NC: VARIABLE_AGG_MAP asks for a mean")
