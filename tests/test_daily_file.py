@@ -1,0 +1,79 @@
+"""Publishing and verification of daily files."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from conus404 import daily_file
+from conus404.grid import grid_latlon
+
+DAY = dt.date(2021, 1, 1)
+
+
+def _dataset(values=None):
+    lat, lon = grid_latlon(4, 5)
+    field = daily_file.DailyField("T2", np.full((4, 5), 280.0, np.float32) if values is None else values,
+                                  {"units": "K", "cell_methods": "time: mean"})
+    return daily_file.build_dataset(DAY, lat, lon, [field], {"source": "test"})
+
+
+def test_published_file_verifies_and_nothing_else_is_left(tmp_path):
+    path = daily_file.daily_path(tmp_path, DAY)
+    daily_file.publish(_dataset(), path)
+    assert daily_file.verify(path, DAY, ["T2"]) is None
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    assert path.stat().st_mode & 0o044, "published files are readable by others as usual"
+
+
+def test_verify_names_what_is_wrong(tmp_path):
+    path = daily_file.daily_path(tmp_path, DAY)
+    daily_file.publish(_dataset(), path)
+    assert "not a daily file of this pipeline for 2021-01-02" in daily_file.verify(path, dt.date(2021, 1, 2))
+    assert "holds T2, not Q2, T2" in daily_file.verify(path, DAY, ["T2", "Q2"])
+    path.write_bytes(path.read_bytes()[:300])
+    assert "cannot be read" in daily_file.verify(path, DAY)
+    foreign = tmp_path / "foreign.nc"
+    import xarray as xr
+
+    xr.Dataset({"x": ("a", [1.0])}).to_netcdf(foreign)
+    assert "not a daily file of this pipeline" in daily_file.verify(foreign, DAY)
+
+
+def test_the_checksum_catches_changed_values(tmp_path):
+    import netCDF4
+
+    path = daily_file.daily_path(tmp_path, DAY)
+    daily_file.publish(_dataset(), path)
+    with netCDF4.Dataset(path, "a") as nc:
+        nc["T2"][0, 1, 1] = 999.0
+    assert "do not match the checksum" in daily_file.verify(path, DAY)
+
+
+def test_nan_cells_survive_the_round_trip(tmp_path):
+    values = np.full((4, 5), 280.0, np.float32)
+    values[0, 0] = np.nan
+    path = daily_file.daily_path(tmp_path, DAY)
+    daily_file.publish(_dataset(values), path)
+    assert daily_file.verify(path, DAY) is None
+
+
+def test_failed_publish_leaves_nothing(tmp_path, monkeypatch):
+    path = daily_file.daily_path(tmp_path, DAY)
+    monkeypatch.setattr(daily_file, "verify", lambda *a, **k: "simulated bad read-back")
+    with pytest.raises(OSError, match="simulated bad read-back"):
+        daily_file.publish(_dataset(), path)
+    assert list(path.parent.iterdir()) == []
+
+
+def test_stale_temporaries_of_a_day_are_removed(tmp_path):
+    d = daily_file.daily_dir(tmp_path)
+    d.mkdir(parents=True)
+    stale = d / ".tmp-conus404_daily_20210101.nc.abc123"
+    other = d / ".tmp-conus404_daily_20210102.nc.xyz"
+    stale.write_bytes(b"half")
+    other.write_bytes(b"half")
+    assert daily_file.remove_stale_temporaries(d, DAY) == [stale]
+    assert other.exists()
