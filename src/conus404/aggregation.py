@@ -72,13 +72,13 @@ def bucket_total(values: np.ndarray, counter: np.ndarray) -> np.ndarray:
 
 def daily_value(var_class: VariableClass, hourly: np.ndarray, counter: np.ndarray | None = None) -> np.ndarray:
     """The day's value from the records of :func:`hour_window` (first axis = time), as float32."""
-    data = hourly.astype(np.float64)
+    # float64 accumulators without a float64 copy of the whole day (memory: one variable's records)
     if var_class == VariableClass.INSTANTANEOUS:
-        out = data.mean(axis=0)
+        out = hourly.mean(axis=0, dtype=np.float64)
     elif var_class == VariableClass.PRIOR_HOUR:
-        out = data.sum(axis=0)
+        out = hourly.sum(axis=0, dtype=np.float64)
     elif var_class == VariableClass.SINCE_START:
-        out = data[-1] - data[0]
+        out = hourly[-1].astype(np.float64) - hourly[0].astype(np.float64)
     elif var_class == VariableClass.BUCKET:
         if counter is None:
             raise ValueError("a bucket variable needs its I_AC counter")
@@ -91,8 +91,10 @@ def daily_value(var_class: VariableClass, hourly: np.ndarray, counter: np.ndarra
 
 def hourly_statistic(statistic: str, hourly: np.ndarray) -> np.ndarray:
     """min / max / mean / sum over the day's hourly records (NaN propagates), as float32."""
-    reducer = {"min": np.min, "max": np.max, "mean": np.mean, "sum": np.sum}[statistic]
-    return reducer(hourly.astype(np.float64), axis=0).astype(np.float32)
+    if statistic in ("min", "max"):
+        return (np.min if statistic == "min" else np.max)(hourly, axis=0).astype(np.float32)
+    reducer = np.mean if statistic == "mean" else np.sum
+    return reducer(hourly, axis=0, dtype=np.float64).astype(np.float32)
 
 
 def default_statistic(var_class: VariableClass) -> str:

@@ -79,10 +79,16 @@ class QcReport:
 
 
 def _finite_extremes(values: np.ndarray) -> tuple[float, float] | None:
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
+    """(min, max) ignoring NaN, without copying the array; None when nothing is finite."""
+    if values.size == 0:
         return None
-    return float(finite.min()), float(finite.max())
+    if np.issubdtype(values.dtype, np.floating):
+        low, high = np.fmin.reduce(values, axis=None), np.fmax.reduce(values, axis=None)
+    else:
+        low, high = values.min(), values.max()
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return None
+    return float(low), float(high)
 
 
 def check_units(report: QcReport, name: str, units: str | None) -> None:

@@ -186,7 +186,7 @@ def aggregate_day(ds, day: dt.date, plans: list[VariablePlan], report: validatio
         if hourly_sink is not None:
             hourly_sink(plan, window, records)
         if plan.name in DERIVED:
-            hourly = np.hypot(*(records[n].astype(np.float64) for n in plan.inputs)).astype(np.float32)
+            hourly = np.hypot(*(records[n] for n in plan.inputs))
         else:
             hourly = records[plan.name]
             validation.check_units(report, plan.name, plan.attrs.get("units"))
