@@ -289,3 +289,23 @@ def test_a_contradicting_seed_hint_is_warned_about_and_the_class_wins():
     plans, warnings = plan_variables(ds, settings)
     assert [p.statistics[0] for p in plans] == ["mean", "sum"]
     assert len(warnings) == 1 and warnings[0].startswith("PREC_ACC_NC: VARIABLE_AGG_MAP asks for a mean")
+
+
+@pytest.mark.emulator
+def test_a_signed_asset_on_stdin_is_used_without_signing_again(emulator, tmp_path, fresh_sdk):
+    from conus404 import source
+
+    service = emulator.service
+    asset = source.sign_collection_asset(service.stac_url, "conus404", "zarr-abfs", service.sas_url)
+    before = dict(service.requests)
+    env = {**emulator.client_env(), "CONUS404_STAC_URL": "http://127.0.0.1:9/nothing-here"}
+    code, result, err = run_worker("2021-01-02", tmp_path, "--variables", "T2,PREC_ACC_NC", "--signed-asset-stdin",
+                                   env=env, stdin=json.dumps(asset.to_json()))
+    assert code == 0 and result["status"] == "published", err
+    assert dict(service.requests) == before, "the worker neither read the catalogue nor asked for a token"
+    assert asset.storage_options["credential"] not in err
+
+
+def test_garbage_on_stdin_is_a_usage_error(tmp_path):
+    code, result, err = run_worker("2021-01-01", tmp_path, "--signed-asset-stdin", stdin="not json")
+    assert code == 2 and "standard input is not a signed asset" in result["message"]
