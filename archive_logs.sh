@@ -15,13 +15,13 @@ if pgid="$(active_run_pgid)"; then
     echo "archive_logs.sh: a pipeline run is active (process group $pgid); archive after it ends" >&2
     exit 1
 fi
-mapfile -t entries < <(find logs -mindepth 1 -maxdepth 1 ! -name .gitkeep ! -name pipeline.pid | sort)
+mapfile -t entries < <(find "$LOG_DIR" -mindepth 1 -maxdepth 1 ! -name .gitkeep ! -name pipeline.pid | sort)
 if [ "${#entries[@]}" -eq 0 ]; then
-    echo "Nothing to archive: logs/ is empty."
+    echo "Nothing to archive: $LOG_DIR is empty."
     exit 0
 fi
 dest="archive/logs_$(date -u +%Y%m%d_%H%M%S)"
 while [ -e "$dest" ]; do dest="${dest}_1"; done
 mkdir -p "$dest"
 mv -- "${entries[@]}" "$dest/"
-echo "Moved ${#entries[@]} item(s) from logs/ to $dest/"
+echo "Moved ${#entries[@]} item(s) from $LOG_DIR to $dest/"

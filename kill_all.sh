@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Emergency stop: ends the pipeline run started from this checkout (driver, retry pass and every
 # day worker) by its process group, recorded in logs/pipeline.pid. Never touches other processes.
-#   ./kill_all.sh            stop the run (SIGTERM, then SIGKILL after 20 s)
+#   ./kill_all.sh                  stop the run (SIGTERM, then SIGKILL after the grace period)
+#   ./kill_all.sh --log-dir DIR    the run was started with --log-dir DIR
+#   ./kill_all.sh --grace SECONDS  grace period before SIGKILL (default 20)
 #   ./kill_all.sh --help
 set -euo pipefail
 cd "$(dirname "$0")"
-case "${1:-}" in
-    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    "") ;;
-    *) echo "kill_all.sh: unknown option '$1' (see ./kill_all.sh --help)" >&2; exit 2 ;;
-esac
+grace=20
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --log-dir) [ $# -ge 2 ] || { echo "kill_all.sh: --log-dir needs a folder" >&2; exit 2; }; export CONUS404_LOG_DIR="$2"; shift ;;
+        --grace) [[ "${2:-}" =~ ^[0-9]+$ ]] || { echo "kill_all.sh: --grace needs whole seconds" >&2; exit 2; }; grace="$2"; shift ;;
+        *) echo "kill_all.sh: unknown option '$1' (see ./kill_all.sh --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
 source src/run_state.sh
 if ! pgid="$(active_run_pgid)"; then
     if [ -f "$PID_FILE" ]; then
@@ -22,13 +29,19 @@ if ! pgid="$(active_run_pgid)"; then
 fi
 echo "Stopping the pipeline run (process group $pgid) ..."
 kill -TERM -- "-$pgid" 2>/dev/null || true
-for _ in $(seq 1 40); do
+for _ in $(seq 1 $((grace * 2))); do
     kill -0 -- "-$pgid" 2>/dev/null || break
     sleep 0.5
 done
 if kill -0 -- "-$pgid" 2>/dev/null; then
-    echo "It did not stop within 20 s; sending SIGKILL."
+    echo "It did not stop within $grace s; sending SIGKILL."
     kill -KILL -- "-$pgid" 2>/dev/null || true
 fi
 rm -f "$PID_FILE"
-echo "Stopped. Finished daily files are kept; a new run resumes where this one ended."
+# Temporaries of workers stopped mid-write (a new run would remove them too).
+data_dir="$(cat "$LOG_DIR/pipeline.data_dir" 2>/dev/null || echo "$PROJECT_ROOT/data")"
+for sub in daily 24hours; do
+    [ -d "$data_dir/unprocessed/$sub" ] && find "$data_dir/unprocessed/$sub" -maxdepth 1 -name '.tmp-conus404_*' -delete
+done
+echo "Stopped process group $pgid (driver, retry pass and day workers)."
+echo "Finished daily files are kept; a new run resumes where this one ended."

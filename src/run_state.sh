@@ -2,7 +2,8 @@
 # and whether that group is still alive and really ours (a PID can be reused by the system).
 
 PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PID_FILE="$PROJECT_ROOT/logs/pipeline.pid"
+LOG_DIR="${CONUS404_LOG_DIR:-$PROJECT_ROOT/logs}"  # ./run_pipeline.sh --log-dir DIR moves it
+PID_FILE="$LOG_DIR/pipeline.pid"
 
 # Prints the process group id of the active run of this checkout; returns 1 if there is none.
 active_run_pgid() {

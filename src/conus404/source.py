@@ -8,8 +8,8 @@ Only URLs differ (``Settings.stac_url``, ``Settings.sas_url`` and the asset's ow
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
+import sys
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,7 +76,9 @@ def sign_collection_asset(stac_url: str, collection_id: str, asset_key: str, sas
 
     use_sas_endpoint(sas_url)
     try:
-        catalog = pystac_client.Client.open(stac_url, modifier=planetary_computer.sign_inplace)
+        catalog = pystac_client.Client.open(
+            stac_url, modifier=planetary_computer.sign_inplace, stac_io=_stac_io(), timeout=60
+        )
         collection = catalog.get_collection(collection_id)
     except APIError as exc:
         raise CatalogError(f"the STAC API refused collection {collection_id!r}", stac_url, exc.status_code) from None
@@ -91,6 +93,28 @@ def sign_collection_asset(stac_url: str, collection_id: str, asset_key: str, sas
     options = dict(asset.extra_fields.get("xarray:storage_options", {}))
     open_kwargs = dict(asset.extra_fields.get("xarray:open_kwargs", {}))
     return SignedAsset(asset.href, options, open_kwargs, _token_expiry(asset.href, options))
+
+
+def _stac_io():
+    """pystac-client's HTTP with retries that back off and honour Retry-After (429, 5xx, resets).
+
+    The SDK's token requests already retry this way (urllib3, 10 attempts, Retry-After honoured).
+    """
+    from pystac_client.stac_api_io import StacApiIO
+    from urllib3.util.retry import Retry
+
+    retry = Retry(
+        total=5, backoff_factor=1.0, status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=None, respect_retry_after_header=True, raise_on_status=False,
+    )
+    return StacApiIO(max_retries=retry, timeout=60)
+
+
+def refresh_token_cache() -> None:
+    """Forget cached SAS tokens so the next signing asks the token service again."""
+    from planetary_computer import sas
+
+    sas.TOKEN_CACHE.clear()
 
 
 def _token_expiry(href: str, options: dict[str, Any]) -> dt.datetime | None:
@@ -108,7 +132,6 @@ def open_dataset(asset: SignedAsset, **kwargs: Any):
     import xarray as xr
     from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
-    _close_storage_clients_before_exit()
     open_kwargs = {**asset.open_kwargs, **kwargs}
     try:
         ds = xr.open_zarr(asset.href, storage_options=asset.storage_options or None, **open_kwargs)
@@ -158,31 +181,21 @@ def normalise(ds):
     return ds
 
 
-_EXIT_HOOK_REGISTERED = False
+def release_storage_clients() -> None:
+    """Close every adlfs client now, while the event loops they need are still running.
 
-
-def _close_storage_clients_before_exit() -> None:
-    """Close adlfs clients at exit while zarr's event loop still runs.
-
-    adlfs closes its Azure clients from weakref finalizers that run at interpreter exit, after
-    zarr's own exit hook has closed the loop they need, which prints "RuntimeError: Loop is not
-    running" into every log. Exit hooks run last-registered-first, so one registered after zarr
-    is imported runs those finalizers in time.
+    adlfs closes its Azure clients from weakref finalizers at interpreter exit, which can run after
+    zarr has closed its event loop and then print "RuntimeError: Loop is not running" into every
+    log. Entry scripts call this before they return, so the clients close cleanly and nothing runs
+    at exit.
     """
-    global _EXIT_HOOK_REGISTERED
-    if _EXIT_HOOK_REGISTERED:
+    adlfs = sys.modules.get("adlfs")
+    if adlfs is None:
         return
-    import adlfs
-    import zarr.core.sync  # noqa: F401 - registers zarr's exit hook before ours
-
-    def close_clients() -> None:
-        for finalizer in list(weakref.finalize._registry):  # type: ignore[attr-defined]
-            target = finalizer.peek()
-            if target is not None and isinstance(target[0], adlfs.AzureBlobFileSystem):
-                try:
-                    finalizer()
-                except Exception:  # a client that cannot close cleanly at exit is harmless
-                    pass
-
-    atexit.register(close_clients)
-    _EXIT_HOOK_REGISTERED = True
+    for finalizer in list(weakref.finalize._registry):  # type: ignore[attr-defined]
+        target = finalizer.peek()
+        if target is not None and isinstance(target[0], adlfs.AzureBlobFileSystem):
+            try:
+                finalizer()
+            except Exception:  # a client that cannot close cleanly at exit is harmless
+                pass

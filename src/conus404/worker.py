@@ -19,7 +19,7 @@ import pandas as pd
 
 from conus404 import __version__, aggregation, daily_file, source_commit, validation
 from conus404.atomic import atomic_write_json
-from conus404.exceptions import ConfigurationError, MissingDataError
+from conus404.exceptions import AuthenticationError, ConfigurationError, MissingDataError
 from conus404.settings import Settings
 from conus404.variables import (
     DERIVED,
@@ -155,7 +155,15 @@ def locate_hours(time_index: pd.DatetimeIndex, window: aggregation.HourWindow, w
 
 def read_records(ds, name: str, positions: np.ndarray) -> np.ndarray:
     """The variable's records at ``positions`` (one read of exactly those time chunks)."""
-    return np.asarray(ds[name].isel(time=positions).values)
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
+    try:
+        return np.asarray(ds[name].isel(time=positions).values)
+    except (ClientAuthenticationError, HttpResponseError) as exc:
+        if getattr(exc, "status_code", None) in (401, 403):  # typically a token that expired mid-day
+            code = getattr(exc, "error_code", None)
+            raise AuthenticationError(f"the records of {name}", exc.status_code, str(getattr(code, "value", code) or "")) from None
+        raise
 
 
 def _field_attrs(plan: VariablePlan, statistic: str, window: aggregation.HourWindow) -> dict[str, Any]:

@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
 
         result = DayResult(day_text, "failed", error_class=kind, message=f"{type(exc).__name__}: {exc}")
         code = EXIT_CODES[kind]
+    finally:
+        if "conus404.source" in sys.modules:
+            sys.modules["conus404.source"].release_storage_clients()
     result.seconds = round(time.monotonic() - started, 3)
     print(json.dumps(result.as_dict(), sort_keys=True), flush=True)
     return code

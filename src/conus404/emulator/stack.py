@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conus404.emulator.azurite import Azurite
+from conus404.emulator.fault_proxy import FaultProxy, FaultRule
 from conus404.emulator.stac_service import ServedCollection, StacSasService, StorageAccount
 from conus404.emulator.synthetic_store import StoreSpec, write_store
 from conus404.emulator.tls import TlsFiles, make_tls_files
@@ -32,6 +33,7 @@ class EmulatorStack:
     tls: TlsFiles | None = None
     azurite: Azurite | None = None
     service: StacSasService | None = None
+    proxy: FaultProxy | None = None
     stores: dict[str, StoreSpec] = field(default_factory=dict)
 
     def start(self) -> EmulatorStack:
@@ -48,6 +50,9 @@ class EmulatorStack:
         return self
 
     def stop(self) -> None:
+        if self.proxy is not None:
+            self.proxy.stop()
+            self.proxy = None
         if self.service is not None:
             self.service.stop()
             self.service = None
@@ -63,8 +68,23 @@ class EmulatorStack:
 
     @property
     def account(self) -> StorageAccount:
+        """The account as clients see it: through the fault proxy when there is one."""
         assert self.azurite is not None, "start() the stack first"
-        return StorageAccount(self.azurite.account_name, self.azurite.account_key, self.azurite.account_host)
+        host = self.azurite.account_host
+        if self.proxy is not None:
+            host = f"127.0.0.1:{self.proxy.port}/{self.azurite.account_name}"
+        return StorageAccount(self.azurite.account_name, self.azurite.account_key, host)
+
+    def inject_faults(self, rules: list[FaultRule], seed: int = 0) -> FaultProxy:
+        """Put a fault proxy between clients and Azurite (or replace its rules); collections follow."""
+        assert self.azurite is not None and self.tls is not None and self.service is not None
+        if self.proxy is None:
+            self.proxy = FaultProxy(self.tls, self.azurite.port, rules, seed).start()
+        else:
+            self.proxy.rules = rules
+        for served in self.service.collections.values():
+            served.account.host = self.account.host
+        return self.proxy
 
     def blob_service(self):
         """An azure-storage-blob client with the account key (the operator's side, not a reader's)."""

@@ -1,0 +1,196 @@
+"""The driver: check the request, skip finished days, run the rest, record failures, summarise.
+
+Everything a user can get wrong (dates, variables, an unreadable source) is found by
+:func:`preflight` before any day is downloaded, and answered with one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from conus404 import daily_file
+from conus404 import settings as settings_mod
+from conus404.exceptions import (
+    AuthenticationError,
+    CatalogError,
+    ConfigurationError,
+    SourceLayoutError,
+)
+from conus404.ledgers import FailureEntry, Ledger, now_iso
+from conus404.scheduler import AssetSigner, DayOutcome, DayScheduler, Progress, RunOptions
+from conus404.settings import PROJECT_ROOT, Settings
+
+log = logging.getLogger("conus404.driver")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("how the days are run")
+    group.add_argument("--day-timeout", type=float, metavar="SECONDS", help="stop a day's worker after this long (default 3600)")
+    group.add_argument("--progress-interval", type=float, metavar="SECONDS", help="seconds between progress lines (default 60)")
+    group.add_argument("--min-available-mb", type=float, metavar="MB", help="hold back new workers below this free memory (default 1024)")
+    group.add_argument("--log-dir", type=Path, metavar="DIR", help="where logs go (default logs/)")
+
+
+def run_options(args: argparse.Namespace, force: bool = False) -> RunOptions:
+    options = RunOptions(force=force)
+    if getattr(args, "log_dir", None):
+        options.log_dir = args.log_dir if args.log_dir.is_absolute() else PROJECT_ROOT / args.log_dir
+    if getattr(args, "day_timeout", None):
+        options.day_timeout_s = args.day_timeout
+    if getattr(args, "progress_interval", None):
+        options.progress_interval_s = args.progress_interval
+    if getattr(args, "min_available_mb", None) is not None:
+        options.min_available_mb = args.min_available_mb
+    return options
+
+
+def setup_logging(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in (logging.FileHandler(path), logging.StreamHandler(sys.stderr)):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    for noisy in ("azure", "urllib3", "aiohttp", "fsspec", "adlfs", "pystac_client"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _check_against_source(settings: Settings, signer: AssetSigner) -> None:
+    from conus404 import source, worker
+
+    what = settings.stac_url if settings.uses_planetary_computer else settings.source
+    try:
+        ds, _ = source.open_source(settings, signer.current())
+    except (CatalogError, AuthenticationError, SourceLayoutError) as exc:
+        raise ConfigurationError(f"cannot read the source: {exc}") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigurationError(f"cannot read the source {what}: {type(exc).__name__}: {exc}") from None
+    worker.plan_variables(ds, settings)  # unknown / 3-D / counter variables
+    times = ds.indexes["time"]
+    first, last = times.min(), times.max()
+    if settings.start_date < first.date() or settings.end_date > last.date():
+        raise ConfigurationError(
+            f"the range {settings.start_date}..{settings.end_date} is outside the source's record "
+            f"{first:%Y-%m-%dT%HZ}..{last:%Y-%m-%dT%HZ}"
+        )
+
+
+def already_done(settings: Settings, days: list[dt.date], threads: int = 4) -> set[dt.date]:
+    """Days whose daily file exists and re-verifies (data checksum included)."""
+    from conus404.worker import output_names
+
+    names = output_names(settings)
+
+    def verified(day: dt.date) -> bool:
+        path = daily_file.daily_path(settings.data_dir, day)
+        return path.exists() and daily_file.verify(path, day, names) is None
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return {day for day, ok in zip(days, pool.map(verified, days), strict=True) if ok}
+
+
+def failure_entry(settings: Settings, outcome: DayOutcome, attempts: int = 1) -> FailureEntry:
+    return FailureEntry(
+        variables=list(settings.variables), error_class=outcome.error_class or "permanent",
+        message=outcome.message, exit_code=outcome.exit_code, attempts=attempts,
+        log=outcome.log_path, last_attempt=now_iso(),
+    )
+
+
+def summary_lines(title: str, total: int, outcomes: dict[dt.date, DayOutcome], skipped: int) -> list[str]:
+    published = sum(o.status == "published" for o in outcomes.values())
+    failed = [o for o in outcomes.values() if o.status == "failed"]
+    lines = [
+        f"summary: {title}",
+        f"  days in range   {total:6d}",
+        f"  already valid   {skipped:6d}",
+        f"  published       {published:6d}",
+        f"  failed          {len(failed):6d}  (transient {sum(o.error_class == 'transient' for o in failed)}, "
+        f"permanent {sum(o.error_class != 'transient' for o in failed)})",
+    ]
+    for o in sorted(failed, key=lambda o: o.day):
+        lines.append(f"    {o.day}  {o.error_class:9s}  {o.message}  (log: {o.log_path})")
+    return lines
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = settings_mod.ArgumentParser(
+        prog="driver.py",
+        description="Run one single_download.py worker per UTC day of the range, at most "
+        "MAX_CONCURRENT_PROCESSES at once; record failures in data/failed_jobs.json.",
+        epilog="Exit codes: 0 every day published or already valid, 1 some day failed (see "
+        "data/failed_jobs.json), 2 usage or configuration error (nothing was downloaded).",
+    )
+    settings_mod.add_arguments(parser)
+    parser.add_argument("--force", action="store_true", help="redo days whose files already verify")
+    parser.add_argument("--signed-asset-stdin", action="store_true", help="read the signed asset from standard input")
+    add_run_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    options = run_options(args, force=args.force)
+    setup_logging(options.log_dir / "driver_main_run.log")
+    try:
+        settings = settings_mod.load(args)
+        signed = None
+        if args.signed_asset_stdin:
+            from conus404.source import SignedAsset
+
+            try:
+                signed = SignedAsset.from_json(json.load(sys.stdin))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ConfigurationError(f"--signed-asset-stdin: not a signed asset ({exc})") from None
+        signer = AssetSigner(settings, signed)
+        preflight(settings, signer)
+    except ConfigurationError as exc:
+        log.error("usage error: %s", exc)
+        return 2
+    return run(settings, signer, options)
+
+
+def preflight(settings: Settings, signer: AssetSigner) -> None:
+    """Open the source and check the request against it. Raises ConfigurationError (exit 2)."""
+    from conus404 import source
+
+    try:
+        _check_against_source(settings, signer)
+    finally:
+        source.release_storage_clients()
+
+
+def run(settings: Settings, signer: AssetSigner, options: RunOptions) -> int:
+    days = settings.days
+    title = f"{settings.start_date}..{settings.end_date} ({len(days)} days), variables {','.join(settings.variables)}"
+    log.info("driver: %s; %d at once; source %s; data in %s", title, settings.max_processes,
+             settings.source, settings.data_dir)
+    stale = daily_file.remove_stale_temporaries(daily_file.daily_dir(settings.data_dir))
+    if stale:
+        log.info("removed %d temporary file(s) left by an interrupted run", len(stale))
+    ledger = Ledger(settings.data_dir / "failed_jobs.json")
+    done = set() if options.force else already_done(settings, days)
+    for day in done:
+        ledger.clear(day.isoformat())
+    remaining = [d for d in days if d not in done]
+    log.info("%d day(s) already valid, %d to run", len(done), len(remaining))
+
+    def record(outcome: DayOutcome) -> None:
+        key = outcome.day.isoformat()
+        if outcome.status == "failed":
+            ledger.record(key, failure_entry(settings, outcome))
+        else:
+            ledger.clear(key)
+
+    progress = Progress(total=len(days), skipped=len(done))
+    outcomes = DayScheduler(settings, signer, options, record, progress).run(remaining)
+    for line in summary_lines(title, len(days), outcomes, len(done)):
+        log.info(line)
+    return 1 if any(o.status == "failed" for o in outcomes.values()) else 0

@@ -1,0 +1,237 @@
+"""What ``./run_pipeline.sh`` does after setting up .venv: check, then start a run, or report on one.
+
+A run is one process group: a small bash leader that runs ``driver.py`` and then
+``retry_failed.py``. Its group id is recorded in ``logs/pipeline.pid``, which ``kill_all.sh``
+uses. The request is checked (and the source signed, once) here, before anything starts, so a
+usage error is one line on the terminal and exit code 2 even for background runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conus404 import daily_file
+from conus404 import settings as settings_mod
+from conus404.atomic import atomic_write_text
+from conus404.driver import add_run_arguments, preflight, run_options
+from conus404.exceptions import ConfigurationError
+from conus404.ledgers import Ledger
+from conus404.processes import start_process_group, stop_process_group
+from conus404.retry import ultimate_failures_path
+from conus404.scheduler import AssetSigner
+from conus404.settings import PROJECT_ROOT
+
+SRC = PROJECT_ROOT / "src"
+DEMO_VARIABLES = "T2,TD2,Q2,PSFC,U10,V10,PREC_ACC_NC,ACSNOM,ACSWDNB"
+DEMO_DAYS = 3
+BANNER = """==================================================================
+Run this command to watch the driver's log:
+
+    tail -f {log}
+
+==================================================================
+The pipeline runs in the background (process group {pgid}); you can log out.
+Status: ./run_pipeline.sh --status    Stop: ./kill_all.sh"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = settings_mod.ArgumentParser(
+        prog="run_pipeline.sh",
+        description="Download CONUS404 days and aggregate them into daily files. By default the run goes "
+        "to the background under nohup (driver.py, then retry_failed.py) and this command returns at once.",
+        epilog="Exit codes (--foreground and --demo): 0 every day published or already valid, 1 some day "
+        "ultimately failed (see ultimate_failures.json), 2 usage or configuration error.",
+    )
+    mode = parser.add_argument_group("mode")
+    mode.add_argument("--demo", action="store_true", help="run a few days against the local emulator, in the foreground")
+    mode.add_argument("--foreground", action="store_true", help="wait for the run and exit with its result")
+    mode.add_argument("--status", action="store_true", help="show whether a run is active and the range's progress")
+    mode.add_argument("--force", action="store_true", help="redo days whose daily files already verify")
+    settings_mod.add_arguments(parser)
+    add_run_arguments(parser)
+    retry = parser.add_argument_group("retry pass")
+    retry.add_argument("--retry-rounds", type=int, metavar="N", help="rounds of retries for transient failures (default 3)")
+    retry.add_argument("--retry-backoff", type=float, metavar="SECONDS", help="wait before the first retry round (default 60)")
+    return parser
+
+
+def active_run(log_dir: Path) -> int | None:
+    """Process group of this checkout's active run (the same rule as kill_all.sh), or None."""
+    out = subprocess.run(
+        ["bash", "-c", f"source {shlex.quote(str(SRC / 'run_state.sh'))} && active_run_pgid"],
+        capture_output=True, text=True, env={**os.environ, "CONUS404_LOG_DIR": str(log_dir)},
+    )
+    return int(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip().isdigit() else None
+
+
+def _settings_flags(args: argparse.Namespace, settings: settings_mod.Settings) -> list[str]:
+    """The effective settings as flags, so driver and retry see exactly what was checked."""
+    statistics = ";".join(f"{v}:{','.join(s)}" for v, s in settings.statistics.items() if s)
+    flags = [
+        "--start", settings.start_date.isoformat(), "--end", settings.end_date.isoformat(),
+        "--variables", ",".join(settings.variables), "--statistics", statistics,
+        "--source", settings.source, "--data-dir", str(settings.data_dir),
+        "--max-processes", str(settings.max_processes),
+    ]
+    flags += ["--keep-hourly"] if settings.keep_hourly else []
+    flags += ["--allow-3d"] if settings.allow_3d else []
+    for name in ("day_timeout", "progress_interval", "min_available_mb", "log_dir"):
+        value = getattr(args, name, None)
+        if value is not None:
+            flags += [f"--{name.replace('_', '-')}", str(value)]
+    return flags
+
+
+def start_run(args: argparse.Namespace, settings: settings_mod.Settings, signer: AssetSigner) -> subprocess.Popen:
+    log_dir = run_options(args).log_dir
+    pid_file = log_dir / "pipeline.pid"
+    common = _settings_flags(args, settings)
+    driver = [sys.executable, str(SRC / "driver.py"), *common, "--signed-asset-stdin"] + (["--force"] if args.force else [])
+    retry = [sys.executable, str(SRC / "retry_failed.py"), *common]
+    if args.retry_rounds is not None:
+        retry += ["--rounds", str(args.retry_rounds)]
+    if args.retry_backoff is not None:
+        retry += ["--backoff", str(args.retry_backoff)]
+    # bash leads the group: driver, then (unless a usage error or a kill) the retry pass
+    script = (
+        f"{shlex.join(driver)}; rc=$?; "
+        f"if [ $rc -ne 2 ] && [ $rc -lt 128 ]; then {shlex.join(retry)} </dev/null; rc=$?; fi; "
+        f"rm -f {shlex.quote(str(pid_file))}; exit $rc"
+    )
+    proc = subprocess.Popen(
+        ["bash", "-c", script], stdin=subprocess.PIPE, stdout=open(log_dir / "pipeline_console.log", "ab"),
+        stderr=subprocess.STDOUT, cwd=SRC, start_new_session=True, text=True,
+    )
+    atomic_write_text(pid_file, f"{proc.pid}\n")
+    atomic_write_text(log_dir / "pipeline.data_dir", f"{settings.data_dir}\n")  # for kill_all.sh
+    asset = signer.current()
+    proc.stdin.write(json.dumps(asset.to_json() if asset else {"href": settings.source}))
+    proc.stdin.close()
+    return proc
+
+
+def wait_foreground(proc: subprocess.Popen) -> int:
+    def forward(signum, _frame):
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
+    code = proc.wait()
+    if code in (0, 1, 2):
+        return code
+    return 1
+
+
+def status(settings: settings_mod.Settings, log_dir: Path) -> int:
+    pgid = active_run(log_dir)
+    print(f"run: {f'active (process group {pgid})' if pgid else 'not active'}")
+    days = settings.days
+    done = [d for d in days if daily_file.daily_path(settings.data_dir, d).exists()]
+    failed_keys = set(Ledger(settings.data_dir / "failed_jobs.json").entries)
+    ultimate = ultimate_failures_path(settings.data_dir)
+    if ultimate.exists():
+        try:
+            failed_keys |= set(json.loads(ultimate.read_text()))
+        except ValueError:
+            pass
+    failed = [d for d in days if d.isoformat() in failed_keys and d not in done]
+    pending = len(days) - len(done) - len(failed)
+    print(f"range {settings.start_date}..{settings.end_date} ({len(days)} days): "
+          f"done {len(done)}, failed {len(failed)}, pending {pending}")
+    log_path = log_dir / "driver_main_run.log"
+    last = ""
+    if log_path.exists():
+        for line in log_path.read_text(errors="replace").splitlines():
+            if "progress:" in line:
+                last = line
+    print(f"last progress: {last or '(none yet)'}")
+    if failed:
+        print("failed days: " + ", ".join(d.isoformat() for d in failed[:10]) + (" ..." if len(failed) > 10 else ""))
+    return 0
+
+
+def start_demo_emulator(workdir: Path) -> tuple[subprocess.Popen, dict[str, str]]:
+    env_file = workdir / "emulator.env"
+    proc = start_process_group(
+        [sys.executable, "-m", "conus404.emulator", "serve", "--days", str(DEMO_DAYS), "--grid", "60x80",
+         "--workdir", str(workdir), "--env-file", str(env_file)],
+        workdir / "emulator.log", cwd=SRC,
+    )
+    deadline = time.monotonic() + 180
+    while not env_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_process_group(proc)
+            raise ConfigurationError(f"the local emulator did not start; see {workdir / 'emulator.log'}")
+        time.sleep(0.2)
+    env = {}
+    for line in env_file.read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value.strip("'")
+    return proc, env
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    emulator = None
+    try:
+        if args.demo:
+            args.foreground = True
+            args.start = args.start or "2021-01-01"
+            args.end = args.end or (dt.date(2021, 1, 1) + dt.timedelta(days=DEMO_DAYS - 1)).isoformat()
+            args.variables = args.variables or DEMO_VARIABLES
+            args.data_dir = args.data_dir or str(PROJECT_ROOT / "data" / "demo")
+            args.source = "planetary-computer"
+        settings = settings_mod.load(args)
+        log_dir = run_options(args).log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        if args.status:
+            return status(settings, log_dir)
+        pgid = active_run(log_dir)
+        if pgid:
+            print(f"run_pipeline.sh: a run from this checkout is already active (process group {pgid}); "
+                  "see ./run_pipeline.sh --status, or stop it with ./kill_all.sh", file=sys.stderr)
+            return 1
+        if args.demo:
+            workdir = log_dir / "demo-emulator"
+            workdir.mkdir(parents=True, exist_ok=True)
+            print("demo: starting the local Planetary Computer emulator ...", flush=True)
+            emulator, env = start_demo_emulator(workdir)
+            os.environ.update(env)  # before anything imports aiohttp (it reads SSL_CERT_FILE once)
+            settings = settings_mod.load(args)  # the emulator's STAC and SAS URLs
+        signer = AssetSigner(settings)
+        preflight(settings, signer)
+        proc = start_run(args, settings, signer)
+        if not args.foreground:
+            print(BANNER.format(log=os.path.relpath(log_dir / "driver_main_run.log", PROJECT_ROOT), pgid=proc.pid))
+            return 0
+        print(f"running {settings.start_date}..{settings.end_date} in the foreground; log: "
+              f"{log_dir / 'driver_main_run.log'}", flush=True)
+        code = wait_foreground(proc)
+        if args.demo:
+            files = sorted(daily_file.daily_dir(settings.data_dir).glob("*.nc"))
+            print(f"demo: {len(files)} daily file(s) in {daily_file.daily_dir(settings.data_dir)}:")
+            for path in files:
+                print(f"  {path.name}")
+        return code
+    except ConfigurationError as exc:
+        print(f"run_pipeline.sh: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if emulator is not None:
+            stop_process_group(emulator)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The retry pass: after the driver, retry transient failures in rounds; list what still fails.
+
+Reads ``data/failed_jobs.json`` (which only the driver writes), retries the transient failures of
+the range in up to ``--rounds`` rounds, waiting an exponentially growing, jittered time before
+each, and writes ``ultimate_failures.json`` with the reason for every day that still failed.
+Permanent failures are listed there straight away, without a retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from conus404 import daily_file
+from conus404 import settings as settings_mod
+from conus404.atomic import atomic_write_json
+from conus404.driver import add_run_arguments, failure_entry, run_options, setup_logging
+from conus404.exceptions import ConfigurationError
+from conus404.ledgers import Ledger
+from conus404.scheduler import AssetSigner, DayScheduler
+
+log = logging.getLogger("conus404.retry")
+
+
+def ultimate_failures_path(data_dir: Path) -> Path:
+    """Beside the data folder: the project root for the default data/, as in the original pipeline."""
+    return Path(data_dir).parent / "ultimate_failures.json"
+
+
+def backoff_seconds(round_number: int, initial: float, maximum: float, rng: random.Random) -> float:
+    """Full-jitter exponential backoff: uniform in [0.5, 1] x min(maximum, initial x 2^(round-1))."""
+    ceiling = min(maximum, initial * 2 ** (round_number - 1))
+    return ceiling * rng.uniform(0.5, 1.0)
+
+
+def build_parser():
+    parser = settings_mod.ArgumentParser(
+        prog="retry_failed.py",
+        description="Retry the transient failures recorded in data/failed_jobs.json and write what "
+        "still fails to ultimate_failures.json.",
+        epilog="Exit codes: 0 nothing failed in the end, 1 some day is in ultimate_failures.json, 2 usage error.",
+    )
+    settings_mod.add_arguments(parser)
+    parser.add_argument("--rounds", type=int, default=3, help="retry rounds for transient failures (default 3)")
+    parser.add_argument("--backoff", type=float, default=60.0, metavar="SECONDS", help="wait before the first round (default 60)")
+    parser.add_argument("--max-backoff", type=float, default=900.0, metavar="SECONDS", help="longest wait (default 900)")
+    parser.add_argument("--ultimate-failures", type=Path, help="output file (default: beside the data dir)")
+    add_run_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    options = run_options(args)
+    setup_logging(options.log_dir / "retry_run.log")
+    try:
+        settings = settings_mod.load(args)
+        if args.rounds < 0 or args.backoff < 0 or args.max_backoff < 0:
+            raise ConfigurationError("--rounds, --backoff and --max-backoff cannot be negative")
+    except ConfigurationError as exc:
+        log.error("usage error: %s", exc)
+        return 2
+    in_range = {d.isoformat() for d in settings.days}
+    ledger = Ledger(settings.data_dir / "failed_jobs.json")
+    failures = {
+        day: entry for day, entry in ledger.entries.items()
+        if day in in_range and not daily_file.daily_path(settings.data_dir, settings_mod.parse_date(day, "day")).exists()
+    }
+    ultimate = {day: entry for day, entry in failures.items() if entry.error_class != "transient"}
+    to_retry = sorted(day for day, entry in failures.items() if entry.error_class == "transient")
+    log.info("retry pass: %d transient failure(s) to retry, %d permanent listed without retry",
+             len(to_retry), len(ultimate))
+    signer = AssetSigner(settings)
+    rng = random.Random()
+    for round_number in range(1, args.rounds + 1):
+        if not to_retry:
+            break
+        wait = backoff_seconds(round_number, args.backoff, args.max_backoff, rng)
+        log.info("round %d of %d: %d day(s) after %.1f s", round_number, args.rounds, len(to_retry), wait)
+        time.sleep(wait)
+        days = [settings_mod.parse_date(d, "day") for d in to_retry]
+        outcomes = DayScheduler(settings, signer, options).run(days)
+        to_retry = []
+        for day, outcome in sorted(outcomes.items()):
+            key = day.isoformat()
+            if outcome.status != "failed":
+                failures.pop(key, None)
+                continue
+            entry = failure_entry(settings, outcome, attempts=failures[key].attempts + 1)
+            failures[key] = entry
+            if outcome.error_class == "transient":
+                to_retry.append(key)
+            else:
+                ultimate[key] = entry
+    ultimate.update({day: failures[day] for day in to_retry})
+    target = args.ultimate_failures or ultimate_failures_path(settings.data_dir)
+    atomic_write_json(target, {day: asdict(e) for day, e in sorted(ultimate.items())})
+    log.info("retry pass done: %d day(s) still failed; see %s", len(ultimate), target)
+    for day, entry in sorted(ultimate.items()):
+        log.info("  %s  %s  %s", day, entry.error_class, entry.message)
+    return 1 if ultimate else 0

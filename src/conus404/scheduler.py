@@ -1,0 +1,264 @@
+"""Run one ``single_download.py`` process per day, a bounded number at once.
+
+Shared by the driver and the retry pass. The scheduler hands each worker the run's signed asset
+on standard input (never on its command line), re-signs before the token expires, kills a
+worker that exceeds the per-day timeout, holds back launches while memory is short, and logs a
+progress line every few seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conus404 import source
+from conus404.failures import EXIT_CODES, EXIT_DONE
+from conus404.settings import PROJECT_ROOT, Settings
+
+log = logging.getLogger("conus404.scheduler")
+WORKER_SCRIPT = PROJECT_ROOT / "src" / "single_download.py"
+
+
+@dataclass
+class DayOutcome:
+    day: dt.date
+    status: str  # "published" | "skipped" | "failed"
+    error_class: str | None = None
+    message: str = ""
+    exit_code: int | None = None
+    seconds: float = 0.0
+    log_path: str = ""
+
+
+@dataclass
+class RunOptions:
+    """How the scheduler runs days (beyond what ``Settings`` says about the data)."""
+
+    log_dir: Path = PROJECT_ROOT / "logs"
+    force: bool = False
+    day_timeout_s: float = 3600.0
+    min_available_mb: float = 1024.0
+    progress_interval_s: float = 60.0
+
+
+class AssetSigner:
+    """The run's signed asset: signed once, re-signed when under a quarter of its life (max 10 min) is left."""
+
+    def __init__(self, settings: Settings, asset: source.SignedAsset | None = None) -> None:
+        self.settings = settings
+        self.asset = asset
+        self.signings = 0
+        self._margin_s = 600.0
+        if asset is not None:
+            self._set_margin(asset)
+
+    def _set_margin(self, asset: source.SignedAsset) -> None:
+        left = asset.seconds_left()
+        self._margin_s = 600.0 if left is None else min(600.0, max(left, 0.0) / 4)
+
+    def current(self) -> source.SignedAsset | None:
+        if not self.settings.uses_planetary_computer:
+            return None
+        left = self.asset.seconds_left() if self.asset is not None else None
+        if self.asset is None or (left is not None and left < self._margin_s):
+            if self.asset is not None:
+                log.info("the SAS token expires in %.0f s: signing again", left)
+            source.refresh_token_cache()
+            s = self.settings
+            self.asset = source.sign_collection_asset(s.stac_url, s.collection, s.asset, s.sas_url)
+            self.signings += 1
+            self._set_margin(self.asset)
+        return self.asset
+
+
+def worker_argv(day: dt.date, settings: Settings, options: RunOptions, signed: bool) -> list[str]:
+    statistics = ";".join(f"{v}:{','.join(stats)}" for v, stats in settings.statistics.items() if stats)
+    argv = [
+        sys.executable, str(WORKER_SCRIPT), day.isoformat(),
+        "--variables", ",".join(settings.variables),
+        "--statistics", statistics,
+        "--source", settings.source,
+        "--data-dir", str(settings.data_dir),
+        "--qc-dir", str(options.log_dir / "qc"),
+    ]
+    argv += ["--force"] if options.force else []
+    argv += ["--keep-hourly"] if settings.keep_hourly else []
+    argv += ["--allow-3d"] if settings.allow_3d else []
+    argv += ["--signed-asset-stdin"] if signed else []
+    return argv
+
+
+def available_memory_mb() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("inf")
+
+
+@dataclass
+class _Running:
+    day: dt.date
+    proc: subprocess.Popen
+    started: float
+    log_path: Path
+    log_handle: object
+    terminated_at: float | None = None
+
+
+@dataclass
+class Progress:
+    total: int
+    started: float = field(default_factory=time.monotonic)
+    published: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+    def line(self, active: int, pending: int) -> str:
+        elapsed_h = (time.monotonic() - self.started) / 3600
+        finished = self.published + self.failed
+        rate = finished / elapsed_h if elapsed_h > 0 else 0.0
+        if rate > 0 and (active + pending):
+            eta_s = (active + pending) / rate * 3600
+            eta = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=eta_s)).strftime("%Y-%m-%d %H:%MZ")
+            eta_text = f"ETA {eta} (in {dt.timedelta(seconds=int(eta_s))})"
+        else:
+            eta_text = "ETA unknown"
+        done = self.published + self.skipped
+        return (
+            f"progress: done {done}/{self.total} (published {self.published}, skipped {self.skipped}), "
+            f"failed {self.failed}, active {active}, pending {pending}, {rate:.1f} days/hour, {eta_text}"
+        )
+
+
+class DayScheduler:
+    def __init__(
+        self,
+        settings: Settings,
+        signer: AssetSigner,
+        options: RunOptions,
+        on_outcome: Callable[[DayOutcome], None] | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.settings = settings
+        self.signer = signer
+        self.options = options
+        self.on_outcome = on_outcome or (lambda outcome: None)
+        self.progress = progress
+
+    def run(self, days: list[dt.date]) -> dict[dt.date, DayOutcome]:
+        progress = self.progress or Progress(total=len(days))
+        pending = list(days)
+        running: list[_Running] = []
+        outcomes: dict[dt.date, DayOutcome] = {}
+        last_progress = time.monotonic()
+        memory_note = 0.0
+        try:
+            while pending or running:
+                while pending and len(running) < self.settings.max_processes:
+                    if running and available_memory_mb() < self.options.min_available_mb:
+                        if time.monotonic() - memory_note > 60:
+                            log.warning("holding back new workers: %.0f MB available, below %.0f MB",
+                                        available_memory_mb(), self.options.min_available_mb)
+                            memory_note = time.monotonic()
+                        break
+                    running.append(self._launch(pending.pop(0)))
+                time.sleep(0.1)
+                for job in list(running):
+                    if job.proc.poll() is None:
+                        self._enforce_timeout(job)
+                        continue
+                    running.remove(job)
+                    outcome = self._finish(job)
+                    outcomes[outcome.day] = outcome
+                    if outcome.status == "published":
+                        progress.published += 1
+                    elif outcome.status == "skipped":
+                        progress.skipped += 1
+                    else:
+                        progress.failed += 1
+                    self.on_outcome(outcome)
+                if time.monotonic() - last_progress >= self.options.progress_interval_s:
+                    log.info(progress.line(len(running), len(pending)))
+                    last_progress = time.monotonic()
+        finally:
+            for job in running:  # interrupted: leave no orphan behind
+                job.proc.kill()
+                job.proc.wait()
+                job.log_handle.close()
+        log.info(progress.line(0, 0))
+        return outcomes
+
+    def _launch(self, day: dt.date) -> _Running:
+        asset = self.signer.current()
+        log_path = self.options.log_dir / "subprocesses" / f"download_{day:%Y%m%d}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(log_path, "a")
+        handle.write(f"\n===== {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} attempt for {day} =====\n")
+        handle.flush()
+        argv = worker_argv(day, self.settings, self.options, signed=asset is not None)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE if asset else subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=handle, text=True, cwd=PROJECT_ROOT / "src",
+        )
+        if asset is not None:
+            try:
+                proc.stdin.write(json.dumps(asset.to_json()))
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass  # the worker died at start; its exit code tells the story
+        log.info("started %s (pid %d)", day, proc.pid)
+        return _Running(day, proc, time.monotonic(), log_path, handle)
+
+    def _enforce_timeout(self, job: _Running) -> None:
+        age = time.monotonic() - job.started
+        if job.terminated_at is None and age > self.options.day_timeout_s:
+            log.warning("%s exceeded the %.0f s day timeout: stopping its worker", job.day, self.options.day_timeout_s)
+            job.proc.terminate()
+            job.terminated_at = time.monotonic()
+        elif job.terminated_at is not None and time.monotonic() - job.terminated_at > 10:
+            job.proc.kill()
+
+    def _finish(self, job: _Running) -> DayOutcome:
+        out = job.proc.stdout.read() if job.proc.stdout else ""
+        job.log_handle.close()
+        code = job.proc.returncode
+        seconds = time.monotonic() - job.started
+        result = _last_json_line(out)
+        if job.terminated_at is not None:
+            outcome = DayOutcome(job.day, "failed", "transient", f"timed out after {self.options.day_timeout_s:.0f} s",
+                                 code, seconds, str(job.log_path))
+        elif result is not None and code in (EXIT_DONE, *EXIT_CODES.values()):
+            outcome = DayOutcome(job.day, result.get("status", "failed"), result.get("error_class"),
+                                 result.get("message", ""), code, seconds, str(job.log_path))
+        elif code is not None and code < 0:
+            outcome = DayOutcome(job.day, "failed", "transient",
+                                 f"the worker was ended by signal {-code}" + (" (out of memory?)" if code == -9 else ""),
+                                 code, seconds, str(job.log_path))
+        else:
+            outcome = DayOutcome(job.day, "failed", "permanent",
+                                 f"the worker exited with code {code} without a result; see {job.log_path}",
+                                 code, seconds, str(job.log_path))
+        level = logging.INFO if outcome.status != "failed" else logging.WARNING
+        log.log(level, "%s %s in %.1f s%s", job.day, outcome.status, seconds,
+                f": {outcome.error_class}: {outcome.message}" if outcome.status == "failed" else "")
+        return outcome
+
+
+def _last_json_line(text: str) -> dict | None:
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                return None
+    return None
