@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import logging
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from conus404 import daily_file
@@ -82,18 +81,20 @@ def _check_against_source(settings: Settings, signer: AssetSigner) -> None:
         )
 
 
-def already_done(settings: Settings, days: list[dt.date], threads: int = 4) -> set[dt.date]:
-    """Days whose daily file exists and re-verifies (data checksum included)."""
+def already_done(settings: Settings, days: list[dt.date]) -> set[dt.date]:
+    """Days whose daily file exists and re-verifies (data checksum included).
+
+    Sequential on purpose: the HDF5 library under netCDF4 is not thread-safe (threads crashed it).
+    """
     from conus404.worker import output_names
 
     names = output_names(settings)
-
-    def verified(day: dt.date) -> bool:
+    done = set()
+    for day in days:
         path = daily_file.daily_path(settings.data_dir, day)
-        return path.exists() and daily_file.verify(path, day, names) is None
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return {day for day, ok in zip(days, pool.map(verified, days), strict=True) if ok}
+        if path.exists() and daily_file.verify(path, day, names) is None:
+            done.add(day)
+    return done
 
 
 def failure_entry(settings: Settings, outcome: DayOutcome, attempts: int = 1) -> FailureEntry:

@@ -81,7 +81,8 @@ def sign_collection_asset(stac_url: str, collection_id: str, asset_key: str, sas
         )
         collection = catalog.get_collection(collection_id)
     except APIError as exc:
-        raise CatalogError(f"the STAC API refused collection {collection_id!r}", stac_url, exc.status_code) from None
+        status = getattr(exc, "status_code", None)
+        raise CatalogError(f"the STAC API refused collection {collection_id!r} ({exc})", stac_url, status) from None
     except Exception as exc:  # connection refused, DNS, bad JSON: all mean "catalogue unreadable"
         raise CatalogError(f"cannot read the STAC catalogue ({type(exc).__name__}: {exc})", stac_url) from None
     asset = collection.assets.get(asset_key)
@@ -104,7 +105,7 @@ def _stac_io():
     from urllib3.util.retry import Retry
 
     retry = Retry(
-        total=5, backoff_factor=1.0, status_forcelist=(429, 500, 502, 503, 504),
+        total=5, connect=2, backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504),
         allowed_methods=None, respect_retry_after_header=True, raise_on_status=False,
     )
     return StacApiIO(max_retries=retry, timeout=60)

@@ -1,0 +1,184 @@
+"""End to end through ./run_pipeline.sh and the emulator, with 2 workers: runs, reruns, retries,
+faults, kill_all.sh, and usage errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conus404 import daily_file
+from conus404.emulator.fault_proxy import FaultRule
+from conus404.emulator.stack import EmulatorStack
+from conus404.emulator.synthetic_store import Defect, StoreSpec
+from conus404.processes import start_process_group, stop_process_group
+
+pytestmark = pytest.mark.emulator
+ROOT = Path(__file__).resolve().parents[1]
+DAYS = ["2021-01-01", "2021-01-02", "2021-01-03", "2021-01-04"]
+VARIABLES = "T2,PREC_ACC_NC,ACSWDNB"
+
+
+@pytest.fixture
+def make_emulator(tmp_path, tls_files):
+    stacks = []
+
+    def make(spec: StoreSpec) -> EmulatorStack:
+        stack = EmulatorStack(tmp_path / f"emulator{len(stacks)}", tls=tls_files).start()
+        stacks.append(stack)
+        stack.add_store(spec)
+        return stack
+
+    yield make
+    for stack in stacks:
+        stack.stop()
+
+
+def pipeline(tmp: Path, stack: EmulatorStack | None, *flags: str, env: dict | None = None, timeout: float = 300):
+    argv = [str(ROOT / "run_pipeline.sh"), "--start", DAYS[0], "--end", DAYS[-1], "--variables", VARIABLES,
+            "--statistics", "", "--max-processes", "2", "--data-dir", str(tmp / "data"), "--log-dir", str(tmp / "logs"),
+            "--progress-interval", "1", "--retry-backoff", "0.5", *flags]
+    full_env = {**os.environ, **(stack.client_env() if stack else {}), **(env or {})}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=full_env, stdin=subprocess.DEVNULL)
+
+
+def verified_days(tmp: Path) -> list[str]:
+    import datetime as dt
+
+    names = ["T2", "PREC_ACC_NC", "ACSWDNB"]
+    out = []
+    for day in DAYS:
+        path = daily_file.daily_path(tmp / "data", dt.date.fromisoformat(day))
+        if path.exists() and daily_file.verify(path, dt.date.fromisoformat(day), names) is None:
+            out.append(day)
+    return out
+
+
+def test_a_four_day_run_publishes_four_verified_files_and_a_rerun_does_nothing(make_emulator, tmp_path):
+    stack = make_emulator(StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20))
+    result = pipeline(tmp_path, stack, "--foreground")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert verified_days(tmp_path) == DAYS
+    log = (tmp_path / "logs" / "driver_main_run.log").read_text()
+    assert "progress: done 4/4" in log and "summary:" in log
+    assert json.loads((tmp_path / "data" / "failed_jobs.json").read_text() if (tmp_path / "data" / "failed_jobs.json").exists() else "{}") == {}
+    assert json.loads((tmp_path / "ultimate_failures.json").read_text()) == {}
+    # one token for the whole run: signed once, handed to the driver and its workers
+    assert stack.service.requests["token"] == 1
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "data" / "unprocessed" / "daily").glob("*.nc")}
+    workers_before = len(list((tmp_path / "logs" / "subprocesses").glob("*.log")))
+
+    again = pipeline(tmp_path, stack, "--foreground")
+    assert again.returncode == 0, again.stderr
+    assert "4 day(s) already valid, 0 to run" in (tmp_path / "logs" / "driver_main_run.log").read_text()
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+    assert len(list((tmp_path / "logs" / "subprocesses").glob("*.log"))) == workers_before
+    for path in [*(tmp_path / "logs").rglob("*"), *(tmp_path / "data").rglob("*.json")]:
+        if path.is_file():
+            assert "sig=" not in path.read_text(errors="replace"), path  # no SAS token anywhere
+
+
+def test_transient_failures_are_retried_and_data_defects_are_not(make_emulator, tmp_path):
+    spec = StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20, defects=(Defect("negative", "2021-01-02T06"),))
+    stack = make_emulator(spec)
+    # day 3's first read of T2 at 05Z is refused as with an expired token: a transient failure
+    proxy = stack.inject_faults([FaultRule(r"/T2/53\.0\.0$", status=403, times=1)])
+    result = pipeline(tmp_path, stack, "--foreground")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert proxy.counts["injected"] == 1
+    assert verified_days(tmp_path) == ["2021-01-01", "2021-01-03", "2021-01-04"]
+    failed = json.loads((tmp_path / "data" / "failed_jobs.json").read_text())
+    assert failed["2021-01-03"]["error_class"] == "transient" and "AuthenticationError" in failed["2021-01-03"]["message"]
+    assert failed["2021-01-02"]["error_class"] == "permanent"
+    assert set(failed["2021-01-02"]) >= {"variables", "error_class", "message", "exit_code", "attempts", "log", "last_attempt"}
+    ultimate = json.loads((tmp_path / "ultimate_failures.json").read_text())
+    assert list(ultimate) == ["2021-01-02"]
+    assert "PREC_ACC_NC at 2021-01-02T06Z has -1.5 mm" in ultimate["2021-01-02"]["message"]
+    retry_log = (tmp_path / "logs" / "retry_run.log").read_text()
+    assert "1 transient failure(s) to retry, 1 permanent listed without retry" in retry_log
+    day2_log = (tmp_path / "logs" / "subprocesses" / "download_20210102.log").read_text()
+    assert day2_log.count("attempt for 2021-01-02") == 1, "a permanent failure is never retried"
+
+
+def _alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_kill_all_stops_the_run_spares_a_decoy_and_the_next_run_completes(make_emulator, tmp_path):
+    stack = make_emulator(StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20))
+    stack.inject_faults([FaultRule(r"/T2/\d+\.0\.0$", delay_s=2.0)])  # slow days: time to interrupt
+    started = pipeline(tmp_path, stack)  # background, as a user would start it
+    assert started.returncode == 0, started.stderr
+    assert "tail -f" in started.stdout and "driver_main_run.log" in started.stdout
+    pgid = int((tmp_path / "logs" / "pipeline.pid").read_text())
+    decoy_dir = tmp_path / "elsewhere"
+    decoy_dir.mkdir()
+    shutil.copy(ROOT / "tests" / "decoy_single_download.py", decoy_dir / "single_download.py")
+    decoy = start_process_group([sys.executable, str(decoy_dir / "single_download.py")], decoy_dir / "decoy.log")
+    env = {**os.environ, "CONUS404_LOG_DIR": str(tmp_path / "logs")}
+    try:
+        deadline = time.monotonic() + 60
+        while not list((tmp_path / "logs" / "subprocesses").glob("download_*.log")):
+            assert time.monotonic() < deadline, "no worker started"
+            time.sleep(0.2)
+        again = pipeline(tmp_path, stack)
+        assert again.returncode == 1 and "already active" in again.stderr
+        for script in ("clean_data.sh", "archive_logs.sh"):
+            refused = subprocess.run([str(ROOT / script), "--yes"] if script == "clean_data.sh" else [str(ROOT / script)],
+                                     capture_output=True, text=True, env=env, timeout=30)
+            assert refused.returncode == 1 and "active" in refused.stderr, script
+        status = pipeline(tmp_path, stack, "--status")
+        assert "run: active" in status.stdout and "range 2021-01-01..2021-01-04 (4 days)" in status.stdout
+
+        t0 = time.monotonic()
+        stopped = subprocess.run([str(ROOT / "kill_all.sh"), "--log-dir", str(tmp_path / "logs"), "--grace", "10"],
+                                 capture_output=True, text=True, timeout=60)
+        assert stopped.returncode == 0 and f"Stopped process group {pgid}" in stopped.stdout
+        assert time.monotonic() - t0 < 12
+        assert not _alive(pgid)
+        assert decoy.poll() is None, "a process elsewhere named single_download.py was touched"
+        leftovers = list((tmp_path / "data" / "unprocessed" / "daily").glob(".tmp-*")) if (tmp_path / "data" / "unprocessed" / "daily").exists() else []
+        assert leftovers == []
+    finally:
+        if _alive(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+        stop_process_group(decoy)
+    stack.proxy.rules = []
+    finished = pipeline(tmp_path, stack, "--foreground")
+    assert finished.returncode == 0, finished.stderr
+    assert verified_days(tmp_path) == DAYS
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "message"),
+    [
+        (("--start", "2021-13-01"), {}, "'2021-13-01' is not a date"),
+        (("--start", "2021-01-04", "--end", "2021-01-01"), {}, "before the start date"),
+        (("--variables", "T2,PREC_ACC"), {}, "'PREC_ACC' is not a variable of the source (did you mean PREC_ACC_NC"),
+        (("--variables", "TK"), {}, "set ALLOW_3D"),
+        (("--max-processes", "0"), {}, "out of range"),
+        (("--end", "2030-01-01"), {}, "outside the source's record"),
+        ((), {"CONUS404_STAC_URL": "http://127.0.0.1:9/api/stac/v1"}, "cannot read the source"),
+        (("--source", "/nonexistent/store.zarr"), {}, "cannot read the source /nonexistent/store.zarr"),
+        (("--bogus",), {}, "unrecognized arguments: --bogus"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line_before_any_download(make_emulator, tmp_path, flags, env, message):
+    stack = make_emulator(StoreSpec.for_days(DAYS[0], 4, ny=6, nx=7, variables=("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB", "TK")))
+    result = pipeline(tmp_path, stack, "--foreground", *flags, env=env, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "logs" / "subprocesses").exists(), "nothing was downloaded"
+    assert not (tmp_path / "logs" / "pipeline.pid").exists()
