@@ -160,6 +160,16 @@ def test_kill_all_stops_the_run_spares_a_decoy_and_the_next_run_completes(make_e
     assert verified_days(tmp_path) == DAYS
 
 
+@pytest.fixture(scope="module")
+def usage_emulator(tmp_path_factory, tls_files):
+    stack = EmulatorStack(tmp_path_factory.mktemp("usage-emulator"), tls=tls_files).start()
+    try:
+        stack.add_store(StoreSpec.for_days(DAYS[0], 4, ny=6, nx=7, variables=("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB", "TK")))
+        yield stack
+    finally:
+        stack.stop()
+
+
 @pytest.mark.parametrize(
     ("flags", "env", "message"),
     [
@@ -174,9 +184,8 @@ def test_kill_all_stops_the_run_spares_a_decoy_and_the_next_run_completes(make_e
         (("--bogus",), {}, "unrecognized arguments: --bogus"),
     ],
 )
-def test_usage_errors_exit_2_with_one_line_before_any_download(make_emulator, tmp_path, flags, env, message):
-    stack = make_emulator(StoreSpec.for_days(DAYS[0], 4, ny=6, nx=7, variables=("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB", "TK")))
-    result = pipeline(tmp_path, stack, "--foreground", *flags, env=env, timeout=120)
+def test_usage_errors_exit_2_with_one_line_before_any_download(usage_emulator, tmp_path, flags, env, message):
+    result = pipeline(tmp_path, usage_emulator, "--foreground", *flags, env=env, timeout=120)
     assert result.returncode == 2, result.stdout + result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.stderr
