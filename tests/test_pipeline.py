@@ -191,3 +191,37 @@ def test_usage_errors_exit_2_with_one_line_before_any_download(usage_emulator, t
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not (tmp_path / "logs" / "subprocesses").exists(), "nothing was downloaded"
     assert not (tmp_path / "logs" / "pipeline.pid").exists()
+
+
+def test_a_day_over_the_timeout_is_stopped_and_retried(make_emulator, tmp_path):
+    stack = make_emulator(StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20))
+    stack.inject_faults([FaultRule(r"/T2/53\.0\.0$", delay_s=30.0, times=1)])  # day 3 hangs once
+    result = pipeline(tmp_path, stack, "--foreground", "--day-timeout", "4")
+    assert result.returncode == 0, result.stdout + result.stderr
+    failed = json.loads((tmp_path / "data" / "failed_jobs.json").read_text())
+    assert list(failed) == ["2021-01-03"] and failed["2021-01-03"]["message"] == "timed out after 4 s"
+    assert verified_days(tmp_path) == DAYS
+    assert json.loads((tmp_path / "ultimate_failures.json").read_text()) == {}
+
+
+def test_short_lived_tokens_are_renewed_during_the_run(make_emulator, tmp_path):
+    import datetime as dt
+
+    stack = make_emulator(StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20))
+    stack.service.token_lifetime = dt.timedelta(seconds=8)  # longer than a day, shorter than the run
+    stack.inject_faults([FaultRule(r"/T2/\d+\.0\.0$", delay_s=0.5)])
+    result = pipeline(tmp_path, stack, "--foreground", "--max-processes", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert verified_days(tmp_path) == DAYS
+    assert stack.service.requests["token"] >= 2
+    assert "signing again" in (tmp_path / "logs" / "driver_main_run.log").read_text()
+
+
+def test_no_new_worker_starts_while_memory_is_short(make_emulator, tmp_path):
+    stack = make_emulator(StoreSpec.for_days(DAYS[0], 4, ny=8, nx=9))
+    result = pipeline(tmp_path, stack, "--foreground", "--min-available-mb", "100000000")
+    assert result.returncode == 0, result.stderr
+    log = (tmp_path / "logs" / "driver_main_run.log").read_text()
+    assert "holding back new workers" in log
+    assert "active 2" not in log, "with memory short, workers ran one at a time"
+    assert verified_days(tmp_path) == DAYS

@@ -49,7 +49,7 @@ class RunOptions:
 
 
 class AssetSigner:
-    """The run's signed asset: signed once, re-signed when under a quarter of its life (max 10 min) is left."""
+    """The run's signed asset: signed once, re-signed when under half its life (at most 10 min) is left."""
 
     def __init__(self, settings: Settings, asset: source.SignedAsset | None = None) -> None:
         self.settings = settings
@@ -61,7 +61,7 @@ class AssetSigner:
 
     def _set_margin(self, asset: source.SignedAsset) -> None:
         left = asset.seconds_left()
-        self._margin_s = 600.0 if left is None else min(600.0, max(left, 0.0) / 4)
+        self._margin_s = 600.0 if left is None else min(600.0, max(left, 0.0) / 2)
 
     def current(self) -> source.SignedAsset | None:
         if not self.settings.uses_planetary_computer:

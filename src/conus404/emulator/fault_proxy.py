@@ -80,7 +80,7 @@ class FaultProxy:
         if self._loop is None:
             return
         future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
-        future.result(timeout=10)
+        future.result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
@@ -104,7 +104,7 @@ class FaultProxy:
         )
         app = web.Application(client_max_size=1024**3)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)  # do not wait for delayed answers
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=server_ctx).start()
 
