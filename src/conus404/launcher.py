@@ -13,9 +13,11 @@ import datetime as dt
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -162,18 +164,20 @@ def status(settings: settings_mod.Settings, log_dir: Path) -> int:
     return 0
 
 
-def start_demo_emulator(workdir: Path) -> tuple[subprocess.Popen, dict[str, str]]:
-    env_file = workdir / "emulator.env"
+def start_demo_emulator(log_dir: Path, scratch: Path) -> tuple[subprocess.Popen, dict[str, str]]:
+    """The emulator in its own process group; its data and TLS material live in ``scratch``."""
+    env_file = scratch / "emulator.env"
+    log_path = log_dir / "demo_emulator.log"
     proc = start_process_group(
         [sys.executable, "-m", "conus404.emulator", "serve", "--days", str(DEMO_DAYS), "--grid", "60x80",
-         "--workdir", str(workdir), "--env-file", str(env_file)],
-        workdir / "emulator.log", cwd=SRC,
+         "--workdir", str(scratch / "work"), "--env-file", str(env_file)],
+        log_path, cwd=SRC,
     )
     deadline = time.monotonic() + 180
     while not env_file.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             stop_process_group(proc)
-            raise ConfigurationError(f"the local emulator did not start; see {workdir / 'emulator.log'}")
+            raise ConfigurationError(f"the local emulator did not start; see {log_path}")
         time.sleep(0.2)
     env = {}
     for line in env_file.read_text().splitlines():
@@ -185,6 +189,7 @@ def start_demo_emulator(workdir: Path) -> tuple[subprocess.Popen, dict[str, str]
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     emulator = None
+    scratch = None
     try:
         if args.demo:
             args.foreground = True
@@ -204,10 +209,9 @@ def main(argv: list[str] | None = None) -> int:
                   "see ./run_pipeline.sh --status, or stop it with ./kill_all.sh", file=sys.stderr)
             return 1
         if args.demo:
-            workdir = log_dir / "demo-emulator"
-            workdir.mkdir(parents=True, exist_ok=True)
+            scratch = Path(tempfile.mkdtemp(prefix="conus404-demo-"))
             print("demo: starting the local Planetary Computer emulator ...", flush=True)
-            emulator, env = start_demo_emulator(workdir)
+            emulator, env = start_demo_emulator(log_dir, scratch)
             os.environ.update(env)  # before anything imports aiohttp (it reads SSL_CERT_FILE once)
             settings = settings_mod.load(args)  # the emulator's STAC and SAS URLs
         signer = AssetSigner(settings)
@@ -231,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if emulator is not None:
             stop_process_group(emulator)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
