@@ -72,7 +72,7 @@ class AssetSigner:
                 log.info("the SAS token expires in %.0f s: signing again", left)
             source.refresh_token_cache()
             s = self.settings
-            self.asset = source.sign_collection_asset(s.stac_url, s.collection, s.asset, s.sas_url)
+            self.asset = source.sign_collection_asset(s.stac_url, s.collection, s.asset, s.sas_url, s.retry)
             self.signings += 1
             self._set_margin(self.asset)
         return self.asset

@@ -50,6 +50,7 @@ class Settings:
     keep_hourly: bool = False
     allow_3d: bool = False
     max_nan_fraction: float = 0.01
+    retry: Any = None  # conus404.retry_policy.RetrySettings; None = its defaults
 
     @property
     def days(self) -> list[dt.date]:
@@ -120,6 +121,25 @@ def parse_fraction(value: Any, what: str) -> float:
     return number
 
 
+def parse_retry(value: Mapping[str, Any]):
+    """RETRY = {"attempts": 6, "initial_backoff_s": 0.25, "max_backoff_s": 20, "jitter": 0.5}."""
+    from conus404.retry_policy import RetrySettings
+
+    if not isinstance(value, Mapping):
+        raise ConfigurationError("RETRY must be a dict such as {'attempts': 6, 'max_backoff_s': 20}")
+    known = set(RetrySettings.__dataclass_fields__)
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ConfigurationError(f"RETRY: unknown key(s) {', '.join(unknown)}; use {', '.join(sorted(known))}")
+    try:
+        settings = RetrySettings(**{k: type(getattr(RetrySettings, k))(v) for k, v in value.items()})
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"RETRY: {exc}") from None
+    if settings.attempts < 0 or settings.initial_backoff_s < 0 or settings.max_backoff_s < 0 or not 0 <= settings.jitter <= 1:
+        raise ConfigurationError("RETRY: attempts and backoffs cannot be negative; jitter is between 0 and 1")
+    return settings
+
+
 def _absolute(path: str | Path) -> Path:
     path = Path(path).expanduser()
     return path if path.is_absolute() else PROJECT_ROOT / path
@@ -149,6 +169,7 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         keep_hourly=bool(values.get("KEEP_HOURLY", False)),
         allow_3d=bool(values.get("ALLOW_3D", False)),
         max_nan_fraction=parse_fraction(values.get("MAX_NAN_FRACTION", 0.01), "MAX_NAN_FRACTION"),
+        retry=parse_retry(values.get("RETRY", {})),
     )
     return check(settings)
 

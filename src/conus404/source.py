@@ -68,17 +68,24 @@ def use_sas_endpoint(sas_url: str) -> None:
         sas.TOKEN_CACHE.clear()  # tokens from another endpoint are not for this one
 
 
-def sign_collection_asset(stac_url: str, collection_id: str, asset_key: str, sas_url: str) -> SignedAsset:
-    """Open the STAC API, fetch the collection signed by the PC SDK, and return the asset."""
+def sign_collection_asset(
+    stac_url: str, collection_id: str, asset_key: str, sas_url: str, retry=None
+) -> SignedAsset:
+    """Read the collection from the STAC API, sign it with the PC SDK, and return the asset.
+
+    Catalogue and token requests both follow ``retry`` (a RetrySettings; defaults if None).
+    """
     import planetary_computer
     import pystac_client
+    from planetary_computer import sas
     from pystac_client.exceptions import APIError
 
+    from conus404.retry_policy import RetrySettings
+
+    retry = retry or RetrySettings()
     use_sas_endpoint(sas_url)
     try:
-        catalog = pystac_client.Client.open(
-            stac_url, modifier=planetary_computer.sign_inplace, stac_io=_stac_io(), timeout=60
-        )
+        catalog = pystac_client.Client.open(stac_url, stac_io=_stac_io(retry), timeout=60)
         collection = catalog.get_collection(collection_id)
     except APIError as exc:
         status = getattr(exc, "status_code", None)
@@ -92,23 +99,25 @@ def sign_collection_asset(stac_url: str, collection_id: str, asset_key: str, sas
             stac_url,
         )
     options = dict(asset.extra_fields.get("xarray:storage_options", {}))
+    account, container = options.get("account_name"), urlparse(asset.href).netloc
+    if account and container:
+        try:  # the token, fetched with our retry policy; sign_inplace then uses it from the SDK's cache
+            sas.get_token(account, container, retry_total=retry.attempts, retry_backoff_factor=retry.initial_backoff_s)
+        except Exception as exc:
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            raise CatalogError(f"the SAS token service refused a token ({type(exc).__name__})", sas_url, status) from None
+    planetary_computer.sign_inplace(collection)
+    asset = collection.assets[asset_key]
+    options = dict(asset.extra_fields.get("xarray:storage_options", {}))
     open_kwargs = dict(asset.extra_fields.get("xarray:open_kwargs", {}))
     return SignedAsset(asset.href, options, open_kwargs, _token_expiry(asset.href, options))
 
 
-def _stac_io():
-    """pystac-client's HTTP with retries that back off and honour Retry-After (429, 5xx, resets).
-
-    The SDK's token requests already retry this way (urllib3, 10 attempts, Retry-After honoured).
-    """
+def _stac_io(retry):
+    """pystac-client's HTTP, retrying 429 / 5xx / resets with backoff that honours Retry-After."""
     from pystac_client.stac_api_io import StacApiIO
-    from urllib3.util.retry import Retry
 
-    retry = Retry(
-        total=5, connect=2, backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504),
-        allowed_methods=None, respect_retry_after_header=True, raise_on_status=False,
-    )
-    return StacApiIO(max_retries=retry, timeout=60)
+    return StacApiIO(max_retries=retry.urllib3_retry(), timeout=60)
 
 
 def refresh_token_cache() -> None:
@@ -128,14 +137,24 @@ def _token_expiry(href: str, options: dict[str, Any]) -> dt.datetime | None:
     return token.expiry if token is not None and options.get("credential") == token.token else None
 
 
-def open_dataset(asset: SignedAsset, **kwargs: Any):
-    """``xr.open_zarr`` on the asset; refusals and empty stores become clear errors, not empty data."""
+def open_dataset(asset: SignedAsset, retry=None, **kwargs: Any):
+    """``xr.open_zarr`` on the asset; refusals and empty stores become clear errors, not empty data.
+
+    Azure Blob reads use ``retry`` (a :class:`~conus404.storage_retry.RetrySettings`; default
+    settings if None) instead of the Azure SDK's slow default policy.
+    """
     import xarray as xr
     from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
     open_kwargs = {**asset.open_kwargs, **kwargs}
+    options = dict(asset.storage_options)
+    if urlparse(asset.href).scheme in ("az", "abfs", "abfss"):
+        from conus404 import storage_retry
+
+        storage_retry.register()
+        options.update((retry or storage_retry.RetrySettings()).storage_options())
     try:
-        ds = xr.open_zarr(asset.href, storage_options=asset.storage_options or None, **open_kwargs)
+        ds = xr.open_zarr(asset.href, storage_options=options or None, **open_kwargs)
     except (ClientAuthenticationError, HttpResponseError) as exc:
         status = getattr(exc, "status_code", None)
         if status in (401, 403) or isinstance(exc, ClientAuthenticationError):
@@ -154,7 +173,9 @@ def open_source(settings, signed: SignedAsset | None = None):
     any other source is a Zarr URL or path opened with ``settings.storage_options``.
     """
     if settings.uses_planetary_computer:
-        asset = signed or sign_collection_asset(settings.stac_url, settings.collection, settings.asset, settings.sas_url)
+        asset = signed or sign_collection_asset(
+            settings.stac_url, settings.collection, settings.asset, settings.sas_url, settings.retry
+        )
         description = {
             "source": f"Microsoft Planetary Computer STAC collection {settings.collection!r}, asset {settings.asset!r}",
             "source_stac_url": settings.stac_url,
@@ -163,7 +184,7 @@ def open_source(settings, signed: SignedAsset | None = None):
     else:
         asset = SignedAsset(settings.source, dict(settings.storage_options), {})
         description = {"source": "Zarr store", "source_href": asset.public_href}
-    ds = open_dataset(asset, chunks=None)  # no dask: zarr fetches exactly the chunks a read needs
+    ds = open_dataset(asset, settings.retry, chunks=None)  # no dask: zarr fetches exactly the chunks a read needs
     return normalise(ds), description
 
 
