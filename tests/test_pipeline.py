@@ -88,14 +88,14 @@ def test_a_four_day_run_publishes_four_verified_files_and_a_rerun_does_nothing(m
 def test_transient_failures_are_retried_and_data_defects_are_not(make_emulator, tmp_path):
     spec = StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20, defects=(Defect("negative", "2021-01-02T06"),))
     stack = make_emulator(spec)
-    # day 3's first read of T2 at 05Z is refused as with an expired token: a transient failure
-    proxy = stack.inject_faults([FaultRule(r"/T2/53\.0\.0$", status=403, times=1)])
+    # day 3's read of T2 at 05Z meets 503 ServerBusy more often than the retry policy retries
+    proxy = stack.inject_faults([FaultRule(r"/T2/53\.0\.0$", status=503, times=7)])
     result = pipeline(tmp_path, stack, "--foreground")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert proxy.counts["injected"] == 1
+    assert proxy.counts["injected"] == 7
     assert verified_days(tmp_path) == ["2021-01-01", "2021-01-03", "2021-01-04"]
     failed = json.loads((tmp_path / "data" / "failed_jobs.json").read_text())
-    assert failed["2021-01-03"]["error_class"] == "transient" and "AuthenticationError" in failed["2021-01-03"]["message"]
+    assert failed["2021-01-03"]["error_class"] == "transient" and "ServerBusy" in failed["2021-01-03"]["message"]
     assert failed["2021-01-02"]["error_class"] == "permanent"
     assert set(failed["2021-01-02"]) >= {"variables", "error_class", "message", "exit_code", "attempts", "log", "last_attempt"}
     ultimate = json.loads((tmp_path / "ultimate_failures.json").read_text())

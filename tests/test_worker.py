@@ -309,3 +309,25 @@ def test_a_signed_asset_on_stdin_is_used_without_signing_again(emulator, tmp_pat
 def test_garbage_on_stdin_is_a_usage_error(tmp_path):
     code, result, err = run_worker("2021-01-01", tmp_path, "--signed-asset-stdin", stdin="not json")
     assert code == 2 and "standard input is not a signed asset" in result["message"]
+
+
+@pytest.mark.emulator
+def test_a_token_refused_mid_day_is_renewed_and_the_day_completes(emulator, tmp_path, fresh_sdk):
+    from conus404 import source
+    from conus404.emulator.fault_proxy import FaultRule
+
+    service = emulator.service
+    proxy = emulator.inject_faults([FaultRule(r"/PREC_ACC_NC/30\.0\.0$", status=403, times=1)])
+    try:
+        asset = source.sign_collection_asset(service.stac_url, "conus404", "zarr-abfs", service.sas_url)
+        before = service.requests["token"]
+        code, result, err = run_worker("2021-01-02", tmp_path, "--variables", "T2,PREC_ACC_NC", "--signed-asset-stdin",
+                                       env=emulator.client_env(), stdin=json.dumps(asset.to_json()))
+    finally:
+        emulator.inject_faults([])
+    assert code == 0 and result["status"] == "published", err
+    assert proxy.counts["injected"] >= 1
+    assert service.requests["token"] == before + 1, "the worker signed again once"
+    assert "signing again and re-reading" in err
+    hourly = build_dataset(emulator.stores["conus404"])
+    assert_matches(daily(tmp_path, "2021-01-02"), {k: v for k, v in expected_daily(hourly, "2021-01-02").items() if k in ("T2", "PREC_ACC_NC")})

@@ -178,8 +178,18 @@ def _field_attrs(plan: VariablePlan, statistic: str, window: aggregation.HourWin
     return attrs
 
 
-def aggregate_day(ds, day: dt.date, plans: list[VariablePlan], report: validation.QcReport, hourly_sink=None):
-    """Read, check and aggregate each variable in turn. Returns (fields, bytes read)."""
+MAX_RESIGNS_PER_DAY = 2
+
+
+def aggregate_day(
+    ds, day: dt.date, plans: list[VariablePlan], report: validation.QcReport, hourly_sink=None, reopen=None
+):
+    """Read, check and aggregate each variable in turn. Returns (fields, bytes read).
+
+    When storage refuses the token mid-day (it expired), ``reopen()`` signs again and the
+    variable is read again, up to MAX_RESIGNS_PER_DAY times; then the day fails as transient.
+    """
+    resigns = 0
     time_index = pd.DatetimeIndex(ds.indexes["time"])
     grid_shape = (ds.sizes["south_north"], ds.sizes["west_east"])
     fields: list[daily_file.DailyField] = []
@@ -189,7 +199,16 @@ def aggregate_day(ds, day: dt.date, plans: list[VariablePlan], report: validatio
         window = aggregation.hour_window(plan.var_class, day)
         positions = locate_hours(time_index, window, f"{plan.name} of {day}")
         stamps = [f"{t:%Y-%m-%dT%HZ}" for t in window.hours]
-        records = {name: read_records(ds, name, positions) for name in plan.inputs}
+        while True:
+            try:
+                records = {name: read_records(ds, name, positions) for name in plan.inputs}
+                break
+            except AuthenticationError:
+                if reopen is None or resigns >= MAX_RESIGNS_PER_DAY:
+                    raise
+                resigns += 1
+                log.warning("storage refused the token while reading %s: signing again and re-reading", plan.name)
+                ds = reopen()
         bytes_read += sum(r.nbytes for r in records.values())
         if hourly_sink is not None:
             hourly_sink(plan, window, records)
@@ -234,7 +253,7 @@ def provenance(description: dict[str, str], plans: list[VariablePlan]) -> dict[s
 def run_day(
     day: dt.date,
     settings: Settings,
-    open_source: Callable[[], tuple[Any, dict[str, str]]],
+    open_source: Callable[[bool], tuple[Any, dict[str, str]]],  # (fresh signature?) -> (dataset, provenance)
     qc_dir: Path,
     force: bool = False,
 ) -> DayResult:
@@ -250,7 +269,7 @@ def run_day(
         moved = daily_file.quarantine(final)
         log.warning("%s did not verify (%s): moved to %s and redoing the day", final.name, problem, moved)
 
-    ds, description = open_source()
+    ds, description = open_source(False)
     plans, warnings = plan_variables(ds, settings)
     for warning in warnings:
         log.warning(warning)
@@ -262,7 +281,9 @@ def run_day(
 
         hourly = HourlyFile(daily_file.hourly_dir(settings.data_dir), day, ds["lat"].values, ds["lon"].values)
     try:
-        fields, bytes_read = aggregate_day(ds, day, plans, report, hourly.add if hourly else None)
+        fields, bytes_read = aggregate_day(
+            ds, day, plans, report, hourly.add if hourly else None, reopen=lambda: open_source(True)[0]
+        )
         report.raise_if_failed()
         dataset = daily_file.build_dataset(
             day, ds["lat"].values, ds["lon"].values, fields, provenance(description, plans)

@@ -62,7 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         from conus404 import source, worker  # heavy imports only once the request is valid
 
         qc_dir = args.qc_dir or settings_mod.PROJECT_ROOT / "logs" / "qc"
-        result = worker.run_day(day, settings, lambda: source.open_source(settings, signed), qc_dir, args.force)
+        def open_source(fresh: bool):
+            if fresh:  # the token was refused: ask the token service, not the SDK's cache
+                source.refresh_token_cache()
+            return source.open_source(settings, None if fresh else signed)
+
+        result = worker.run_day(day, settings, open_source, qc_dir, args.force)
         code = EXIT_DONE
     except Exception as exc:  # every failure becomes one recorded line, never a bare traceback
         kind = failure_class(exc)
