@@ -35,6 +35,7 @@ class FaultRule:
     probability: float = 1.0  # share of matching requests affected
     delay_s: float = 0.0  # wait before answering / forwarding
     drop: bool = False  # close the connection without an answer
+    truncate: bool = False  # forward, but cut the body in half and close (a truncated download)
     retry_after_s: int | None = None
     hits: int = 0
 
@@ -130,6 +131,8 @@ class FaultProxy:
             if rule.drop:
                 request.transport.close()
                 return web.Response(status=500)
+            if rule.truncate:
+                return await self._forward(request, truncate=True)
             if rule.status is not None:
                 code, message = _AZURE_ERRORS.get(rule.status, ("InjectedFault", "Injected fault."))
                 headers = {"x-ms-error-code": code, "Content-Type": "application/xml"}
@@ -138,6 +141,11 @@ class FaultProxy:
                 body = f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>{message}</Message></Error>'
                 return web.Response(status=rule.status, text=body, headers=headers)
         self.counts["forwarded"] += 1
+        return await self._forward(request)
+
+    async def _forward(self, request, truncate: bool = False):
+        from aiohttp import web
+
         url = f"https://127.0.0.1:{self.upstream_port}{request.rel_url}"
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         data = await request.read()
@@ -148,4 +156,11 @@ class FaultProxy:
                 k: v for k, v in upstream.headers.items()
                 if k.lower() not in ("content-length", "transfer-encoding", "connection")
             }
-            return web.Response(status=upstream.status, body=body, headers=out_headers)
+            if not truncate or len(body) < 2:
+                return web.Response(status=upstream.status, body=body, headers=out_headers)
+            response = web.StreamResponse(status=upstream.status, headers=out_headers)
+            response.content_length = len(body)  # promise the whole body ...
+            await response.prepare(request)
+            await response.write(body[: len(body) // 2])  # ... deliver half, then hang up
+            request.transport.close()
+            return response

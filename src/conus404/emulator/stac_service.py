@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -89,7 +90,12 @@ class StacSasService:
     token_lifetime: dt.timedelta = dt.timedelta(hours=1)
     port: int = 0
     requests: Counter = field(default_factory=Counter)  # "stac" / "token" / ... -> count
+    token_throttle_rate: float = 0.0  # share of token requests answered 429 with Retry-After
+    token_throttle_first: int = 0  # the next N token requests are answered 429 (deterministic)
+    throttle_retry_after_s: int = 1
+    throttle_seed: int = 0
     _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
 
     @property
@@ -148,6 +154,18 @@ class StacSasService:
             "links": links,
         }
 
+    def throttled(self) -> bool:
+        with self._lock:
+            if self.token_throttle_first > 0:
+                self.token_throttle_first -= 1
+                return True
+        if self.token_throttle_rate <= 0:
+            return False
+        if not hasattr(self, "_throttle_rng"):
+            self._throttle_rng = random.Random(self.throttle_seed)
+        with self._lock:
+            return self._throttle_rng.random() < self.token_throttle_rate
+
     def token(self, account_name: str, container: str) -> dict[str, str] | None:
         account = next(
             (c.account for c in self.collections.values() if c.account.name == account_name), None
@@ -187,6 +205,17 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.owner
         if path.startswith(SAS_PREFIX + "/"):
             owner.requests["token"] += 1
+            if owner.throttled():
+                owner.requests["token_throttled"] += 1
+                self.send_response(HTTPStatus.TOO_MANY_REQUESTS)
+                body = json.dumps({"statusCode": 429, "message": "Rate limit is exceeded. Try again in "
+                                   f"{owner.throttle_retry_after_s} seconds."}).encode()
+                self.send_header("Retry-After", str(owner.throttle_retry_after_s))
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             parts = path[len(SAS_PREFIX) + 1 :].split("/")
             body = owner.token(*parts) if len(parts) == 2 else None
             if body is None:
