@@ -114,3 +114,105 @@ def test_five_percent_503_costs_little_time(stack, clean_run, tmp_path):
         stack.proxy.rules = []
     assert result.returncode == 0, result.stderr
     assert digests(tmp_path / "data") == clean_run
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _workers_of(pgid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid and b"single_download.py" in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except (OSError, ProcessLookupError):
+                continue
+    return pids
+
+
+def _drivers_of(pgid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes()
+                if os.getpgid(int(entry.name)) == pgid and (b"driver.py" in cmd or b"retry_failed.py" in cmd) and b"bash" not in cmd:
+                    pids.append(int(entry.name))
+            except (OSError, ProcessLookupError):
+                continue
+    return pids
+
+
+class Watcher(threading.Thread):
+    """Samples daily/ while the campaign runs: every file under a final name must verify."""
+
+    def __init__(self, data_dir: Path, names: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.data_dir, self.names = data_dir, names
+        self.stop = threading.Event()
+        self.samples = 0
+        self.bad: list[str] = []
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for day in DAYS:
+                path = daily_file.daily_path(self.data_dir, day)
+                if path.exists():
+                    problem = daily_file.verify(path, day, self.names)
+                    self.samples += 1
+                    if problem and path.exists():
+                        self.bad.append(f"{path.name}: {problem}")
+            time.sleep(0.02)
+
+
+def test_a_crash_campaign_loses_nothing_and_ends_identical(stack, clean_run, tmp_path):
+    rng = random.Random(20261125)
+    stack.proxy.rules = [FaultRule(CHUNKS, delay_s=0.15)]  # days of a few seconds: time to land kills
+    data, logs = tmp_path / "data", tmp_path / "logs"
+    watcher = Watcher(data, ["T2", "T2_min", "T2_max", "TD2", "PREC_ACC_NC", "ACSNOM", "ACSWDNB"])
+    watcher.start()
+    kills = {"worker": 0, "driver": 0, "group": 0}
+    try:
+        while sum(kills.values()) < 20:
+            started = run_pipeline(tmp_path, stack, "--force", background=True)
+            assert started.returncode == 0, started.stdout + started.stderr
+            pgid = int((logs / "pipeline.pid").read_text())
+            time.sleep(rng.uniform(0.3, 2.5))
+            target = rng.choice(["worker", "worker", "driver", "group"])
+            if target == "worker" and _workers_of(pgid):
+                os.kill(rng.choice(_workers_of(pgid)), signal.SIGKILL)
+                kills["worker"] += 1
+            elif target == "driver" and _drivers_of(pgid):
+                os.kill(_drivers_of(pgid)[0], signal.SIGKILL)
+                kills["driver"] += 1
+            elif _group_alive(pgid):
+                os.killpg(pgid, signal.SIGKILL)
+                kills["group"] += 1
+            deadline = time.monotonic() + 60
+            while _group_alive(pgid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _group_alive(pgid):
+                os.killpg(pgid, signal.SIGKILL)
+                kills["group"] += 1
+                while _group_alive(pgid):
+                    time.sleep(0.1)
+            ledger = data / "failed_jobs.json"
+            if ledger.exists():
+                json.loads(ledger.read_text())  # always whole, valid JSON
+    finally:
+        stack.proxy.rules = []
+    final = run_pipeline(tmp_path, stack)
+    watcher.stop.set()
+    watcher.join(10)
+    print(json.dumps({"kills": kills, "watcher_samples": watcher.samples}))
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert watcher.bad == [], watcher.bad[:3]
+    assert watcher.samples > 50
+    assert digests(data) == clean_run, "every day complete and identical to the clean run"
+    assert list((data / "unprocessed" / "daily").glob(".tmp-*")) == [], "stale temporaries were cleaned"
