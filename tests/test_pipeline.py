@@ -63,7 +63,8 @@ def verified_days(tmp: Path) -> list[str]:
 
 def test_a_four_day_run_publishes_four_verified_files_and_a_rerun_does_nothing(make_emulator, tmp_path):
     stack = make_emulator(StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20))
-    result = pipeline(tmp_path, stack, "--foreground")
+    key = "subscription-key-that-must-never-be-written"
+    result = pipeline(tmp_path, stack, "--foreground", env={"PC_SDK_SUBSCRIPTION_KEY": key})
     assert result.returncode == 0, result.stdout + result.stderr
     assert verified_days(tmp_path) == DAYS
     log = (tmp_path / "logs" / "driver_main_run.log").read_text()
@@ -80,9 +81,11 @@ def test_a_four_day_run_publishes_four_verified_files_and_a_rerun_does_nothing(m
     assert "4 day(s) already valid, 0 to run" in (tmp_path / "logs" / "driver_main_run.log").read_text()
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
     assert len(list((tmp_path / "logs" / "subprocesses").glob("*.log"))) == workers_before
-    for path in [*(tmp_path / "logs").rglob("*"), *(tmp_path / "data").rglob("*.json")]:
+    # no SAS token or subscription key in any log, ledger, QC report or output file
+    for path in [*(tmp_path / "logs").rglob("*"), *(tmp_path / "data").rglob("*"), tmp_path / "ultimate_failures.json"]:
         if path.is_file():
-            assert "sig=" not in path.read_text(errors="replace"), path  # no SAS token anywhere
+            content = path.read_bytes()
+            assert b"sig=" not in content and key.encode() not in content, path
 
 
 def test_transient_failures_are_retried_and_data_defects_are_not(make_emulator, tmp_path):
@@ -138,6 +141,12 @@ def test_kill_all_stops_the_run_spares_a_decoy_and_the_next_run_completes(make_e
             refused = subprocess.run([str(ROOT / script), "--yes"] if script == "clean_data.sh" else [str(ROOT / script)],
                                      capture_output=True, text=True, env=env, timeout=30)
             assert refused.returncode == 1 and "active" in refused.stderr, script
+        for pid in [p for p in os.listdir("/proc") if p.isdigit()]:  # no token on any command line
+            try:
+                if os.getpgid(int(pid)) == pgid:
+                    assert b"sig=" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+            except (ProcessLookupError, FileNotFoundError):
+                pass
         status = pipeline(tmp_path, stack, "--status")
         assert "run: active" in status.stdout and "range 2021-01-01..2021-01-04 (4 days)" in status.stdout
 

@@ -37,6 +37,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_options(args: argparse.Namespace, force: bool = False) -> RunOptions:
+    for name in ("day_timeout", "progress_interval"):
+        value = getattr(args, name, None)
+        if value is not None and not value > 0:
+            raise ConfigurationError(f"--{name.replace('_', '-')} {value:g} must be a positive number of seconds")
+    if getattr(args, "min_available_mb", None) is not None and args.min_available_mb < 0:
+        raise ConfigurationError(f"--min-available-mb {args.min_available_mb:g} cannot be negative")
     options = RunOptions(force=force)
     if getattr(args, "log_dir", None):
         options.log_dir = args.log_dir if args.log_dir.is_absolute() else PROJECT_ROOT / args.log_dir
@@ -69,7 +75,7 @@ def _check_against_source(settings: Settings, signer: AssetSigner) -> None:
         ds, _ = source.open_source(settings, signer.current())
     except (CatalogError, AuthenticationError, SourceLayoutError) as exc:
         raise ConfigurationError(f"cannot read the source: {exc}") from None
-    except (OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # whatever the storage stack raises, the answer is "unreadable source"
         raise ConfigurationError(f"cannot read the source {what}: {type(exc).__name__}: {exc}") from None
     worker.plan_variables(ds, settings)  # unknown / 3-D / counter variables
     times = ds.indexes["time"]
@@ -138,7 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    options = run_options(args, force=args.force)
+    try:
+        options = run_options(args, force=args.force)
+        ensure_writable(options.log_dir, "log folder")
+    except ConfigurationError as exc:
+        print(f"driver.py: {exc}", file=sys.stderr)
+        return 2
     setup_logging(options.log_dir / "driver_main_run.log")
     try:
         settings = settings_mod.load(args)
@@ -158,10 +169,26 @@ def main(argv: list[str] | None = None) -> int:
     return run(settings, signer, options)
 
 
+def ensure_writable(folder: Path, what: str) -> None:
+    """Create ``folder`` and prove a file can be written there, or raise ConfigurationError."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write to the {what} {folder}: {exc.strerror or exc}") from None
+
+
 def preflight(settings: Settings, signer: AssetSigner) -> None:
-    """Open the source and check the request against it. Raises ConfigurationError (exit 2)."""
+    """Check the request: writable folders, a readable source that has the variables and dates.
+
+    Raises ConfigurationError (exit 2) before anything is downloaded.
+    """
     from conus404 import source
 
+    ensure_writable(daily_file.daily_dir(settings.data_dir), "data folder")
     try:
         _check_against_source(settings, signer)
     finally:

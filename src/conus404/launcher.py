@@ -24,7 +24,7 @@ from pathlib import Path
 from conus404 import daily_file
 from conus404 import settings as settings_mod
 from conus404.atomic import atomic_write_text
-from conus404.driver import add_run_arguments, preflight, run_options
+from conus404.driver import add_run_arguments, ensure_writable, preflight, run_options
 from conus404.exceptions import ConfigurationError
 from conus404.ledgers import Ledger
 from conus404.processes import start_process_group, stop_process_group
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             args.source = "planetary-computer"
         settings = settings_mod.load(args)
         log_dir = run_options(args).log_dir
-        log_dir.mkdir(parents=True, exist_ok=True)
+        ensure_writable(log_dir, "log folder")
         if args.status:
             return status(settings, log_dir)
         pgid = active_run(log_dir)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -54,7 +55,11 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    options = run_options(args)
+    try:
+        options = run_options(args)
+    except ConfigurationError as exc:
+        print(f"retry_failed.py: {exc}", file=sys.stderr)
+        return 2
     setup_logging(options.log_dir / "retry_run.log")
     try:
         settings = settings_mod.load(args)

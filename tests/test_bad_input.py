@@ -1,0 +1,132 @@
+"""A catalogue of bad inputs. Each gets one clear line and exit 2 before any download, or is
+recorded and handled, never a traceback, never deleted data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from conus404.emulator.stack import EmulatorStack
+from conus404.emulator.synthetic_store import StoreSpec
+
+pytestmark = pytest.mark.emulator
+ROOT = Path(__file__).resolve().parents[1]
+STORE_VARIABLES = ("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB", "TK")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, tls_files):
+    stack = EmulatorStack(tmp_path_factory.mktemp("bad-input"), tls=tls_files).start()
+    try:
+        stack.add_store(StoreSpec.for_days("2021-01-01", 2, ny=6, nx=7, variables=STORE_VARIABLES))
+        yield stack
+    finally:
+        stack.stop()
+
+
+def run(tmp: Path, stack: EmulatorStack, *flags: str, env: dict | None = None):
+    argv = [str(ROOT / "run_pipeline.sh"), "--foreground", "--start", "2021-01-01", "--end", "2021-01-02",
+            "--variables", "T2,PREC_ACC_NC", "--statistics", "", "--data-dir", str(tmp / "data"),
+            "--log-dir", str(tmp / "logs"), "--retry-backoff", "0.2", *flags]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+                          env={**os.environ, **stack.client_env(), **(env or {})})
+
+
+def _wrong_layout(tmp: Path) -> str:
+    path = tmp / "not_conus.zarr"
+    xr.Dataset({"T2": (("t", "a"), np.zeros((2, 3), np.float32))}).to_zarr(path, zarr_format=2)
+    return str(path)
+
+
+def _plain_file(tmp: Path) -> str:
+    path = tmp / "store.txt"
+    path.write_text("not a zarr store")
+    return str(path)
+
+
+USAGE_ERRORS = [
+    # dates and ranges
+    (("--start", "2021-1-1"), "'2021-1-1' is not a date"),
+    (("--start", "2021-02-30"), "'2021-02-30' is not a date"),
+    (("--end", "yesterday"), "'yesterday' is not a date"),
+    (("--start", "2021-01-02", "--end", "2021-01-01"), "before the start date"),
+    (("--start", "1970-01-01", "--end", "1970-01-02"), "outside the source's record"),
+    (("--end", "2030-12-31"), "outside the source's record"),
+    # variables and statistics
+    (("--variables", ","), "is empty"),
+    (("--variables", "T2,FOO"), "'FOO' is not a variable of the source"),
+    (("--variables", "t2"), "(did you mean T2"),
+    (("--variables", "TK"), "set ALLOW_3D"),
+    (("--variables", "I_ACSWDNB"), "ask for ACSWDNB instead"),
+    (("--variables", "WSPD10"), "WSPD10 needs U10, V10"),
+    (("--variables", "T2", "--statistics", "T2:median"), "unknown statistic 'median'"),
+    (("--variables", "PREC_ACC_NC", "--statistics", "PREC_ACC_NC:min"), "statistic min is not defined"),
+    (("--statistics", "T2"), "is not VARIABLE:STAT"),
+    # concurrency and run options
+    (("--max-processes", "0"), "out of range"),
+    (("--max-processes", "abc"), "'abc' is not a whole number"),
+    (("--max-processes", "1000"), "out of range"),
+    (("--day-timeout", "-5"), "must be a positive number of seconds"),
+    (("--progress-interval", "0"), "must be a positive number of seconds"),
+    (("--bogus",), "unrecognized arguments: --bogus"),
+    # sources and folders
+    (("--source", "/nonexistent/store.zarr"), "cannot read the source /nonexistent/store.zarr"),
+    (("--source", "WRONG_LAYOUT"), "not a CONUS404 layout"),
+    (("--source", "PLAIN_FILE"), "cannot read the source"),
+    (("--source", " "), "source is empty"),
+    (("--data-dir", "/proc/conus404-data"), "cannot write to the data folder"),
+    (("--data-dir", "A_FILE"), "cannot write to the data folder"),
+    ((), "cannot read the source: "),  # unreachable STAC URL, via the environment below
+]
+
+
+@pytest.mark.parametrize(("flags", "message"), USAGE_ERRORS, ids=[m for _, m in USAGE_ERRORS])
+def test_usage_errors_are_one_line_and_exit_2(stack, tmp_path, flags, message):
+    replacements = {"WRONG_LAYOUT": _wrong_layout, "PLAIN_FILE": _plain_file, "A_FILE": _plain_file}
+    flags = tuple(replacements[f](tmp_path) if f in replacements else f for f in flags)
+    env = {"CONUS404_STAC_URL": "http://127.0.0.1:9/api/stac/v1"} if not flags else None
+    result = run(tmp_path, stack, *flags, env=env)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (tmp_path / "logs" / "subprocesses").exists(), "nothing was downloaded"
+
+
+def test_a_corrupt_failure_ledger_is_kept_aside_and_the_run_goes_on(stack, tmp_path):
+    ledger = tmp_path / "data" / "failed_jobs.json"
+    ledger.parent.mkdir(parents=True)
+    ledger.write_text('{"2021-01-01": {"error_class": "transient", ')  # cut mid-write by an old tool
+    result = run(tmp_path, stack)
+    assert result.returncode == 0, result.stderr
+    [kept] = list(ledger.parent.glob("failed_jobs.json.unreadable-*"))
+    assert kept.read_text().startswith('{"2021-01-01"')
+    assert "could not be read" in (tmp_path / "logs" / "driver_main_run.log").read_text()
+
+
+@pytest.mark.parametrize("content", [b"\x89HDF\r\n\x1a\n truncated", b"someone else's notes"], ids=["truncated", "foreign"])
+def test_a_bad_file_under_a_final_name_is_kept_aside_and_redone(stack, tmp_path, content):
+    daily = tmp_path / "data" / "unprocessed" / "daily"
+    daily.mkdir(parents=True)
+    (daily / "conus404_daily_20210101.nc").write_bytes(content)
+    result = run(tmp_path, stack)
+    assert result.returncode == 0, result.stderr
+    [kept] = list((daily / "quarantine").iterdir())
+    assert kept.read_bytes() == content, "never deleted"
+    with xr.open_dataset(daily / "conus404_daily_20210101.nc") as ds:
+        assert ds.attrs["conus404_day"] == "2021-01-01"
+
+
+def test_a_day_missing_from_the_source_is_recorded_not_a_crash(stack, tmp_path):
+    # the store's last record is 2021-01-03T00Z: that day is in range but its records are not there
+    result = run(tmp_path, stack, "--start", "2021-01-03", "--end", "2021-01-03")
+    assert result.returncode == 1, result.stdout + result.stderr
+    failed = json.loads((tmp_path / "ultimate_failures.json").read_text())
+    assert failed["2021-01-03"]["error_class"] == "permanent"
+    assert "ends at 2021-01-03T00Z" in failed["2021-01-03"]["message"]
