@@ -32,6 +32,11 @@ MAX_NAN_FRACTION = 0.01  # share of missing cells a record or day may have befor
 MAX_CONCURRENT_PROCESSES = 2  # day workers running at once
 DATA_DIR = "data"  # relative to the project folder, or absolute
 
+# Retries of every remote request (blob reads, catalogue, SAS tokens): waits grow from
+# initial_backoff_s to max_backoff_s, jittered, never shorter than a server's Retry-After.
+# What still fails is a transient failure of the day, which the retry pass takes again.
+RETRY = {"attempts": 6, "initial_backoff_s": 0.1, "max_backoff_s": 20.0, "jitter": 0.5}
+
 # --- Where the data come from ---------------------------------------------------------------
 SOURCE = "planetary-computer"  # or a Zarr URL / local path with the CONUS404 layout
 STAC_URL = "https://planetarycomputer.microsoft.com/api/stac/v1"

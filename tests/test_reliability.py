@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHUNKS = r"\.zarr/[A-Z0-9_]+/\d+\.\d+\.\d+$"  # data chunk reads, not metadata
 DAYS = [dt.date(2021, 1, 1) + dt.timedelta(days=i) for i in range(4)]
 VARIABLES = "T2,TD2,PREC_ACC_NC,ACSNOM,ACSWDNB"
+CLEAN_SECONDS: list[float] = []  # measured once, reported beside the faulty runs (not asserted)
 
 
 def run_pipeline(tmp: Path, stack: EmulatorStack, *flags: str, background: bool = False):
@@ -63,8 +64,10 @@ def stack(tmp_path_factory, tls_files):
 def clean_run(stack, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("clean")
     stack.proxy.rules = []
+    started = time.monotonic()
     result = run_pipeline(tmp, stack)
     assert result.returncode == 0, result.stdout + result.stderr
+    CLEAN_SECONDS.append(time.monotonic() - started)
     found = digests(tmp / "data")
     assert len(found) == len(DAYS)
     return found
@@ -85,6 +88,7 @@ def test_mixed_storage_faults_throttled_tokens_and_short_tokens_change_nothing(s
     stack.service.token_throttle_rate = 0.3
     stack.service.token_throttle_first = 2  # the run's first signing meets two 429s
     tokens_before = dict(stack.service.requests)
+    started = time.monotonic()
     try:
         result = run_pipeline(tmp_path, stack)
     finally:
@@ -95,7 +99,8 @@ def test_mixed_storage_faults_throttled_tokens_and_short_tokens_change_nothing(s
     share = injected / (injected + forwarded)
     kinds = [f"{r.status or ('drop' if r.drop else 'truncate' if r.truncate else 'delay')}"
              f"{'+Retry-After' if r.retry_after_s else ''}" for r in rules]
-    report = {"injected": injected, "forwarded": forwarded, "share": round(share, 3),
+    report = {"seconds": round(time.monotonic() - started, 1), "clean_seconds": round(CLEAN_SECONDS[0], 1),
+              "injected": injected, "forwarded": forwarded, "share": round(share, 3),
               "token_429": stack.service.requests["token_throttled"] - tokens_before.get("token_throttled", 0),
               "hits": dict(zip(kinds, (r.hits for r in rules), strict=True))}
     print(json.dumps(report))
@@ -107,11 +112,15 @@ def test_mixed_storage_faults_throttled_tokens_and_short_tokens_change_nothing(s
 
 def test_five_percent_503_costs_little_time(stack, clean_run, tmp_path):
     """Correctness under 5 % 503s; the time ratio is measured in benchmarks/fault_cost.py."""
-    stack.proxy.rules = [FaultRule(CHUNKS, status=503, probability=0.05)]
+    rule = FaultRule(CHUNKS, status=503, probability=0.05)
+    stack.proxy.rules = [rule]
+    started = time.monotonic()
     try:
         result = run_pipeline(tmp_path, stack)
     finally:
         stack.proxy.rules = []
+    print(json.dumps({"seconds": round(time.monotonic() - started, 1), "clean_seconds": round(CLEAN_SECONDS[0], 1),
+                      "injected_503": rule.hits}))
     assert result.returncode == 0, result.stderr
     assert digests(tmp_path / "data") == clean_run
 

@@ -85,3 +85,14 @@ def test_bad_values_are_refused_with_the_value_named(argv, message):
 def test_aggregation_hints_must_be_booleans():
     with pytest.raises(ConfigurationError, match="True .mean. or False .sum."):
         settings.from_config({**CONFIG, "VARIABLE_AGG_MAP": {"T2": "mean"}}, env={})
+
+
+def test_the_retry_policy_comes_from_config_and_bad_values_are_refused():
+    s = settings.from_config({**CONFIG, "RETRY": {"attempts": 2, "max_backoff_s": 5}}, env={})
+    assert s.retry.attempts == 2 and s.retry.max_backoff_s == 5.0 and s.retry.initial_backoff_s == 0.1
+    retry = s.retry.urllib3_retry()
+    assert retry.total == 2 and retry.respect_retry_after_header and 429 in retry.status_forcelist
+    with pytest.raises(ConfigurationError, match="unknown key"):
+        settings.from_config({**CONFIG, "RETRY": {"tries": 3}}, env={})
+    with pytest.raises(ConfigurationError, match="jitter is between 0 and 1"):
+        settings.from_config({**CONFIG, "RETRY": {"jitter": 2}}, env={})

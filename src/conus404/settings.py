@@ -122,7 +122,7 @@ def parse_fraction(value: Any, what: str) -> float:
 
 
 def parse_retry(value: Mapping[str, Any]):
-    """RETRY = {"attempts": 6, "initial_backoff_s": 0.25, "max_backoff_s": 20, "jitter": 0.5}."""
+    """RETRY = {"attempts": 6, "initial_backoff_s": 0.1, "max_backoff_s": 20, "jitter": 0.5}."""
     from conus404.retry_policy import RetrySettings
 
     if not isinstance(value, Mapping):
