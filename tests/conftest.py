@@ -82,6 +82,15 @@ def live_children(pid: int) -> list[tuple[int, str]]:
     return out
 
 
+def group_alive(pgid: int) -> bool:
+    """True while any process of the group (a zombie leader included) exists."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def processes_mentioning(text: str) -> list[tuple[int, str]]:
     """Live processes whose command line contains ``text``."""
     out = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import threading
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conus404.processes import start_process_group, stop_process_group
+from tests.conftest import group_alive
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["run_pipeline.sh", "run_tests.sh", "kill_all.sh", "clean_data.sh", "archive_logs.sh"]
@@ -81,13 +81,6 @@ def test_clean_data_asks_first_and_deletes_only_with_consent(project):
     assert list(daily.iterdir()) == []
 
 
-def _alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
 
 def test_kill_all_stops_the_recorded_run_of_this_checkout_only(project):
     ours = start_process_group(["bash", "-c", "sleep 300 & wait", str(project / "src" / "driver.py")], project / "ours.log")
@@ -99,16 +92,16 @@ def test_kill_all_stops_the_recorded_run_of_this_checkout_only(project):
         (project / "logs" / "pipeline.pid").write_text(f"{foreign.pid}\n")
         result = _run(project, "kill_all.sh")
         assert result.returncode == 0 and "nothing to stop" not in result.stdout
-        assert _alive(foreign.pid), "a process group that is not this checkout's run is never touched"
+        assert group_alive(foreign.pid), "a process group that is not this checkout's run is never touched"
 
         (project / "logs" / "pipeline.pid").write_text(f"{ours.pid}\n")
         assert _run(project, "clean_data.sh", "--yes").returncode == 1, "no cleaning during a run"
         result = _run(project, "kill_all.sh")
         assert result.returncode == 0 and "Stopped" in result.stdout
         deadline = time.monotonic() + 10
-        while _alive(ours.pid) and time.monotonic() < deadline:
+        while group_alive(ours.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _alive(ours.pid)
+        assert not group_alive(ours.pid)
         assert not (project / "logs" / "pipeline.pid").exists()
     finally:
         stop_process_group(ours)

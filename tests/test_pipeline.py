@@ -19,6 +19,7 @@ from conus404.emulator.fault_proxy import FaultRule
 from conus404.emulator.stack import EmulatorStack
 from conus404.emulator.synthetic_store import Defect, StoreSpec
 from conus404.processes import start_process_group, stop_process_group
+from tests.conftest import group_alive
 
 pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,13 +111,6 @@ def test_transient_failures_are_retried_and_data_defects_are_not(make_emulator, 
     assert day2_log.count("attempt for 2021-01-02") == 1, "a permanent failure is never retried"
 
 
-def _alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
 
 def test_kill_all_stops_the_run_spares_a_decoy_and_the_next_run_completes(make_emulator, tmp_path):
     stack = make_emulator(StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20))
@@ -155,12 +149,12 @@ def test_kill_all_stops_the_run_spares_a_decoy_and_the_next_run_completes(make_e
                                  capture_output=True, text=True, timeout=60)
         assert stopped.returncode == 0 and f"Stopped process group {pgid}" in stopped.stdout
         assert time.monotonic() - t0 < 12
-        assert not _alive(pgid)
+        assert not group_alive(pgid)
         assert decoy.poll() is None, "a process elsewhere named single_download.py was touched"
         leftovers = list((tmp_path / "data" / "unprocessed" / "daily").glob(".tmp-*")) if (tmp_path / "data" / "unprocessed" / "daily").exists() else []
         assert leftovers == []
     finally:
-        if _alive(pgid):
+        if group_alive(pgid):
             os.killpg(pgid, signal.SIGKILL)
         stop_process_group(decoy)
     stack.proxy.rules = []

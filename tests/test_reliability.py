@@ -8,7 +8,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from conus404 import daily_file
 from conus404.emulator.fault_proxy import FaultRule
 from conus404.emulator.stack import EmulatorStack
 from conus404.emulator.synthetic_store import StoreSpec
+from tests.conftest import group_alive
 
 pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,13 +125,6 @@ def test_five_percent_503_costs_little_time(stack, clean_run, tmp_path):
     assert digests(tmp_path / "data") == clean_run
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
 
 def _workers_of(pgid: int) -> list[int]:
     pids = []
@@ -200,16 +193,16 @@ def test_a_crash_campaign_loses_nothing_and_ends_identical(stack, clean_run, tmp
             elif target == "driver" and _drivers_of(pgid):
                 os.kill(_drivers_of(pgid)[0], signal.SIGKILL)
                 kills["driver"] += 1
-            elif _group_alive(pgid):
+            elif group_alive(pgid):
                 os.killpg(pgid, signal.SIGKILL)
                 kills["group"] += 1
             deadline = time.monotonic() + 60
-            while _group_alive(pgid) and time.monotonic() < deadline:
+            while group_alive(pgid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if _group_alive(pgid):
+            if group_alive(pgid):
                 os.killpg(pgid, signal.SIGKILL)
                 kills["group"] += 1
-                while _group_alive(pgid):
+                while group_alive(pgid):
                     time.sleep(0.1)
             ledger = data / "failed_jobs.json"
             if ledger.exists():

@@ -77,7 +77,7 @@ def active_run(log_dir: Path) -> int | None:
 
 def _settings_flags(args: argparse.Namespace, settings: settings_mod.Settings) -> list[str]:
     """The effective settings as flags, so driver and retry see exactly what was checked."""
-    statistics = ";".join(f"{v}:{','.join(s)}" for v, s in settings.statistics.items() if s)
+    statistics = settings_mod.format_statistics(settings.statistics)
     flags = [
         "--start", settings.start_date.isoformat(), "--end", settings.end_date.isoformat(),
         "--variables", ",".join(settings.variables), "--statistics", statistics,

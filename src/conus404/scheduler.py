@@ -20,7 +20,7 @@ from pathlib import Path
 
 from conus404 import source
 from conus404.failures import EXIT_CODES, EXIT_DONE
-from conus404.settings import PROJECT_ROOT, Settings
+from conus404.settings import PROJECT_ROOT, Settings, format_statistics
 
 log = logging.getLogger("conus404.scheduler")
 WORKER_SCRIPT = PROJECT_ROOT / "src" / "single_download.py"
@@ -79,7 +79,7 @@ class AssetSigner:
 
 
 def worker_argv(day: dt.date, settings: Settings, options: RunOptions, signed: bool) -> list[str]:
-    statistics = ";".join(f"{v}:{','.join(stats)}" for v, stats in settings.statistics.items() if stats)
+    statistics = format_statistics(settings.statistics)
     argv = [
         sys.executable, str(WORKER_SCRIPT), day.isoformat(),
         "--variables", ",".join(settings.variables),

@@ -111,6 +111,11 @@ def parse_statistics(value: str | Mapping[str, Any], what: str = "statistics") -
     return out
 
 
+def format_statistics(statistics: Mapping[str, tuple[str, ...]]) -> str:
+    """The flag form of EXTRA_STATISTICS, the inverse of :func:`parse_statistics`."""
+    return ";".join(f"{name}:{','.join(stats)}" for name, stats in statistics.items() if stats)
+
+
 def parse_fraction(value: Any, what: str) -> float:
     try:
         number = float(value)
