@@ -165,3 +165,17 @@ def test_serve_prints_settings_and_stops_cleanly_on_ctrl_c(tmp_path):
     assert "CONUS404_STAC_URL" in out and "stopping" in out
     assert not env_file.exists(), "the settings file is removed when the emulator stops"
     assert processes_mentioning(str(workdir)) == [], "Azurite outlived the emulator"
+
+
+def test_catalogue_and_token_faults_are_retried_with_backoff(emulator, fresh_sdk):
+    service = emulator.service
+    service.stac_unavailable_first = 2  # the landing page and the collection each meet a 503 first
+    service.token_throttle_first = 2  # and the token request two 429s with Retry-After: 1
+    before = dict(service.requests)
+    started = time.monotonic()
+    asset = source.sign_collection_asset(service.stac_url, "conus404", "zarr-abfs", service.sas_url)
+    elapsed = time.monotonic() - started
+    assert asset.storage_options["credential"]
+    assert service.requests["stac_unavailable"] - before.get("stac_unavailable", 0) == 2
+    assert service.requests["token_throttled"] - before.get("token_throttled", 0) == 2
+    assert elapsed >= 2.0, "the two Retry-After: 1 answers were honoured"

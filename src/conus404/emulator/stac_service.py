@@ -92,6 +92,7 @@ class StacSasService:
     requests: Counter = field(default_factory=Counter)  # "stac" / "token" / ... -> count
     token_throttle_rate: float = 0.0  # share of token requests answered 429 with Retry-After
     token_throttle_first: int = 0  # the next N token requests are answered 429 (deterministic)
+    stac_unavailable_first: int = 0  # the next N STAC requests are answered 503 (deterministic)
     throttle_retry_after_s: int = 1
     throttle_seed: int = 0
     _server: ThreadingHTTPServer | None = None
@@ -153,6 +154,13 @@ class StacSasService:
             "conformsTo": CONFORMANCE,
             "links": links,
         }
+
+    def take_stac_fault(self) -> bool:
+        with self._lock:
+            if self.stac_unavailable_first > 0:
+                self.stac_unavailable_first -= 1
+                return True
+        return False
 
     def throttled(self) -> bool:
         with self._lock:
@@ -224,6 +232,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(HTTPStatus.OK, body)
             return
         owner.requests["stac"] += 1
+        if owner.take_stac_fault():
+            owner.requests["stac_unavailable"] += 1
+            self._send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"code": "ServiceUnavailable", "description": "Try again"})
+            return
         if path == STAC_PREFIX:
             self._send_json(HTTPStatus.OK, owner.landing_page())
         elif path == f"{STAC_PREFIX}/conformance":
