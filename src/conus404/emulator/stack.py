@@ -12,7 +12,6 @@ store from Azurite over HTTPS.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -152,6 +151,3 @@ def emulator_env_lines(env: dict[str, str]) -> str:
     """``export KEY='value'`` lines a shell can source."""
     return "".join(f"export {key}='{value}'\n" for key, value in sorted(env.items()))
 
-
-def default_workdir() -> Path:
-    return Path(os.environ.get("TMPDIR", "/tmp")) / f"conus404-emulator-{os.getpid()}"
