@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from conus404 import daily_file
@@ -34,6 +35,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--progress-interval", type=float, metavar="SECONDS", help="seconds between progress lines (default 60)")
     group.add_argument("--min-available-mb", type=float, metavar="MB", help="hold back new workers below this free memory (default 1024)")
     group.add_argument("--log-dir", type=Path, metavar="DIR", help="where logs go (default logs/)")
+
+
+def prepare_run(args: argparse.Namespace, log_name: str, force: bool = False) -> RunOptions:
+    """Check the run options, make sure the log folder is writable, and start logging to ``log_name``."""
+    options = run_options(args, force=force)
+    ensure_writable(options.log_dir, "log folder")
+    setup_logging(options.log_dir / log_name)
+    return options
 
 
 def run_options(args: argparse.Namespace, force: bool = False) -> RunOptions:
@@ -87,20 +96,20 @@ def _check_against_source(settings: Settings, signer: AssetSigner) -> None:
         )
 
 
-def already_done(settings: Settings, days: list[dt.date]) -> set[dt.date]:
-    """Days whose daily file exists and re-verifies (data checksum included).
+def verified_on_disk(settings: Settings) -> Callable[[dt.date], bool]:
+    """A check that a day's daily file exists and re-verifies (data checksum included).
 
-    Sequential on purpose: the HDF5 library under netCDF4 is not thread-safe (threads crashed it).
+    Run in the driver's one thread: the HDF5 library under netCDF4 is not thread-safe.
     """
     from conus404.worker import output_names
 
     names = output_names(settings)
-    done = set()
-    for day in days:
+
+    def check(day: dt.date) -> bool:
         path = daily_file.daily_path(settings.data_dir, day)
-        if path.exists() and daily_file.verify(path, day, names) is None:
-            done.add(day)
-    return done
+        return path.exists() and daily_file.verify(path, day, names) is None
+
+    return check
 
 
 def failure_entry(settings: Settings, outcome: DayOutcome, attempts: int = 1) -> FailureEntry:
@@ -111,8 +120,9 @@ def failure_entry(settings: Settings, outcome: DayOutcome, attempts: int = 1) ->
     )
 
 
-def summary_lines(title: str, total: int, outcomes: dict[dt.date, DayOutcome], skipped: int) -> list[str]:
+def summary_lines(title: str, total: int, outcomes: dict[dt.date, DayOutcome]) -> list[str]:
     published = sum(o.status == "published" for o in outcomes.values())
+    skipped = sum(o.status == "skipped" for o in outcomes.values())
     failed = [o for o in outcomes.values() if o.status == "failed"]
     lines = [
         f"summary: {title}",
@@ -145,12 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        options = run_options(args, force=args.force)
-        ensure_writable(options.log_dir, "log folder")
+        options = prepare_run(args, "driver_main_run.log", force=args.force)
     except ConfigurationError as exc:
         print(f"driver.py: {exc}", file=sys.stderr)
         return 2
-    setup_logging(options.log_dir / "driver_main_run.log")
     try:
         settings = settings_mod.load(args)
         signed = None
@@ -204,11 +212,7 @@ def run(settings: Settings, signer: AssetSigner, options: RunOptions) -> int:
     if stale:
         log.info("removed %d temporary file(s) left by an interrupted run", len(stale))
     ledger = Ledger(settings.data_dir / "failed_jobs.json")
-    done = set() if options.force else already_done(settings, days)
-    for day in done:
-        ledger.clear(day.isoformat())
-    remaining = [d for d in days if d not in done]
-    log.info("%d day(s) already valid, %d to run", len(done), len(remaining))
+    log.info("%d day(s) to run%s", len(days), "" if options.force else "; days whose files verify are skipped")
 
     def record(outcome: DayOutcome) -> None:
         key = outcome.day.isoformat()
@@ -217,8 +221,8 @@ def run(settings: Settings, signer: AssetSigner, options: RunOptions) -> int:
         else:
             ledger.clear(key)
 
-    progress = Progress(total=len(days), skipped=len(done))
-    outcomes = DayScheduler(settings, signer, options, record, progress).run(remaining)
-    for line in summary_lines(title, len(days), outcomes, len(done)):
+    check = None if options.force else verified_on_disk(settings)
+    outcomes = DayScheduler(settings, signer, options, record, Progress(total=len(days)), check).run(days)
+    for line in summary_lines(title, len(days), outcomes):
         log.info(line)
     return 1 if any(o.status == "failed" for o in outcomes.values()) else 0

@@ -18,7 +18,7 @@ from pathlib import Path
 from conus404 import daily_file
 from conus404 import settings as settings_mod
 from conus404.atomic import atomic_write_json
-from conus404.driver import add_run_arguments, failure_entry, run_options, setup_logging
+from conus404.driver import add_run_arguments, failure_entry, prepare_run
 from conus404.exceptions import ConfigurationError
 from conus404.ledgers import Ledger
 from conus404.scheduler import AssetSigner, DayScheduler
@@ -56,11 +56,10 @@ def build_parser():
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        options = run_options(args)
+        options = prepare_run(args, "retry_run.log")
     except ConfigurationError as exc:
         print(f"retry_failed.py: {exc}", file=sys.stderr)
         return 2
-    setup_logging(options.log_dir / "retry_run.log")
     try:
         settings = settings_mod.load(args)
         if args.rounds < 0 or args.backoff < 0 or args.max_backoff < 0:

@@ -148,12 +148,16 @@ class DayScheduler:
         options: RunOptions,
         on_outcome: Callable[[DayOutcome], None] | None = None,
         progress: Progress | None = None,
+        already_valid: Callable[[dt.date], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.signer = signer
         self.options = options
         self.on_outcome = on_outcome or (lambda outcome: None)
         self.progress = progress
+        # Checked just before a day would start, so work begins at the first gap and the checks of
+        # later days overlap with running workers instead of delaying the whole run.
+        self.already_valid = already_valid
 
     def run(self, days: list[dt.date]) -> dict[dt.date, DayOutcome]:
         progress = self.progress or Progress(total=len(days))
@@ -164,6 +168,7 @@ class DayScheduler:
         memory_note = 0.0
         try:
             while pending or running:
+                checks_until = time.monotonic() + 1.0  # keep polling running workers while checking
                 while pending and len(running) < self.settings.max_processes:
                     if running and available_memory_mb() < self.options.min_available_mb:
                         if time.monotonic() - memory_note > 60:
@@ -171,7 +176,16 @@ class DayScheduler:
                                         available_memory_mb(), self.options.min_available_mb)
                             memory_note = time.monotonic()
                         break
-                    running.append(self._launch(pending.pop(0)))
+                    day = pending.pop(0)
+                    if self.already_valid is not None and self.already_valid(day):
+                        outcome = DayOutcome(day, "skipped", message="already published and verified")
+                        outcomes[day] = outcome
+                        progress.skipped += 1
+                        self.on_outcome(outcome)
+                        if time.monotonic() > checks_until:
+                            break
+                        continue
+                    running.append(self._launch(day))
                 time.sleep(0.1)
                 for job in list(running):
                     if job.proc.poll() is None:
