@@ -331,3 +331,24 @@ def test_a_token_refused_mid_day_is_renewed_and_the_day_completes(emulator, tmp_
     assert "signing again and re-reading" in err
     hourly = build_dataset(emulator.stores["conus404"])
     assert_matches(daily(tmp_path, "2021-01-02"), {k: v for k, v in expected_daily(hourly, "2021-01-02").items() if k in ("T2", "PREC_ACC_NC")})
+
+
+@pytest.mark.emulator
+def test_a_worker_handed_an_expired_token_signs_again(emulator, tmp_path, fresh_sdk):
+    import datetime as dt
+
+    from conus404 import source
+
+    service = emulator.service
+    service.token_lifetime = dt.timedelta(seconds=2)
+    try:
+        asset = source.sign_collection_asset(service.stac_url, "conus404", "zarr-abfs", service.sas_url)
+    finally:
+        service.token_lifetime = dt.timedelta(hours=1)
+    time.sleep(3.5)  # the token the driver would hand over has expired (Azurite checks it)
+    before = service.requests["token"]
+    code, result, err = run_worker("2021-01-01", tmp_path, "--variables", "T2,ACSWDNB", "--signed-asset-stdin",
+                                   env=emulator.client_env(), stdin=json.dumps(asset.to_json()))
+    assert code == 0 and result["status"] == "published", err
+    assert "refused the token the worker was given: signing again" in err
+    assert service.requests["token"] == before + 1

@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,17 +154,43 @@ def locate_hours(time_index: pd.DatetimeIndex, window: aggregation.HourWindow, w
     return positions[order]
 
 
-def read_records(ds, name: str, positions: np.ndarray) -> np.ndarray:
-    """The variable's records at ``positions`` (one read of exactly those time chunks)."""
+@contextmanager
+def refused_token_as_authentication_error(what: str):
+    """Storage's 401/403 (typically a token that expired) as our AuthenticationError."""
     from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
     try:
-        return np.asarray(ds[name].isel(time=positions).values)
+        yield
     except (ClientAuthenticationError, HttpResponseError) as exc:
-        if getattr(exc, "status_code", None) in (401, 403):  # typically a token that expired mid-day
+        if getattr(exc, "status_code", None) in (401, 403):
             code = getattr(exc, "error_code", None)
-            raise AuthenticationError(f"the records of {name}", exc.status_code, str(getattr(code, "value", code) or "")) from None
+            raise AuthenticationError(what, exc.status_code, str(getattr(code, "value", code) or "")) from None
         raise
+
+
+def read_records(ds, name: str, positions: np.ndarray) -> np.ndarray:
+    """The variable's records at ``positions`` (one read of exactly those time chunks)."""
+    with refused_token_as_authentication_error(f"the records of {name}"):
+        return np.asarray(ds[name].isel(time=positions).values)
+
+
+def open_and_read_grid(open_source: Callable[[bool], tuple[Any, dict[str, str]]]):
+    """Open the source and read lat/lon, signing again once if the handed-over token is refused.
+
+    lat/lon are read here, not at the end: after a re-signing mid-day the first handle's token
+    may no longer be accepted.
+    """
+    for fresh in (False, True):
+        try:
+            ds, description = open_source(fresh)
+            with refused_token_as_authentication_error("lat/lon"):
+                lat, lon = np.asarray(ds["lat"].values), np.asarray(ds["lon"].values)
+            return ds, description, lat, lon
+        except AuthenticationError:
+            if fresh:
+                raise
+            log.warning("storage refused the token the worker was given: signing again")
+    raise AssertionError("unreachable")
 
 
 def _field_attrs(plan: VariablePlan, statistic: str, window: aggregation.HourWindow) -> dict[str, Any]:
@@ -269,7 +296,7 @@ def run_day(
         moved = daily_file.quarantine(final)
         log.warning("%s did not verify (%s): moved to %s and redoing the day", final.name, problem, moved)
 
-    ds, description = open_source(False)
+    ds, description, lat, lon = open_and_read_grid(open_source)
     plans, warnings = plan_variables(ds, settings)
     for warning in warnings:
         log.warning(warning)
@@ -279,15 +306,13 @@ def run_day(
     if settings.keep_hourly:
         from conus404.hourly_file import HourlyFile
 
-        hourly = HourlyFile(daily_file.hourly_dir(settings.data_dir), day, ds["lat"].values, ds["lon"].values)
+        hourly = HourlyFile(daily_file.hourly_dir(settings.data_dir), day, lat, lon)
     try:
         fields, bytes_read = aggregate_day(
             ds, day, plans, report, hourly.add if hourly else None, reopen=lambda: open_source(True)[0]
         )
         report.raise_if_failed()
-        dataset = daily_file.build_dataset(
-            day, ds["lat"].values, ds["lon"].values, fields, provenance(description, plans)
-        )
+        dataset = daily_file.build_dataset(day, lat, lon, fields, provenance(description, plans))
         daily_file.publish(dataset, final)
         if hourly is not None:
             hourly.publish()
