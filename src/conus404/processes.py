@@ -77,3 +77,21 @@ def wait_for_port(port: int, proc: subprocess.Popen | None = None, timeout: floa
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listened on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started (interpreter start and imports included); None off Linux."""
+    try:
+        with open("/proc/self/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        started_ticks = int(fields[19])  # field 22 of stat(5); two fields precede the slice
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - started_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -35,6 +35,7 @@ class DayOutcome:
     exit_code: int | None = None
     seconds: float = 0.0
     log_path: str = ""
+    metrics: dict = field(default_factory=dict)  # the worker's timings, peak_rss_mb, bytes_read
 
 
 @dataclass
@@ -252,8 +253,9 @@ class DayScheduler:
             outcome = DayOutcome(job.day, "failed", "transient", f"timed out after {self.options.day_timeout_s:.0f} s",
                                  code, seconds, str(job.log_path))
         elif result is not None and code in (EXIT_DONE, *EXIT_CODES.values()):
+            metrics = {k: result[k] for k in ("timings", "peak_rss_mb", "bytes_read") if k in result}
             outcome = DayOutcome(job.day, result.get("status", "failed"), result.get("error_class"),
-                                 result.get("message", ""), code, seconds, str(job.log_path))
+                                 result.get("message", ""), code, seconds, str(job.log_path), metrics)
         elif code is not None and code < 0:
             outcome = DayOutcome(job.day, "failed", "transient",
                                  f"the worker was ended by signal {-code}" + (" (out of memory?)" if code == -9 else ""),
@@ -263,9 +265,28 @@ class DayScheduler:
                                  f"the worker exited with code {code} without a result; see {job.log_path}",
                                  code, seconds, str(job.log_path))
         level = logging.INFO if outcome.status != "failed" else logging.WARNING
-        log.log(level, "%s %s in %.1f s%s", job.day, outcome.status, seconds,
+        log.log(level, "%s %s in %.1f s%s%s", job.day, outcome.status, seconds, _metrics_note(outcome.metrics),
                 f": {outcome.error_class}: {outcome.message}" if outcome.status == "failed" else "")
+        self._record_metrics(outcome)
         return outcome
+
+    def _record_metrics(self, outcome: DayOutcome) -> None:
+        """One JSON line per finished worker in ``day_results.jsonl``: where a run's time and memory went."""
+        line = {"day": outcome.day.isoformat(), "status": outcome.status, "seconds": round(outcome.seconds, 3),
+                **outcome.metrics}
+        try:
+            with open(self.options.log_dir / "day_results.jsonl", "a") as handle:
+                handle.write(json.dumps(line, sort_keys=True) + "\n")
+        except OSError as exc:  # statistics only: never fail a day over them
+            log.warning("cannot append to day_results.jsonl: %s", exc)
+
+
+def _metrics_note(metrics: dict) -> str:
+    timings = metrics.get("timings") or {}
+    parts = [f"{name} {seconds:.1f}" for name, seconds in timings.items()]
+    if metrics.get("peak_rss_mb"):
+        parts.append(f"peak {metrics['peak_rss_mb']:.0f} MB")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _last_json_line(text: str) -> dict | None:

@@ -60,6 +60,8 @@ class DayResult:
     output: str | None = None
     qc_report: str | None = None
     warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # startup, open, read, aggregate, write (s)
+    peak_rss_mb: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -209,9 +211,12 @@ MAX_RESIGNS_PER_DAY = 2
 
 
 def aggregate_day(
-    ds, day: dt.date, plans: list[VariablePlan], report: validation.QcReport, hourly_sink=None, reopen=None
+    ds, day: dt.date, plans: list[VariablePlan], report: validation.QcReport, hourly_sink=None, reopen=None,
+    timings: dict[str, float] | None = None,
 ):
     """Read, check and aggregate each variable in turn. Returns (fields, bytes read).
+
+    Seconds spent reading are added to ``timings["read"]`` when given.
 
     When storage refuses the token mid-day (it expired), ``reopen()`` signs again and the
     variable is read again, up to MAX_RESIGNS_PER_DAY times; then the day fails as transient.
@@ -228,7 +233,10 @@ def aggregate_day(
         stamps = [f"{t:%Y-%m-%dT%HZ}" for t in window.hours]
         while True:
             try:
+                reading = time.monotonic()
                 records = {name: read_records(ds, name, positions) for name in plan.inputs}
+                if timings is not None:
+                    timings["read"] = timings.get("read", 0.0) + time.monotonic() - reading
                 break
             except AuthenticationError:
                 if reopen is None or resigns >= MAX_RESIGNS_PER_DAY:
@@ -296,7 +304,10 @@ def run_day(
         moved = daily_file.quarantine(final)
         log.warning("%s did not verify (%s): moved to %s and redoing the day", final.name, problem, moved)
 
+    timings: dict[str, float] = {}
+    step = time.monotonic()
     ds, description, lat, lon = open_and_read_grid(open_source)
+    timings["open"] = time.monotonic() - step
     plans, warnings = plan_variables(ds, settings)
     for warning in warnings:
         log.warning(warning)
@@ -308,12 +319,17 @@ def run_day(
 
         hourly = HourlyFile(daily_file.hourly_dir(settings.data_dir), day, lat, lon)
     try:
+        step = time.monotonic()
         fields, bytes_read = aggregate_day(
-            ds, day, plans, report, hourly.add if hourly else None, reopen=lambda: open_source(True)[0]
+            ds, day, plans, report, hourly.add if hourly else None, reopen=lambda: open_source(True)[0],
+            timings=timings,
         )
+        timings["aggregate"] = time.monotonic() - step - timings.get("read", 0.0)
         report.raise_if_failed()
+        step = time.monotonic()
         dataset = daily_file.build_dataset(day, lat, lon, fields, provenance(description, plans))
         daily_file.publish(dataset, final)
+        timings["write"] = time.monotonic() - step
         if hourly is not None:
             hourly.publish()
     except BaseException:
@@ -326,4 +342,5 @@ def run_day(
     return DayResult(
         day.isoformat(), "published", seconds=time.monotonic() - started, bytes_read=bytes_read,
         output=str(final), qc_report=str(qc_path), warnings=warnings,
+        timings={k: round(v, 3) for k, v in timings.items()},
     )

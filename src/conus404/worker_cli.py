@@ -18,6 +18,7 @@ from pathlib import Path
 from conus404 import settings as settings_mod
 from conus404.exceptions import ConfigurationError
 from conus404.failures import EXIT_CODES, EXIT_DONE, failure_class
+from conus404.processes import peak_rss_mb, process_age_s
 
 log = logging.getLogger("conus404.worker")
 
@@ -67,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
                 source.refresh_token_cache()
             return source.open_source(settings, None if fresh else signed)
 
+        startup = process_age_s()  # interpreter start + imports: the fixed cost of a worker
         result = worker.run_day(day, settings, open_source, qc_dir, args.force)
+        if startup is not None:
+            result.timings = {"startup": round(startup, 3), **result.timings}
         code = EXIT_DONE
     except Exception as exc:  # every failure becomes one recorded line, never a bare traceback
         kind = failure_class(exc)
@@ -82,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         if "conus404.source" in sys.modules:
             sys.modules["conus404.source"].release_storage_clients()
     result.seconds = round(time.monotonic() - started, 3)
+    result.peak_rss_mb = round(peak_rss_mb(), 1)
     print(json.dumps(result.as_dict(), sort_keys=True), flush=True)
     return code
 
