@@ -25,6 +25,7 @@ VARIABLE_AGG_MAP = {
 # -> T2_min, T2_max from the 24 hourly values. Also --statistics "T2:min,max".
 EXTRA_STATISTICS = {"T2": ["min", "max"]}
 KEEP_HOURLY = False  # also keep each day's hourly records in data/unprocessed/24hours/
+CHUNK_CACHE = True  # stores with multi-day chunks (HyTEST): fetch each chunk once per run, not once per day
 ALLOW_3D = False  # variables with levels (P, TK, QVAPOR, ...) are ~6 GB a day each: opt in
 MAX_NAN_FRACTION = 0.01  # share of missing cells a record or day may have before it fails
 

@@ -91,7 +91,18 @@ def process_age_s() -> float | None:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB."""
+    """This process's peak resident memory so far, in MB.
+
+    Linux's VmHWM, not getrusage's ru_maxrss: the latter survives fork + exec, so a small child
+    of a large parent would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

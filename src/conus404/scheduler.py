@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conus404 import source
+from conus404 import chunk_cache, source
 from conus404.failures import EXIT_CODES, EXIT_DONE
 from conus404.settings import PROJECT_ROOT, Settings, format_statistics
 
@@ -92,6 +92,7 @@ def worker_argv(day: dt.date, settings: Settings, options: RunOptions, signed: b
     argv += ["--force"] if options.force else []
     argv += ["--keep-hourly"] if settings.keep_hourly else []
     argv += ["--allow-3d"] if settings.allow_3d else []
+    argv += [] if settings.chunk_cache else ["--no-chunk-cache"]
     argv += ["--signed-asset-stdin"] if signed else []
     return argv
 
@@ -202,6 +203,7 @@ class DayScheduler:
                     else:
                         progress.failed += 1
                     self.on_outcome(outcome)
+                    self._prune_cache(pending, running)
                 if time.monotonic() - last_progress >= self.options.progress_interval_s:
                     log.info(progress.line(len(running), len(pending)))
                     last_progress = time.monotonic()
@@ -212,6 +214,14 @@ class DayScheduler:
                 job.log_handle.close()
         log.info(progress.line(0, 0))
         return outcomes
+
+    def _prune_cache(self, pending: list[dt.date], running: list[_Running]) -> None:
+        """Drop cached chunks that no unfinished day of this run can need any more."""
+        if not self.settings.chunk_cache:
+            return
+        unfinished = [*pending, *(job.day for job in running)]
+        if unfinished:
+            chunk_cache.prune(chunk_cache.cache_root(self.settings.data_dir), before=min(unfinished))
 
     def _launch(self, day: dt.date) -> _Running:
         asset = self.signer.current()

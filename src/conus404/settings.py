@@ -50,6 +50,7 @@ class Settings:
     keep_hourly: bool = False
     allow_3d: bool = False
     max_nan_fraction: float = 0.01
+    chunk_cache: bool = True  # share chunks that several days read through a disk cache (conus404.chunk_cache)
     retry: Any = None  # conus404.retry_policy.RetrySettings; None = its defaults
 
     @property
@@ -174,6 +175,7 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         keep_hourly=bool(values.get("KEEP_HOURLY", False)),
         allow_3d=bool(values.get("ALLOW_3D", False)),
         max_nan_fraction=parse_fraction(values.get("MAX_NAN_FRACTION", 0.01), "MAX_NAN_FRACTION"),
+        chunk_cache=bool(values.get("CHUNK_CACHE", True)),
         retry=parse_retry(values.get("RETRY", {})),
     )
     return check(settings)
@@ -192,6 +194,8 @@ def add_arguments(parser: argparse.ArgumentParser, date_range: bool = True) -> N
     group.add_argument("--data-dir", metavar="DIR", help="where data/ lives (DATA_DIR)")
     group.add_argument("--keep-hourly", action="store_true", default=None, help="also keep the hourly records (KEEP_HOURLY)")
     group.add_argument("--allow-3d", action="store_true", default=None, help="accept variables with levels (ALLOW_3D)")
+    group.add_argument("--no-chunk-cache", action="store_true", default=None,
+                       help="fetch every day's chunks afresh, without the shared disk cache (CHUNK_CACHE = False)")
 
 
 def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -208,6 +212,8 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
         changes["keep_hourly"] = True
     if args.allow_3d:
         changes["allow_3d"] = True
+    if getattr(args, "no_chunk_cache", None):
+        changes["chunk_cache"] = False
     if args.variables is not None:
         changes["variables"] = parse_variables(args.variables, "--variables")
     if args.source is not None:

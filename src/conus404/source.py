@@ -137,11 +137,12 @@ def _token_expiry(href: str, options: dict[str, Any]) -> dt.datetime | None:
     return token.expiry if token is not None and options.get("credential") == token.token else None
 
 
-def open_dataset(asset: SignedAsset, retry=None, **kwargs: Any):
+def open_dataset(asset: SignedAsset, retry=None, chunk_cache_dir=None, **kwargs: Any):
     """``xr.open_zarr`` on the asset; refusals and empty stores become clear errors, not empty data.
 
     Azure Blob reads use ``retry`` (a :class:`~conus404.storage_retry.RetrySettings`; default
-    settings if None) instead of the Azure SDK's slow default policy.
+    settings if None) instead of the Azure SDK's slow default policy. With ``chunk_cache_dir``,
+    chunks that several days read go through the run's shared disk cache (:mod:`conus404.chunk_cache`).
     """
     import xarray as xr
     from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
@@ -153,8 +154,18 @@ def open_dataset(asset: SignedAsset, retry=None, **kwargs: Any):
 
         storage_retry.register()
         options.update((retry or storage_retry.RetrySettings()).storage_options())
+    cache = None
     try:
-        ds = xr.open_zarr(asset.href, storage_options=options or None, **open_kwargs)
+        if chunk_cache_dir is None:
+            ds = xr.open_zarr(asset.href, storage_options=options or None, **open_kwargs)
+        else:
+            from zarr.storage import FsspecStore
+
+            from conus404.chunk_cache import SharedChunkCache
+
+            store = FsspecStore.from_url(asset.href, storage_options=options or None, read_only=True)
+            cache = SharedChunkCache(store, chunk_cache_dir, identity=asset.public_href)
+            ds = xr.open_zarr(cache, **open_kwargs)
     except (ClientAuthenticationError, HttpResponseError) as exc:
         status = getattr(exc, "status_code", None)
         if status in (401, 403) or isinstance(exc, ClientAuthenticationError):
@@ -163,6 +174,8 @@ def open_dataset(asset: SignedAsset, retry=None, **kwargs: Any):
         raise
     if not ds.data_vars:
         raise SourceLayoutError(f"{asset.href} opened but lists no variables; is it a CONUS404 Zarr store?")
+    if cache is not None and "time" in ds.indexes:
+        cache.set_time_axis(ds.indexes["time"])
     return ds
 
 
@@ -184,7 +197,12 @@ def open_source(settings, signed: SignedAsset | None = None):
     else:
         asset = SignedAsset(settings.source, dict(settings.storage_options), {})
         description = {"source": "Zarr store", "source_href": asset.public_href}
-    ds = open_dataset(asset, settings.retry, chunks=None)  # no dask: zarr fetches exactly the chunks a read needs
+    cache_dir = None
+    if settings.chunk_cache and "://" in asset.href:  # a local store needs no cache
+        from conus404.chunk_cache import cache_root
+
+        cache_dir = cache_root(settings.data_dir)
+    ds = open_dataset(asset, settings.retry, cache_dir, chunks=None)  # no dask: zarr fetches exactly the chunks a read needs
     return normalise(ds), description
 
 

@@ -105,33 +105,50 @@ def check_hourly(
     if hourly.shape[-2:] != grid_shape:
         report.fail(f"{name} has grid {hourly.shape[-2:]}, expected {grid_shape}")
         return
-    if np.issubdtype(hourly.dtype, np.floating):
-        nan_share = np.isnan(hourly).reshape(hourly.shape[0], -1).mean(axis=1)
-    else:
-        nan_share = np.zeros(hourly.shape[0])
-    entry["hourly_nan_fraction_max"] = float(nan_share.max())
-    worst = int(nan_share.argmax())
-    if nan_share[worst] > report.max_nan_fraction:
+    lows, highs, nan_share = _record_extremes(report, name, hourly, timestamps)
+    entry["hourly_nan_fraction_max"] = float(nan_share.max()) if len(nan_share) else 0.0
+    worst = int(nan_share.argmax()) if len(nan_share) else 0
+    if len(nan_share) and nan_share[worst] > report.max_nan_fraction:
         report.fail(
             f"{name} at {timestamps[worst]} is {nan_share[worst]:.1%} missing (NaN), "
             f"above the {report.max_nan_fraction:.1%} allowed"
         )
-    extremes = _finite_extremes(hourly)
-    if extremes is None:
+    if not np.isfinite(lows).any():
         report.fail(f"{name} has no finite values in the day")
         return
-    entry["hourly_min"], entry["hourly_max"] = extremes
+    entry["hourly_min"], entry["hourly_max"] = float(np.nanmin(lows)), float(np.nanmax(highs))
     allowed = HOURLY_RANGES.get(name)
     if allowed is not None:
-        for i, record in enumerate(hourly):
-            rec = _finite_extremes(record)
-            if rec and (rec[0] < allowed.low or rec[1] > allowed.high):
-                bad = rec[0] if rec[0] < allowed.low else rec[1]
+        for i in range(len(lows)):
+            if lows[i] < allowed.low or highs[i] > allowed.high:
+                bad = lows[i] if lows[i] < allowed.low else highs[i]
                 report.fail(
                     f"{name} at {timestamps[i]} has {bad:.6g} {allowed.units}, "
                     f"outside the plausible {allowed.low:g}..{allowed.high:g}"
                 )
                 break
+
+
+def _record_extremes(report: QcReport, name: str, hourly: np.ndarray, timestamps: list[str]):
+    """Per record: finite min, finite max (NaN when none) and NaN share.
+
+    Two passes over the data in the usual case (no NaN, no inf): NaN-propagating min/max per
+    record; only records where those are not finite are looked at again, exactly.
+    """
+    count = hourly.shape[0]
+    flat = hourly.reshape(count, -1)
+    if flat.shape[1] == 0:
+        return np.full(count, np.nan), np.full(count, np.nan), np.zeros(count)
+    lows, highs = flat.min(axis=1).astype(np.float64), flat.max(axis=1).astype(np.float64)
+    nan_share = np.zeros(count)
+    for i in np.flatnonzero(~(np.isfinite(lows) & np.isfinite(highs))):
+        record = flat[i]
+        nan_share[i] = float(np.isnan(record).mean())
+        if np.isinf(record).any():
+            report.fail(f"{name} at {timestamps[i]} has infinite values")
+        finite = _finite_extremes(np.where(np.isinf(record), np.nan, record))
+        lows[i], highs[i] = finite if finite else (np.nan, np.nan)
+    return lows, highs, nan_share
 
 
 def check_daily(

@@ -173,7 +173,16 @@ def refused_token_as_authentication_error(what: str):
 def read_records(ds, name: str, positions: np.ndarray) -> np.ndarray:
     """The variable's records at ``positions`` (one read of exactly those time chunks)."""
     with refused_token_as_authentication_error(f"the records of {name}"):
-        return np.asarray(ds[name].isel(time=positions).values)
+        return np.asarray(ds[name].isel(time=as_slice(positions)).values)
+
+
+def as_slice(positions: np.ndarray) -> slice | np.ndarray:
+    """Evenly spaced ascending positions as a slice: zarr reads a slice about twice as fast as a list."""
+    if len(positions) > 1:
+        step = int(positions[1] - positions[0])
+        if step > 0 and np.array_equal(positions, positions[0] + step * np.arange(len(positions))):
+            return slice(int(positions[0]), int(positions[-1]) + 1, step)
+    return positions
 
 
 def open_and_read_grid(open_source: Callable[[bool], tuple[Any, dict[str, str]]]):

@@ -61,6 +61,7 @@ class FaultProxy:
     seed: int = 0
     port: int = 0
     counts: Counter = field(default_factory=Counter)  # "forwarded", "injected", "bytes" ...
+    paths: Counter = field(default_factory=Counter)  # forwarded requests per path (GETs of each chunk)
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _runner: object = None
@@ -141,6 +142,8 @@ class FaultProxy:
                 body = f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>{message}</Message></Error>'
                 return web.Response(status=rule.status, text=body, headers=headers)
         self.counts["forwarded"] += 1
+        if request.method == "GET":
+            self.paths[request.path] += 1
         return await self._forward(request)
 
     async def _forward(self, request, truncate: bool = False):

@@ -1,0 +1,157 @@
+"""The shared chunk cache: what it caches, where, that it returns the store's bytes, that
+concurrent workers fetch a chunk once, that it prunes by day, and that a broken cache only
+costs speed."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from zarr.core.buffer import default_buffer_prototype
+from zarr.storage import LocalStore, WrapperStore
+
+from conus404.chunk_cache import SharedChunkCache, cacheable_arrays, prune
+from conus404.emulator.synthetic_store import StoreSpec, write_store
+
+
+class CountingStore(WrapperStore):
+    """Counts (and optionally slows) the gets that reach the real store: the 'network'."""
+
+    def __init__(self, store, delay_s: float = 0.0, log: list | None = None) -> None:
+        super().__init__(store)
+        self.delay_s = delay_s
+        self.log = log if log is not None else []
+
+    def _with_store(self, store):
+        return type(self)(store, self.delay_s, self.log)
+
+    async def get(self, key, prototype, byte_range=None):
+        self.log.append(key)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        return await self._store.get(key, prototype, byte_range)
+
+
+@pytest.fixture(scope="module")
+def daily_chunked_store(tmp_path_factory) -> Path:
+    """Three days plus the closing 00Z, 24-hour time chunks (like HyTEST's, only shorter)."""
+    path = tmp_path_factory.mktemp("stores") / "daily-chunks.zarr"
+    write_store(StoreSpec.for_days("2021-01-01", 3, ny=12, nx=16, variables=("T2", "PREC_ACC_NC"), time_chunk=24), str(path))
+    return path
+
+
+def open_cached(path: Path, root: Path, log: list):
+    store = CountingStore(LocalStore(str(path), read_only=True), log=log)
+    cache = SharedChunkCache(store, root, identity=str(path))
+    ds = xr.open_zarr(cache, chunks=None)
+    cache.set_time_axis(ds.indexes["time"])
+    return ds, cache
+
+
+def data_gets(log: list, array: str) -> list[str]:
+    return [k for k in log if k.startswith(f"{array}/") and not k.split("/")[-1].startswith(".")]
+
+
+def test_cacheable_arrays_are_multi_hour_and_static_ones():
+    meta = {"metadata": {
+        "T2/.zarray": {"chunks": [144, 175, 175]}, "T2/.zattrs": {"_ARRAY_DIMENSIONS": ["time", "y", "x"]},
+        "Q2/.zarray": {"chunks": [1, 1015, 1367]}, "Q2/.zattrs": {"_ARRAY_DIMENSIONS": ["time", "south_north", "west_east"]},
+        "lat/.zarray": {"chunks": [175, 175]}, "lat/.zattrs": {"_ARRAY_DIMENSIONS": ["y", "x"]},
+        "time/.zarray": {"chunks": [46000]}, "time/.zattrs": {"_ARRAY_DIMENSIONS": ["time"]},
+    }}
+    assert cacheable_arrays(meta) == {"T2": 144, "lat": None}
+
+
+def test_second_reader_gets_the_same_values_without_fetching(daily_chunked_store, tmp_path):
+    plain = xr.open_zarr(daily_chunked_store, chunks=None)
+    first_log, second_log = [], []
+    first, _ = open_cached(daily_chunked_store, tmp_path / "cache", first_log)
+    second, cache = open_cached(daily_chunked_store, tmp_path / "cache", second_log)
+    window = slice(0, 24)
+    np.testing.assert_array_equal(first["T2"].isel(time=window).values, plain["T2"].isel(time=window).values)
+    np.testing.assert_array_equal(second["T2"].isel(time=window).values, plain["T2"].isel(time=window).values)
+    np.testing.assert_array_equal(second["lat"].values, plain["lat"].values)
+    assert data_gets(first_log, "T2") == ["T2/0.0.0"]
+    assert data_gets(second_log, "T2") == []  # served from disk
+    assert cache.hits >= 1
+
+
+def test_chunks_are_filed_under_the_last_day_they_serve_and_pruned_by_day(daily_chunked_store, tmp_path):
+    root = tmp_path / "cache"
+    ds, cache = open_cached(daily_chunked_store, root, [])
+    ds["T2"].isel(time=slice(0, 73)).values  # every chunk: 00Z..23Z of each day, and 00Z of the 4th
+    ds["lat"].values
+    groups = sorted(p.name for p in cache.store_dir.iterdir())
+    assert groups == ["20210101", "20210102", "20210103", "20210104", "static"]
+    assert (cache.store_dir / "20210102" / "T2" / "1.0.0").is_file()
+    prune(root, before=dt.date(2021, 1, 3))
+    assert sorted(p.name for p in cache.store_dir.iterdir()) == ["20210103", "20210104", "static"]
+    prune(root)
+    assert not root.exists()
+
+
+def test_a_changed_store_at_the_same_url_does_not_reuse_old_chunks(tmp_path):
+    """The store id hashes the URL and the consolidated metadata: a store rewritten with another
+    extent (as when a host extends its record) gets a fresh cache."""
+    first, second = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    write_store(StoreSpec.for_days("2021-01-01", 1, ny=8, nx=8, variables=("T2",), time_chunk=48, seed=1), str(first))
+    write_store(StoreSpec.for_days("2021-01-01", 2, ny=8, nx=8, variables=("T2",), time_chunk=48, seed=2), str(second))
+
+    def open_as_same_url(path: Path):
+        cache = SharedChunkCache(LocalStore(str(path), read_only=True), tmp_path / "cache", identity="az://noaa/x.zarr")
+        ds = xr.open_zarr(cache, chunks=None)
+        cache.set_time_axis(ds.indexes["time"])
+        return ds, cache
+
+    a, cache_a = open_as_same_url(first)
+    a["T2"].isel(time=slice(0, 24)).values
+    b, cache_b = open_as_same_url(second)
+    assert cache_a.store_dir != cache_b.store_dir
+    np.testing.assert_array_equal(b["T2"].isel(time=slice(0, 24)).values,
+                                  xr.open_zarr(second, chunks=None)["T2"].isel(time=slice(0, 24)).values)
+
+
+def test_concurrent_readers_fetch_each_chunk_once(daily_chunked_store, tmp_path):
+    """Two readers (as two day workers) asking for the same chunk at once: one fetch, both served."""
+    root, log = tmp_path / "cache", []
+    prototype = default_buffer_prototype()
+    results: dict[int, bytes] = {}
+
+    def reader(index: int) -> None:
+        store = CountingStore(LocalStore(str(daily_chunked_store), read_only=True), delay_s=0.3, log=log)
+        cache = SharedChunkCache(store, root, identity="same")
+
+        async def run() -> None:
+            await cache.get(".zmetadata", prototype)
+            cache.set_time_axis(xr.open_zarr(daily_chunked_store, chunks=None).indexes["time"])
+            results[index] = (await cache.get("T2/1.0.0", prototype)).to_bytes()
+
+        asyncio.run(run())
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(2)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert log.count("T2/1.0.0") == 1
+    assert results[0] == results[1] == (daily_chunked_store / "T2" / "1.0.0").read_bytes()
+    assert time.monotonic() - started < 10
+
+
+def test_an_unusable_cache_folder_costs_speed_not_data(daily_chunked_store, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would go")
+    log: list = []
+    ds, cache = open_cached(daily_chunked_store, blocker, log)
+    plain = xr.open_zarr(daily_chunked_store, chunks=None)
+    np.testing.assert_array_equal(ds["T2"].isel(time=slice(24, 48)).values, plain["T2"].isel(time=slice(24, 48)).values)
+    np.testing.assert_array_equal(ds["T2"].isel(time=slice(24, 48)).values, plain["T2"].isel(time=slice(24, 48)).values)
+    assert data_gets(log, "T2").count("T2/1.0.0") == 2  # fetched each time, nothing cached
+    assert blocker.read_text().startswith("a file")
