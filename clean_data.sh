@@ -5,13 +5,14 @@
 #   ./clean_data.sh --data-dir DIR   clean DIR/unprocessed instead of data/unprocessed
 #   ./clean_data.sh --help
 # Refuses while a pipeline run from this checkout is active. Logs and ledgers are kept.
+# Also empties DIR/.chunk_cache, which an interrupted run may have left behind.
 set -euo pipefail
 cd "$(dirname "$0")"
 assume_yes=0
 data_dir="data"
 while [ $# -gt 0 ]; do
     case "$1" in
-        -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -y|--yes) assume_yes=1 ;;
         --data-dir) [ $# -ge 2 ] || { echo "clean_data.sh: --data-dir needs a folder" >&2; exit 2; }; data_dir="$2"; shift ;;
         *) echo "clean_data.sh: unknown option '$1' (see ./clean_data.sh --help)" >&2; exit 2 ;;
@@ -24,7 +25,7 @@ if pgid="$(active_run_pgid)"; then
     exit 1
 fi
 targets=()
-for sub in unprocessed/daily unprocessed/24hours; do
+for sub in unprocessed/daily unprocessed/24hours .chunk_cache; do
     [ -d "$data_dir/$sub" ] && targets+=("$data_dir/$sub")
 done
 count=0

@@ -47,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--layouts", default="pc,hytest", help="store layouts: pc (1-hour chunks), hytest (144-hour)")
     parser.add_argument("--contenders", default=",".join(ORDER), help=f"which to run (default {','.join(ORDER)})")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every storage request")
+    parser.add_argument("--bandwidth-mbps", type=float, default=0.0,
+                        help="model a network link of this many megabits per second shared by all requests (0: loopback)")
     parser.add_argument("--out", type=Path, help="write throughput.md and throughput.json here")
     parser.add_argument("--smoke", action="store_true", help="60x80 grid, 2 days: checks the harness, not speed")
     args = parser.parse_args(argv)
@@ -116,8 +118,8 @@ def run_limit(ctx: dict, keys: set[str]) -> dict:
     codecs = {k.split("/")[0]: {"compressor": meta[f"{k.split('/')[0]}/.zarray"]["compressor"],
                                "filters": meta[f"{k.split('/')[0]}/.zarray"]["filters"]}
               for k in keys if k != ".zmetadata"}
-    data_keys = sorted((k for k in keys if k != ".zmetadata"), key=lambda k: ctx["blobs"][k], reverse=True)
-    halves = [data_keys[0::2], data_keys[1::2]]
+    by_size = sorted(keys, key=lambda k: ctx["blobs"][k], reverse=True)
+    halves = [by_size[0::2], by_size[1::2]]
     procs = []
     for half in halves:
         proc = subprocess.Popen([sys.executable, str(CONTENDERS / "raw_fetch.py"), "8"], stdin=subprocess.PIPE,
@@ -233,7 +235,9 @@ def measure_layout(stack, layout: str, args, work: Path, progress) -> list[dict]
 
 def table(rows: list[dict], args) -> str:
     lines = [f"Grid {args.ny}x{args.nx}, {args.days} day(s), variables {args.variables}, "
-             f"added latency {args.latency_ms:g} ms per request, 2 processes where the design has several.", "",
+             f"added latency {args.latency_ms:g} ms per request, "
+             f"{f'a shared {args.bandwidth_mbps:g} Mbit/s link' if args.bandwidth_mbps else 'loopback bandwidth'}, "
+             "2 processes where the design has several.", "",
              "| layout | contender | days/min | s/day | × limit | fixed overhead s/day | fetched ÷ needed | requests/day | peak RSS MB/worker |",
              "|---|---|---|---|---|---|---|---|---|"]
     for layout in dict.fromkeys(r["layout"] for r in rows):
@@ -266,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmpdir)
         with EmulatorStack(work / "emulator") as stack:
             latency = [FaultRule(".", delay_s=args.latency_ms / 1000)] if args.latency_ms > 0 else []
-            stack.inject_faults(latency)  # the proxy counts requests and bytes for every contender
+            proxy = stack.inject_faults(latency)  # the proxy counts requests and bytes for every contender
+            proxy.bandwidth_bytes_per_s = args.bandwidth_mbps * 1e6 / 8 or None
             for layout in args.layout_list:
                 rows += measure_layout(stack, layout, args, work, progress)
     report = table(rows, args)

@@ -69,3 +69,24 @@ def test_raise_if_failed_names_the_first_failure_and_counts_the_rest():
         assert str(exc) == "first problem (and 1 more; see the QC report)"
     else:
         raise AssertionError("expected a DataValidationError")
+
+
+def test_range_nan_share_and_infinities_per_record_match_a_direct_count():
+    """The two-pass check against an element-by-element count over records with NaN, inf and extremes."""
+    rng = np.random.default_rng(7)
+    hourly = rng.uniform(250.0, 300.0, size=(24, 5, 6)).astype(np.float32)
+    hourly[3].flat[:4] = np.nan  # 4 of 30 cells
+    hourly[7].flat[5] = np.inf
+    hourly[9].flat[2] = 355.0  # outside T2's plausible range
+    report = _report()
+    validation.check_hourly(report, "T2", hourly, (5, 6), STAMPS)
+    finite = [[float(v) for v in record.flat if np.isfinite(v)] for record in hourly]
+    shares = [sum(1 for v in record.flat if v != v) / record.size for record in hourly]
+    entry = report.variables["T2"]
+    assert entry["hourly_min"] == min(min(r) for r in finite)
+    assert entry["hourly_max"] == max(max(r) for r in finite)
+    assert entry["hourly_nan_fraction_max"] == max(shares)
+    text = "\n".join(report.failures)
+    assert "T2 at 2021-01-01T03Z is 13.3% missing" in text
+    assert "T2 at 2021-01-01T07Z has infinite values" in text
+    assert "T2 at 2021-01-01T09Z has 355" in text

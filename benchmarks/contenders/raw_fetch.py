@@ -39,7 +39,7 @@ def main() -> int:
 
     def fetch(key: str) -> tuple[int, int]:
         raw = fs.cat_file(f"{root}/{key}")
-        filters, compressor = codecs[key.split("/", 1)[0]]
+        filters, compressor = codecs.get(key.split("/", 1)[0], ([], None))  # .zmetadata: plain JSON
         data = compressor.decode(raw) if compressor else raw
         for codec in reversed(filters):
             data = codec.decode(data)

@@ -62,6 +62,7 @@ class FaultProxy:
     port: int = 0
     counts: Counter = field(default_factory=Counter)  # "forwarded", "injected", "bytes" ...
     paths: Counter = field(default_factory=Counter)  # forwarded requests per path (GETs of each chunk)
+    bandwidth_bytes_per_s: float | None = None  # model one shared network link of this capacity
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _runner: object = None
@@ -146,6 +147,14 @@ class FaultProxy:
             self.paths[request.path] += 1
         return await self._forward(request)
 
+    async def _through_link(self, size: int) -> None:
+        """Hold an answer until a link of ``bandwidth_bytes_per_s`` shared by all requests has carried it."""
+        if not self.bandwidth_bytes_per_s:
+            return
+        now = asyncio.get_running_loop().time()
+        self._link_free_at = max(now, getattr(self, "_link_free_at", 0.0)) + size / self.bandwidth_bytes_per_s
+        await asyncio.sleep(self._link_free_at - now)
+
     async def _forward(self, request, truncate: bool = False):
         from aiohttp import web
 
@@ -155,6 +164,7 @@ class FaultProxy:
         async with self._session.request(request.method, url, headers=headers, data=data or None) as upstream:
             body = await upstream.read()
             self.counts["bytes"] += len(body)
+            await self._through_link(len(body))
             out_headers = {
                 k: v for k, v in upstream.headers.items()
                 if k.lower() not in ("content-length", "transfer-encoding", "connection")

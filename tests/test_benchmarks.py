@@ -1,0 +1,33 @@
+"""The throughput benchmark's smoke run: every contender measured on both layouts, and its
+instruments agree with each other (proxy byte counts against the blob listing)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.emulator
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_throughput_smoke_run(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--smoke", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {(r["layout"], r["contender"]): r for r in json.loads((tmp_path / "throughput.json").read_text())["rows"]}
+    assert set(rows) == {(layout, c) for layout in ("pc", "hytest") for c in ("limit", "pipeline", "seed", "notebook")}
+    for layout in ("pc", "hytest"):
+        limit, pipeline, seed = rows[(layout, "limit")], rows[(layout, "pipeline")], rows[(layout, "seed")]
+        # The limit fetches exactly the needed keys once: the proxy's count must equal the listing's sizes.
+        assert limit["bytes_fetched"] == limit["bytes_needed"]
+        assert pipeline["bytes_needed"] <= pipeline["bytes_fetched"] <= 1.1 * pipeline["bytes_needed"]
+        assert pipeline["peak_rss_mb"] > 50 and pipeline["overhead_s"] > 0
+        assert set(pipeline["phases_s"]) == {"startup", "open", "read", "aggregate", "write"}
+    # Two days inside one 144-hour chunk: whoever reads per day without the cache fetches it twice.
+    assert rows[("hytest", "seed")]["bytes_fetched"] > 1.8 * rows[("hytest", "seed")]["bytes_needed"]
+    table = (tmp_path / "throughput.md").read_text()
+    assert table.count("\n| pc |") == 4 and table.count("\n| hytest |") == 4
