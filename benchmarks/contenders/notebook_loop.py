@@ -20,12 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 def main() -> int:
     first, days, variables, out_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(","), Path(sys.argv[4])
-    from conus404.processes import peak_rss_mb, process_age_s
-
     import pandas as pd
     import planetary_computer
     import pystac_client
     import xarray as xr
+
+    from conus404.processes import peak_rss_mb, process_age_s
 
     startup = process_age_s() or 0.0
     step = time.monotonic()
