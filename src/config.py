@@ -31,6 +31,7 @@ MAX_NAN_FRACTION = 0.01  # share of missing cells a record or day may have befor
 
 # --- How to run -----------------------------------------------------------------------------
 MAX_CONCURRENT_PROCESSES = 2  # day workers running at once
+DAYS_PER_WORKER = 1  # days each worker process runs in turn; 4 saves ~1 s of start-up per day
 DATA_DIR = "data"  # relative to the project folder, or absolute
 
 # Retries of every remote request (blob reads, catalogue, SAS tokens): waits grow from

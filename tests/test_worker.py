@@ -352,3 +352,39 @@ def test_a_worker_handed_an_expired_token_signs_again(emulator, tmp_path, fresh_
     assert code == 0 and result["status"] == "published", err
     assert "refused the token the worker was given: signing again" in err
     assert service.requests["token"] == before + 1
+
+
+def test_several_days_in_one_process_match_the_rules_and_fail_independently(tmp_path):
+    """Days run in turn by one worker: each gets its own line, values and failure; a defect in one
+    day does not touch the others."""
+    store = tmp_path / "s.zarr"
+    spec = StoreSpec.for_days("2021-01-01", 3, ny=10, nx=12, variables=("T2", "PREC_ACC_NC"),
+                              defects=(Defect("negative", "2021-01-02T05"),))
+    write_store(spec, str(store))
+    argv = [sys.executable, str(SRC / "single_download.py"), "2021-01-01", "2021-01-02", "2021-01-03",
+            "--source", str(store), "--variables", "T2,PREC_ACC_NC", "--statistics", "",
+            "--data-dir", str(tmp_path / "data"), "--qc-dir", str(tmp_path / "qc")]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [r["date"] for r in results] == ["2021-01-01", "2021-01-02", "2021-01-03"]
+    assert [r["status"] for r in results] == ["published", "failed", "published"]
+    assert results[1]["error_class"] == "permanent" and "-1.5 mm" in results[1]["message"]
+    assert proc.returncode == 4  # the first failed day's code
+    assert "startup" in results[0]["timings"] and "startup" not in results[2]["timings"]
+    hourly = build_dataset(spec)
+    for day in ("2021-01-01", "2021-01-03"):
+        expected = expected_daily(hourly, day)
+        assert_matches(daily(tmp_path, day), {k: v for k, v in expected.items() if k in ("T2", "PREC_ACC_NC")})
+    assert not daily(tmp_path, "2021-01-02").exists()
+
+
+def test_a_usage_error_fails_every_requested_day_once(tmp_path):
+    store = tmp_path / "s.zarr"
+    write_store(StoreSpec.for_days("2021-01-01", 2, ny=6, nx=7, variables=("T2",)), str(store))
+    argv = [sys.executable, str(SRC / "single_download.py"), "2021-01-01", "2021-01-02", "--source", str(store),
+            "--variables", "T3", "--statistics", "", "--data-dir", str(tmp_path / "data"), "--qc-dir", str(tmp_path / "qc")]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert proc.returncode == 2
+    assert [(r["date"], r["error_class"]) for r in results] == [("2021-01-01", "usage"), ("2021-01-02", "usage")]
+    assert proc.stderr.count("'T3' is not a variable") == 1 and "Traceback" not in proc.stderr

@@ -82,7 +82,7 @@ def _settings_flags(args: argparse.Namespace, settings: settings_mod.Settings) -
         "--start", settings.start_date.isoformat(), "--end", settings.end_date.isoformat(),
         "--variables", ",".join(settings.variables), "--statistics", statistics,
         "--source", settings.source, "--data-dir", str(settings.data_dir),
-        "--max-processes", str(settings.max_processes),
+        "--max-processes", str(settings.max_processes), "--days-per-worker", str(settings.days_per_worker),
     ]
     flags += ["--keep-hourly"] if settings.keep_hourly else []
     flags += ["--allow-3d"] if settings.allow_3d else []

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conus404 import chunk_cache, source
-from conus404.failures import EXIT_CODES, EXIT_DONE
 from conus404.settings import PROJECT_ROOT, Settings, format_statistics
 
 log = logging.getLogger("conus404.scheduler")
@@ -79,10 +78,10 @@ class AssetSigner:
         return self.asset
 
 
-def worker_argv(day: dt.date, settings: Settings, options: RunOptions, signed: bool) -> list[str]:
+def worker_argv(days: list[dt.date], settings: Settings, options: RunOptions, signed: bool) -> list[str]:
     statistics = format_statistics(settings.statistics)
     argv = [
-        sys.executable, str(WORKER_SCRIPT), day.isoformat(),
+        sys.executable, str(WORKER_SCRIPT), *(day.isoformat() for day in days),
         "--variables", ",".join(settings.variables),
         "--statistics", statistics,
         "--source", settings.source,
@@ -109,7 +108,7 @@ def available_memory_mb() -> float:
 
 @dataclass
 class _Running:
-    day: dt.date
+    days: list[dt.date]  # run in turn by one worker process (DAYS_PER_WORKER)
     proc: subprocess.Popen
     started: float
     log_path: Path
@@ -178,31 +177,26 @@ class DayScheduler:
                                         available_memory_mb(), self.options.min_available_mb)
                             memory_note = time.monotonic()
                         break
-                    day = pending.pop(0)
-                    if self.already_valid is not None and self.already_valid(day):
-                        outcome = DayOutcome(day, "skipped", message="already published and verified")
-                        outcomes[day] = outcome
-                        progress.skipped += 1
-                        self.on_outcome(outcome)
-                        if time.monotonic() > checks_until:
-                            break
-                        continue
-                    running.append(self._launch(day))
+                    batch, out_of_time = self._next_batch(pending, outcomes, progress, checks_until)
+                    if batch:
+                        running.append(self._launch(batch))
+                    if out_of_time:
+                        break
                 time.sleep(0.1)
                 for job in list(running):
                     if job.proc.poll() is None:
                         self._enforce_timeout(job)
                         continue
                     running.remove(job)
-                    outcome = self._finish(job)
-                    outcomes[outcome.day] = outcome
-                    if outcome.status == "published":
-                        progress.published += 1
-                    elif outcome.status == "skipped":
-                        progress.skipped += 1
-                    else:
-                        progress.failed += 1
-                    self.on_outcome(outcome)
+                    for outcome in self._finish(job):
+                        outcomes[outcome.day] = outcome
+                        if outcome.status == "published":
+                            progress.published += 1
+                        elif outcome.status == "skipped":
+                            progress.skipped += 1
+                        else:
+                            progress.failed += 1
+                        self.on_outcome(outcome)
                     self._prune_cache(pending, running)
                 if time.monotonic() - last_progress >= self.options.progress_interval_s:
                     log.info(progress.line(len(running), len(pending)))
@@ -215,22 +209,41 @@ class DayScheduler:
         log.info(progress.line(0, 0))
         return outcomes
 
+    def _next_batch(self, pending: list[dt.date], outcomes: dict, progress: Progress, checks_until: float):
+        """Up to DAYS_PER_WORKER pending days that need work, in order; days already valid are recorded
+        as skipped on the way. Returns (days, whether the time for checks ran out)."""
+        batch: list[dt.date] = []
+        while pending and len(batch) < self.settings.days_per_worker:
+            day = pending.pop(0)
+            if self.already_valid is not None and self.already_valid(day):
+                outcome = DayOutcome(day, "skipped", message="already published and verified")
+                outcomes[day] = outcome
+                progress.skipped += 1
+                self.on_outcome(outcome)
+                if time.monotonic() > checks_until:
+                    return batch, True
+                continue
+            batch.append(day)
+        return batch, False
+
     def _prune_cache(self, pending: list[dt.date], running: list[_Running]) -> None:
         """Drop cached chunks that no unfinished day of this run can need any more."""
         if not self.settings.chunk_cache:
             return
-        unfinished = [*pending, *(job.day for job in running)]
+        unfinished = [*pending, *(day for job in running for day in job.days)]
         if unfinished:
             chunk_cache.prune(chunk_cache.cache_root(self.settings.data_dir), before=min(unfinished))
 
-    def _launch(self, day: dt.date) -> _Running:
+    def _launch(self, days: list[dt.date]) -> _Running:
         asset = self.signer.current()
-        log_path = self.options.log_dir / "subprocesses" / f"download_{day:%Y%m%d}.log"
+        name = f"{days[0]:%Y%m%d}" + (f"-{days[-1]:%Y%m%d}" if len(days) > 1 else "")
+        log_path = self.options.log_dir / "subprocesses" / f"download_{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(log_path, "a")
-        handle.write(f"\n===== {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} attempt for {day} =====\n")
+        which = ", ".join(day.isoformat() for day in days)
+        handle.write(f"\n===== {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} attempt for {which} =====\n")
         handle.flush()
-        argv = worker_argv(day, self.settings, self.options, signed=asset is not None)
+        argv = worker_argv(days, self.settings, self.options, signed=asset is not None)
         proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE if asset else subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=handle, text=True, cwd=PROJECT_ROOT / "src",
@@ -241,44 +254,55 @@ class DayScheduler:
                 proc.stdin.close()
             except BrokenPipeError:
                 pass  # the worker died at start; its exit code tells the story
-        log.info("started %s (pid %d)", day, proc.pid)
-        return _Running(day, proc, time.monotonic(), log_path, handle)
+        log.info("started %s (pid %d)", which, proc.pid)
+        return _Running(days, proc, time.monotonic(), log_path, handle)
+
+    def _timeout_s(self, job: _Running) -> float:
+        return self.options.day_timeout_s * len(job.days)
 
     def _enforce_timeout(self, job: _Running) -> None:
         age = time.monotonic() - job.started
-        if job.terminated_at is None and age > self.options.day_timeout_s:
-            log.warning("%s exceeded the %.0f s day timeout: stopping its worker", job.day, self.options.day_timeout_s)
+        if job.terminated_at is None and age > self._timeout_s(job):
+            log.warning("%s exceeded the %g s timeout: stopping its worker",
+                        ", ".join(d.isoformat() for d in job.days), self._timeout_s(job))
             job.proc.terminate()
             job.terminated_at = time.monotonic()
         elif job.terminated_at is not None and time.monotonic() - job.terminated_at > 10:
             job.proc.kill()
 
-    def _finish(self, job: _Running) -> DayOutcome:
+    def _finish(self, job: _Running) -> list[DayOutcome]:
+        """One outcome per day of the job: the worker's own line where it printed one (a day's line
+        comes only once that day is published or has failed), else what its exit says."""
         out = job.proc.stdout.read() if job.proc.stdout else ""
         job.log_handle.close()
         code = job.proc.returncode
         seconds = time.monotonic() - job.started
-        result = _last_json_line(out)
-        if job.terminated_at is not None:
-            outcome = DayOutcome(job.day, "failed", "transient", f"timed out after {self.options.day_timeout_s:.0f} s",
-                                 code, seconds, str(job.log_path))
-        elif result is not None and code in (EXIT_DONE, *EXIT_CODES.values()):
-            metrics = {k: result[k] for k in ("timings", "peak_rss_mb", "bytes_read") if k in result}
-            outcome = DayOutcome(job.day, result.get("status", "failed"), result.get("error_class"),
-                                 result.get("message", ""), code, seconds, str(job.log_path), metrics)
-        elif code is not None and code < 0:
-            outcome = DayOutcome(job.day, "failed", "transient",
-                                 f"the worker was ended by signal {-code}" + (" (out of memory?)" if code == -9 else ""),
-                                 code, seconds, str(job.log_path))
-        else:
-            outcome = DayOutcome(job.day, "failed", "permanent",
-                                 f"the worker exited with code {code} without a result; see {job.log_path}",
-                                 code, seconds, str(job.log_path))
-        level = logging.INFO if outcome.status != "failed" else logging.WARNING
-        log.log(level, "%s %s in %.1f s%s%s", job.day, outcome.status, seconds, _metrics_note(outcome.metrics),
-                f": {outcome.error_class}: {outcome.message}" if outcome.status == "failed" else "")
-        self._record_metrics(outcome)
-        return outcome
+        results = {r.get("date"): r for r in _json_lines(out)}
+        outcomes = []
+        for day in job.days:
+            result = results.get(day.isoformat())
+            if result is not None:
+                metrics = {k: result[k] for k in ("timings", "peak_rss_mb", "bytes_read") if k in result}
+                outcome = DayOutcome(day, result.get("status", "failed"), result.get("error_class"),
+                                     result.get("message", ""), code, float(result.get("seconds", seconds)),
+                                     str(job.log_path), metrics)
+            elif job.terminated_at is not None:
+                outcome = DayOutcome(day, "failed", "transient", f"timed out after {self._timeout_s(job):g} s",
+                                     code, seconds, str(job.log_path))
+            elif code is not None and code < 0:
+                outcome = DayOutcome(day, "failed", "transient",
+                                     f"the worker was ended by signal {-code}" + (" (out of memory?)" if code == -9 else ""),
+                                     code, seconds, str(job.log_path))
+            else:
+                outcome = DayOutcome(day, "failed", "permanent",
+                                     f"the worker exited with code {code} without a result; see {job.log_path}",
+                                     code, seconds, str(job.log_path))
+            level = logging.INFO if outcome.status != "failed" else logging.WARNING
+            log.log(level, "%s %s in %.1f s%s%s", day, outcome.status, outcome.seconds, _metrics_note(outcome.metrics),
+                    f": {outcome.error_class}: {outcome.message}" if outcome.status == "failed" else "")
+            self._record_metrics(outcome)
+            outcomes.append(outcome)
+        return outcomes
 
     def _record_metrics(self, outcome: DayOutcome) -> None:
         """One JSON line per finished worker in ``day_results.jsonl``: where a run's time and memory went."""
@@ -299,11 +323,13 @@ def _metrics_note(metrics: dict) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
-def _last_json_line(text: str) -> dict | None:
-    for line in reversed(text.strip().splitlines()):
+def _json_lines(text: str) -> list[dict]:
+    """The JSON objects a worker printed, one per line (anything else on standard output is ignored)."""
+    found = []
+    for line in text.strip().splitlines():
         if line.startswith("{"):
             try:
-                return json.loads(line)
+                found.append(json.loads(line))
             except ValueError:
-                return None
-    return None
+                continue
+    return found

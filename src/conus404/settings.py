@@ -39,6 +39,7 @@ class Settings:
     variables: tuple[str, ...]
     aggregation_hints: Mapping[str, bool] = field(default_factory=dict)  # seed's True=mean/False=sum
     max_processes: int = 2
+    days_per_worker: int = 1  # days one worker process runs in turn (imports and open paid once)
     data_dir: Path = PROJECT_ROOT / "data"
     source: str = PLANETARY_COMPUTER
     stac_url: str = "https://planetarycomputer.microsoft.com/api/stac/v1"
@@ -88,6 +89,16 @@ def parse_max_processes(value: Any) -> int:
         raise ConfigurationError(f"max processes {value!r} is not a whole number") from None
     if not 1 <= number <= 64:
         raise ConfigurationError(f"max processes {number} is out of range: use 1 to 64")
+    return number
+
+
+def parse_days_per_worker(value: Any, what: str = "DAYS_PER_WORKER") -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigurationError(f"{what} {value!r} is not a whole number") from None
+    if not 1 <= number <= 31:
+        raise ConfigurationError(f"{what} {number} is out of range: use 1 (a process per day) to 31")
     return number
 
 
@@ -164,6 +175,7 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         variables=parse_variables(values.get("VARIABLES") or list(hints), "VARIABLE_AGG_MAP"),
         aggregation_hints=hints,
         max_processes=parse_max_processes(values.get("MAX_CONCURRENT_PROCESSES", 2)),
+        days_per_worker=parse_days_per_worker(values.get("DAYS_PER_WORKER", 1)),
         data_dir=_absolute(values.get("DATA_DIR", "data")),
         source=str(values.get("SOURCE", PLANETARY_COMPUTER)),
         stac_url=env.get(STAC_URL_ENV) or values.get("STAC_URL", Settings.stac_url),
@@ -188,6 +200,8 @@ def add_arguments(parser: argparse.ArgumentParser, date_range: bool = True) -> N
         group.add_argument("--start", metavar="YYYY-MM-DD", help="first UTC day (START_DATE)")
         group.add_argument("--end", metavar="YYYY-MM-DD", help="last UTC day, inclusive (END_DATE)")
         group.add_argument("--max-processes", metavar="N", help="day workers at once (MAX_CONCURRENT_PROCESSES)")
+        group.add_argument("--days-per-worker", metavar="N",
+                           help="days each worker process runs in turn, 1 = a process per day (DAYS_PER_WORKER)")
     group.add_argument("--variables", metavar="T2,PREC_ACC_NC,...", help="comma-separated variables (VARIABLE_AGG_MAP)")
     group.add_argument("--statistics", metavar="T2:min,max;Q2:max", help="extra daily statistics (EXTRA_STATISTICS)")
     group.add_argument("--source", metavar="NAME_OR_URL", help="planetary-computer, or a Zarr URL or path (SOURCE)")
@@ -206,6 +220,8 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
         changes["end_date"] = parse_date(args.end, "--end")
     if getattr(args, "max_processes", None) is not None:
         changes["max_processes"] = parse_max_processes(args.max_processes)
+    if getattr(args, "days_per_worker", None) is not None:
+        changes["days_per_worker"] = parse_days_per_worker(args.days_per_worker, "--days-per-worker")
     if args.statistics is not None:
         changes["statistics"] = parse_statistics(args.statistics, "--statistics")
     if args.keep_hourly:

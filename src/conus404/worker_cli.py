@@ -26,12 +26,13 @@ log = logging.getLogger("conus404.worker")
 def build_parser() -> argparse.ArgumentParser:
     parser = settings_mod.ArgumentParser(
         prog="single_download.py",
-        description="Download one UTC day of CONUS404, aggregate it to daily values, validate it and "
-        "publish data/unprocessed/daily/conus404_daily_YYYYMMDD.nc atomically.",
-        epilog="Exit codes: 0 published or already valid, 2 usage error, 3 transient failure (retry), "
-        "4 permanent failure. The last line of standard output is a JSON summary.",
+        description="Download UTC days of CONUS404 one after the other, aggregate each to daily values, "
+        "validate it and publish data/unprocessed/daily/conus404_daily_YYYYMMDD.nc atomically.",
+        epilog="Exit codes: 0 every day published or already valid, 2 usage error, 3 transient failure (retry), "
+        "4 permanent failure (the first failed day's). Standard output gets one JSON line per day, "
+        "printed as the day finishes.",
     )
-    parser.add_argument("date", help="the UTC day, YYYY-MM-DD")
+    parser.add_argument("dates", nargs="+", metavar="date", help="a UTC day, YYYY-MM-DD (several: run in turn)")
     parser.add_argument("--force", action="store_true", help="redo the day even if its file verifies")
     parser.add_argument("--qc-dir", type=Path, help="where the QC report goes (default logs/qc)")
     parser.add_argument(
@@ -50,45 +51,80 @@ def configure_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+class OpenedOnce:
+    """The source, opened on first use and kept for the next days; opened afresh when asked."""
+
+    def __init__(self, open_fresh) -> None:
+        self._open = open_fresh
+        self._opened = None
+
+    def __call__(self, fresh: bool):
+        if fresh or self._opened is None:
+            self._opened = self._open(fresh)
+        return self._opened
+
+
 def main(argv: list[str] | None = None) -> int:
     configure_logging()
     args = build_parser().parse_args(argv)
-    started = time.monotonic()
-    day_text = args.date
+    code = EXIT_DONE
     try:
-        day = settings_mod.parse_date(args.date, "date")
-        day_text = day.isoformat()
-        settings = settings_mod.load(args)
-        signed = _read_signed_asset() if args.signed_asset_stdin else None
-        from conus404 import source, worker  # heavy imports only once the request is valid
+        try:
+            days = [settings_mod.parse_date(text, "date") for text in args.dates]
+            settings = settings_mod.load(args)
+            signed = _read_signed_asset() if args.signed_asset_stdin else None
+            from conus404 import source, worker  # heavy imports only once the request is valid
+        except Exception as exc:  # the request itself is wrong: every day fails the same way
+            for text in args.dates:
+                code = _report_failure(text, exc, time.monotonic()) or code
+            return code
 
         qc_dir = args.qc_dir or settings_mod.PROJECT_ROOT / "logs" / "qc"
+
         def open_source(fresh: bool):
             if fresh:  # the token was refused: ask the token service, not the SDK's cache
                 source.refresh_token_cache()
             return source.open_source(settings, None if fresh else signed)
 
+        opened = OpenedOnce(open_source)
         startup = process_age_s()  # interpreter start + imports: the fixed cost of a worker
-        result = worker.run_day(day, settings, open_source, qc_dir, args.force)
-        if startup is not None:
-            result.timings = {"startup": round(startup, 3), **result.timings}
-        code = EXIT_DONE
-    except Exception as exc:  # every failure becomes one recorded line, never a bare traceback
-        kind = failure_class(exc)
-        if kind == "permanent" and not _is_expected(exc):
-            log.error("unexpected failure:\n%s", traceback.format_exc())
-        log.error("%s failure: %s", kind, exc)
-        from conus404.worker import DayResult
-
-        result = DayResult(day_text, "failed", error_class=kind, message=f"{type(exc).__name__}: {exc}")
-        code = EXIT_CODES[kind]
+        for index, day in enumerate(days):
+            started = time.monotonic()
+            try:
+                result = worker.run_day(day, settings, opened, qc_dir, args.force)
+            except Exception as exc:  # every failure becomes one recorded line, never a bare traceback
+                day_code = _report_failure(day.isoformat(), exc, started)
+                code = code or day_code
+                if day_code == EXIT_CODES["usage"]:  # the same request fails every later day too
+                    for later in days[index + 1:]:
+                        _report_failure(later.isoformat(), exc, time.monotonic(), quiet=True)
+                    break
+                continue
+            if index == 0 and startup is not None:
+                result.timings = {"startup": round(startup, 3), **result.timings}
+            _print_result(result, started)
+        return code
     finally:
         if "conus404.source" in sys.modules:
             sys.modules["conus404.source"].release_storage_clients()
+
+
+def _report_failure(day_text: str, exc: Exception, started: float, quiet: bool = False) -> int:
+    kind = failure_class(exc)
+    if not quiet:
+        if kind == "permanent" and not _is_expected(exc):
+            log.error("unexpected failure:\n%s", traceback.format_exc())
+        log.error("%s: %s failure: %s", day_text, kind, exc)
+    from conus404.worker import DayResult
+
+    _print_result(DayResult(day_text, "failed", error_class=kind, message=f"{type(exc).__name__}: {exc}"), started)
+    return EXIT_CODES[kind]
+
+
+def _print_result(result, started: float) -> None:
     result.seconds = round(time.monotonic() - started, 3)
     result.peak_rss_mb = round(peak_rss_mb(), 1)
     print(json.dumps(result.as_dict(), sort_keys=True), flush=True)
-    return code
 
 
 def _read_signed_asset():
