@@ -42,16 +42,16 @@ def run_driver(stack: EmulatorStack, tmp: Path, *flags: str) -> subprocess.Compl
 
 
 def test_batches_give_per_day_outcomes_and_the_same_files(stack, tmp_path):
-    batched = run_driver(stack, tmp_path / "batched", "--days-per-worker", "3")
+    batched = run_driver(stack, tmp_path / "batched", "--days-per-worker", "3")  # 4 days, 2 processes: 2 + 2
     single = run_driver(stack, tmp_path / "single", "--days-per-worker", "1")
     assert batched.returncode == single.returncode == 1  # 2021-01-02 has a negative amount
     logs = tmp_path / "batched" / "logs"
     assert sorted(p.name for p in (logs / "subprocesses").iterdir()) == [
-        "download_20210101-20210103.log", "download_20210104.log"]
+        "download_20210101-20210102.log", "download_20210103-20210104.log"]
     ledger = json.loads((tmp_path / "batched" / "data" / "failed_jobs.json").read_text())
     assert list(ledger) == ["2021-01-02"]
     assert ledger["2021-01-02"]["error_class"] == "permanent"
-    assert ledger["2021-01-02"]["log"].endswith("download_20210101-20210103.log")
+    assert ledger["2021-01-02"]["log"].endswith("download_20210101-20210102.log")
     lines = [json.loads(line) for line in (logs / "day_results.jsonl").read_text().splitlines()]
     assert sorted((r["day"], r["status"]) for r in lines) == [
         ("2021-01-01", "published"), ("2021-01-02", "failed"), ("2021-01-03", "published"), ("2021-01-04", "published")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import subprocess
 import sys
 import time
@@ -177,7 +178,8 @@ class DayScheduler:
                                         available_memory_mb(), self.options.min_available_mb)
                             memory_note = time.monotonic()
                         break
-                    batch, out_of_time = self._next_batch(pending, outcomes, progress, checks_until)
+                    free = self.settings.max_processes - len(running)
+                    batch, out_of_time = self._next_batch(pending, outcomes, progress, checks_until, free)
                     if batch:
                         running.append(self._launch(batch))
                     if out_of_time:
@@ -209,11 +211,13 @@ class DayScheduler:
         log.info(progress.line(0, 0))
         return outcomes
 
-    def _next_batch(self, pending: list[dt.date], outcomes: dict, progress: Progress, checks_until: float):
+    def _next_batch(self, pending: list[dt.date], outcomes: dict, progress: Progress, checks_until: float, free: int):
         """Up to DAYS_PER_WORKER pending days that need work, in order; days already valid are recorded
         as skipped on the way. Returns (days, whether the time for checks ran out)."""
         batch: list[dt.date] = []
-        while pending and len(batch) < self.settings.days_per_worker:
+        # Never so large that other processes would sit idle at the end of the range.
+        size = min(self.settings.days_per_worker, max(1, math.ceil(len(pending) / max(1, free))))
+        while pending and len(batch) < size:
             day = pending.pop(0)
             if self.already_valid is not None and self.already_valid(day):
                 outcome = DayOutcome(day, "skipped", message="already published and verified")
