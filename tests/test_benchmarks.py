@@ -19,9 +19,9 @@ def test_throughput_smoke_run(tmp_path):
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {(r["layout"], r["contender"]): r for r in json.loads((tmp_path / "throughput.json").read_text())["rows"]}
-    assert set(rows) == {(layout, c) for layout in ("pc", "hytest") for c in ("limit", "pipeline", "seed", "notebook")}
-    for layout in ("pc", "hytest"):
-        limit, pipeline = rows[(layout, "limit")], rows[(layout, "pipeline")]
+    assert set(rows) == {(layout, c) for layout in ("pc", "hytest") for c in ("limit", "pipeline", "pipeline-batched", "seed", "notebook")}
+    for layout, variant in [(layout, v) for layout in ("pc", "hytest") for v in ("pipeline", "pipeline-batched")]:
+        limit, pipeline = rows[(layout, "limit")], rows[(layout, variant)]
         # The limit fetches exactly the needed keys once: the proxy's count must equal the listing's sizes.
         assert limit["bytes_fetched"] == limit["bytes_needed"]
         assert pipeline["bytes_needed"] <= pipeline["bytes_fetched"] <= 1.1 * pipeline["bytes_needed"]
@@ -30,4 +30,4 @@ def test_throughput_smoke_run(tmp_path):
     # Two days inside one 144-hour chunk: whoever reads per day without the cache fetches it twice.
     assert rows[("hytest", "seed")]["bytes_fetched"] > 1.8 * rows[("hytest", "seed")]["bytes_needed"]
     table = (tmp_path / "throughput.md").read_text()
-    assert table.count("\n| pc |") == 4 and table.count("\n| hytest |") == 4
+    assert table.count("\n| pc |") == 5 and table.count("\n| hytest |") == 5
