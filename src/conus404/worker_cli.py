@@ -18,7 +18,7 @@ from pathlib import Path
 from conus404 import settings as settings_mod
 from conus404.exceptions import ConfigurationError
 from conus404.failures import EXIT_CODES, EXIT_DONE, failure_class
-from conus404.processes import peak_rss_mb, process_age_s
+from conus404.processes import peak_rss_mb, process_age_s, release_free_memory
 
 log = logging.getLogger("conus404.worker")
 
@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         opened = OpenedOnce(open_source)
         startup = process_age_s()  # interpreter start + imports: the fixed cost of a worker
         for index, day in enumerate(days):
+            if index:
+                release_free_memory()
             started = time.monotonic()
             try:
                 result = worker.run_day(day, settings, opened, qc_dir, args.force)
