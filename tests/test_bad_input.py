@@ -72,6 +72,8 @@ USAGE_ERRORS = [
     (("--max-processes", "0"), "out of range"),
     (("--max-processes", "abc"), "'abc' is not a whole number"),
     (("--max-processes", "1000"), "out of range"),
+    (("--days-per-worker", "0"), "--days-per-worker 0 is out of range: use 1 (a process per day) to 31"),
+    (("--days-per-worker", "two"), "--days-per-worker 'two' is not a whole number"),
     (("--day-timeout", "-5"), "must be a positive number of seconds"),
     (("--progress-interval", "0"), "must be a positive number of seconds"),
     (("--bogus",), "unrecognized arguments: --bogus"),
