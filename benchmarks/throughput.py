@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bandwidth-mbps", type=float, default=0.0,
                         help="model a network link of this many megabits per second shared by all requests (0: loopback)")
     parser.add_argument("--days-per-worker", type=int, default=4, help="for pipeline-batched (default 4)")
+    parser.add_argument("--store-cache", type=Path, metavar="DIR",
+                        help="keep the generated stores here and reuse them in later runs (they take minutes to make)")
     parser.add_argument("--out", type=Path, help="write throughput.md and throughput.json here")
     parser.add_argument("--smoke", action="store_true", help="60x80 grid, 2 days: checks the harness, not speed")
     args = parser.parse_args(argv)
@@ -207,7 +209,9 @@ def measure_layout(stack, layout: str, args, work: Path, progress) -> list[dict]
                               variables=store_variables(variables, layout))
     progress(f"{layout}: writing a {args.ny}x{args.nx} store of {spec.hours} hours ({', '.join(spec.variables)})")
     store_path = f"conus404-{layout}.zarr"
-    stack.add_store(spec, store_path=store_path)
+    local = args.store_cache / f"{layout}-{args.ny}x{args.nx}-{args.days}d-{'_'.join(spec.variables)}.zarr" if (
+        args.store_cache) else None
+    stack.add_store(spec, store_path=store_path, local_copy=local)
     container = stack.blob_service().get_container_client("noaa")
     blobs = {b.name[len(store_path) + 1:]: b.size for b in container.list_blobs(name_starts_with=store_path + "/")}
     zmeta = json.loads(container.download_blob(f"{store_path}/.zmetadata").readall())

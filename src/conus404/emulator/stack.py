@@ -12,6 +12,7 @@ store from Azurite over HTTPS.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -103,20 +104,33 @@ class EmulatorStack:
         container: str = "noaa",
         store_path: str = "conus404.zarr",
         progress=None,
+        local_copy: Path | None = None,
     ) -> str:
         """Generate ``spec``, upload it to ``az://{container}/{store_path}`` and serve it as a collection.
 
-        Returns the ``az://`` URL of the store.
+        With ``local_copy``, the generated store is kept there and reused when it already holds
+        this very spec (benchmarks regenerate nothing between runs). Returns the ``az://`` URL.
         """
         assert self.service is not None
         client = self.blob_service()
         existing = {c.name for c in client.list_containers()}
         if container not in existing:
             client.create_container(container)
-        with tempfile.TemporaryDirectory(dir=self.workdir, prefix="store-") as tmp:
-            local = Path(tmp) / "store.zarr"
-            write_store(spec, str(local), progress=progress)
-            upload_tree(client.get_container_client(container), local, store_path)
+        if local_copy is not None:
+            local_copy = Path(local_copy)
+            if not _holds_spec(local_copy, spec):
+                if local_copy.exists():
+                    shutil.rmtree(local_copy)
+                partial = local_copy.with_name(local_copy.name + ".partial")  # complete stores only under the name
+                shutil.rmtree(partial, ignore_errors=True)
+                write_store(spec, str(partial), progress=progress)
+                partial.rename(local_copy)
+            upload_tree(client.get_container_client(container), local_copy, store_path)
+        else:
+            with tempfile.TemporaryDirectory(dir=self.workdir, prefix="store-") as tmp:
+                local = Path(tmp) / "store.zarr"
+                write_store(spec, str(local), progress=progress)
+                upload_tree(client.get_container_client(container), local, store_path)
         account = self.account
         account.containers = tuple(sorted(existing | {container}))
         for served in self.service.collections.values():
@@ -131,6 +145,18 @@ class EmulatorStack:
         """Environment for a client process: where the catalogue and tokens are, and whom to trust."""
         assert self.service is not None and self.tls is not None
         return {STAC_URL_ENV: self.service.stac_url, SAS_URL_ENV: self.service.sas_url, **self.tls.client_env()}
+
+
+def _holds_spec(path: Path, spec: StoreSpec) -> bool:
+    """Whether ``path`` is a complete store written for exactly ``spec``."""
+    import json
+    from dataclasses import asdict
+
+    try:
+        attrs = json.loads((path / ".zmetadata").read_text())["metadata"][".zattrs"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return attrs.get("synthetic_spec") == json.dumps(asdict(spec), sort_keys=True)
 
 
 def upload_tree(container_client, local_root: Path, prefix: str, threads: int = 8) -> int:
