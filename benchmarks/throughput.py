@@ -125,22 +125,28 @@ def run_limit(ctx: dict, keys: set[str]) -> dict:
     by_size = sorted(keys, key=lambda k: ctx["blobs"][k], reverse=True)
     halves = [by_size[0::2], by_size[1::2]]
     procs = []
-    for half in halves:
-        proc = subprocess.Popen([sys.executable, str(CONTENDERS / "raw_fetch.py"), "8"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True, env=ctx["env"])
-        proc.stdin.write(json.dumps({"asset": ctx["asset"], "keys": half, "codecs": codecs}) + "\n")
-        proc.stdin.flush()
-        procs.append(proc)
-    for proc in procs:
-        if proc.stdout.readline().strip() != "ready":
-            raise SystemExit("a raw-fetch process failed to start")
-    ctx["proxy"].counts.clear()
-    started = time.monotonic()
-    for proc in procs:
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-    results = [json.loads(proc.communicate(timeout=3600)[0].strip().splitlines()[-1]) for proc in procs]
-    wall = time.monotonic() - started
+    try:
+        for half in halves:
+            proc = subprocess.Popen([sys.executable, str(CONTENDERS / "raw_fetch.py"), "8"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, text=True, env=ctx["env"])
+            proc.stdin.write(json.dumps({"asset": ctx["asset"], "keys": half, "codecs": codecs}) + "\n")
+            proc.stdin.flush()
+            procs.append(proc)
+        for proc in procs:
+            if proc.stdout.readline().strip() != "ready":
+                raise SystemExit("a raw-fetch process failed to start")
+        ctx["proxy"].counts.clear()
+        started = time.monotonic()
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        results = [json.loads(proc.communicate(timeout=3600)[0].strip().splitlines()[-1]) for proc in procs]
+        wall = time.monotonic() - started
+    finally:
+        for proc in procs:  # interrupted: stop them by PID, leave nothing behind
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     return {"wall_s": wall, "overhead_s": 0.0, "peak_rss_mb": max(r["peak_rss_mb"] for r in results)}
 
 

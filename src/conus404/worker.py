@@ -10,7 +10,6 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,86 +225,60 @@ def aggregate_day(
 ):
     """Read, check and aggregate each variable in turn. Returns (fields, bytes read).
 
-    The next variable's records download in a background thread while the current one is checked
-    and aggregated (at most two variables' records in memory). Seconds spent waiting for records
-    are added to ``timings["read"]`` when given.
+    Seconds spent reading are added to ``timings["read"]`` when given.
 
     When storage refuses the token mid-day (it expired), ``reopen()`` signs again and the
     variable is read again, up to MAX_RESIGNS_PER_DAY times; then the day fails as transient.
     """
+    resigns = 0
     time_index = pd.DatetimeIndex(ds.indexes["time"])
     grid_shape = (ds.sizes["south_north"], ds.sizes["west_east"])
-    steps = []
-    for plan in plans:  # every window located first: a missing hour fails the day before any download
-        window = aggregation.hour_window(plan.var_class, day)
-        steps.append((plan, window, locate_hours(time_index, window, f"{plan.name} of {day}")))
     fields: list[daily_file.DailyField] = []
     daily_by_name: dict[str, np.ndarray] = {}
-    bytes_read = resigns = 0
-    prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
-    try:
-        upcoming = prefetch.submit(_read_inputs, ds, steps[0]) if steps else None
-        for index, (plan, window, _) in enumerate(steps):
-            waiting = time.monotonic()
+    bytes_read = 0
+    for plan in plans:
+        window = aggregation.hour_window(plan.var_class, day)
+        positions = locate_hours(time_index, window, f"{plan.name} of {day}")
+        stamps = [f"{t:%Y-%m-%dT%HZ}" for t in window.hours]
+        while True:
             try:
-                records = upcoming.result()
+                reading = time.monotonic()
+                records = {name: read_records(ds, name, positions) for name in plan.inputs}
+                if timings is not None:
+                    timings["read"] = timings.get("read", 0.0) + time.monotonic() - reading
+                break
             except AuthenticationError:
-                while True:
-                    if reopen is None or resigns >= MAX_RESIGNS_PER_DAY:
-                        raise
-                    resigns += 1
-                    log.warning("storage refused the token while reading %s: signing again and re-reading", plan.name)
-                    ds = reopen()
-                    try:
-                        records = _read_inputs(ds, steps[index])
-                        break
-                    except AuthenticationError:
-                        continue
-            if timings is not None:
-                timings["read"] = timings.get("read", 0.0) + time.monotonic() - waiting
-            upcoming = prefetch.submit(_read_inputs, ds, steps[index + 1]) if index + 1 < len(steps) else None
-            bytes_read += sum(r.nbytes for r in records.values())
-            if hourly_sink is not None:
-                hourly_sink(plan, window, records)
-            for field in _daily_fields(plan, window, records, report, grid_shape):
-                daily_by_name[field.name] = field.values
-                fields.append(field)
-            del records
-    finally:
-        prefetch.shutdown(wait=True, cancel_futures=True)
+                if reopen is None or resigns >= MAX_RESIGNS_PER_DAY:
+                    raise
+                resigns += 1
+                log.warning("storage refused the token while reading %s: signing again and re-reading", plan.name)
+                ds = reopen()
+        bytes_read += sum(r.nbytes for r in records.values())
+        if hourly_sink is not None:
+            hourly_sink(plan, window, records)
+        if plan.name in DERIVED:
+            hourly = np.hypot(*(records[n] for n in plan.inputs))
+        else:
+            hourly = records[plan.name]
+            validation.check_units(report, plan.name, plan.attrs.get("units"))
+        validation.check_hourly(report, plan.name, hourly, grid_shape, stamps)
+        counter = records.get(counter_name(plan.name)) if plan.var_class == VariableClass.BUCKET else None
+        report.entry(plan.name).update({"class": plan.var_class.value, "window": window.describe()})
+        for statistic in plan.statistics:
+            if statistic == plan.statistics[0]:
+                values = aggregation.daily_value(plan.var_class, hourly, counter)
+            else:
+                values = aggregation.hourly_statistic(statistic, hourly)
+            out_name = aggregation.output_name(plan.name, statistic, plan.var_class)
+            rounding = 0.0
+            if plan.var_class in (VariableClass.SINCE_START, VariableClass.BUCKET):
+                rounding = 2.0 * float(np.spacing(np.float32(np.nanmax(np.abs(hourly)) if hourly.size else 0.0)))
+            validation.check_daily(report, out_name, plan.var_class, values, plan.name, rounding)
+            daily_by_name[out_name] = values
+            fields.append(daily_file.DailyField(out_name, values, _field_attrs(plan, statistic, window), plan.level_dim))
+        del records, hourly
     validation.check_dew_point(report, daily_by_name)
     return fields, bytes_read
-
-
-def _read_inputs(ds, step) -> dict[str, np.ndarray]:
-    plan, _, positions = step
-    return {name: read_records(ds, name, positions) for name in plan.inputs}
-
-
-def _daily_fields(plan: VariablePlan, window, records, report: validation.QcReport, grid_shape) -> list[daily_file.DailyField]:
-    """Check one variable's records and make its daily fields (the class's statistic, then extras)."""
-    stamps = [f"{t:%Y-%m-%dT%HZ}" for t in window.hours]
-    if plan.name in DERIVED:
-        hourly = np.hypot(*(records[n] for n in plan.inputs))
-    else:
-        hourly = records[plan.name]
-        validation.check_units(report, plan.name, plan.attrs.get("units"))
-    validation.check_hourly(report, plan.name, hourly, grid_shape, stamps)
-    counter = records.get(counter_name(plan.name)) if plan.var_class == VariableClass.BUCKET else None
-    report.entry(plan.name).update({"class": plan.var_class.value, "window": window.describe()})
-    fields = []
-    for statistic in plan.statistics:
-        if statistic == plan.statistics[0]:
-            values = aggregation.daily_value(plan.var_class, hourly, counter)
-        else:
-            values = aggregation.hourly_statistic(statistic, hourly)
-        out_name = aggregation.output_name(plan.name, statistic, plan.var_class)
-        rounding = 0.0
-        if plan.var_class in (VariableClass.SINCE_START, VariableClass.BUCKET):
-            rounding = 2.0 * float(np.spacing(np.float32(np.nanmax(np.abs(hourly)) if hourly.size else 0.0)))
-        validation.check_daily(report, out_name, plan.var_class, values, plan.name, rounding)
-        fields.append(daily_file.DailyField(out_name, values, _field_attrs(plan, statistic, window), plan.level_dim))
-    return fields
 
 
 def provenance(description: dict[str, str], plans: list[VariablePlan]) -> dict[str, str]:
