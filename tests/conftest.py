@@ -144,3 +144,15 @@ def fresh_sdk():
     sas.TOKEN_CACHE.clear()
     yield
     sas.TOKEN_CACHE.clear()
+
+
+def run_driver(stack, tmp, days, variables: str, *flags: str, timeout: float = 300):
+    """src/driver.py over ``days`` (first..last) against ``stack``, 2 processes, logs and data in ``tmp``."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, str(Path(__file__).resolve().parents[1] / "src" / "driver.py"),
+            "--start", days[0].isoformat(), "--end", days[-1].isoformat(), "--variables", variables,
+            "--statistics", "", "--max-processes", "2", "--data-dir", str(tmp / "data"), "--log-dir", str(tmp / "logs"),
+            "--progress-interval", "1", *flags]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env={**os.environ, **stack.client_env()})

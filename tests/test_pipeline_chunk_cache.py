@@ -5,10 +5,8 @@ run without it, and the cache is gone when the run ends."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ import xarray as xr
 from conus404 import daily_file
 from conus404.emulator.stack import EmulatorStack
 from conus404.emulator.synthetic_store import StoreSpec
+from tests import conftest
 
 pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,10 +39,7 @@ def hytest_stack(tmp_path_factory, tls_files):
 
 
 def run_driver(stack: EmulatorStack, tmp: Path, *flags: str) -> subprocess.CompletedProcess:
-    argv = [sys.executable, str(ROOT / "src" / "driver.py"), "--start", DAYS[0].isoformat(), "--end", DAYS[-1].isoformat(),
-            "--variables", "T2,PREC_ACC_NC,ACSWDNB", "--statistics", "", "--max-processes", "2",
-            "--data-dir", str(tmp / "data"), "--log-dir", str(tmp / "logs"), "--progress-interval", "1", *flags]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=300, env={**os.environ, **stack.client_env()})
+    return conftest.run_driver(stack, tmp, DAYS, "T2,PREC_ACC_NC,ACSWDNB", *flags)
 
 
 def chunk_gets(stack: EmulatorStack) -> dict[str, int]:

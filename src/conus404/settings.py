@@ -83,22 +83,20 @@ def parse_variables(value: str | list[str] | tuple[str, ...], what: str = "varia
 
 
 def parse_max_processes(value: Any) -> int:
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise ConfigurationError(f"max processes {value!r} is not a whole number") from None
-    if not 1 <= number <= 64:
-        raise ConfigurationError(f"max processes {number} is out of range: use 1 to 64")
-    return number
+    return _whole_number(value, "max processes", 1, 64, "use 1 to 64")
 
 
 def parse_days_per_worker(value: Any, what: str = "DAYS_PER_WORKER") -> int:
+    return _whole_number(value, what, 1, 31, "use 1 (a process per day) to 31")
+
+
+def _whole_number(value: Any, what: str, low: int, high: int, advice: str) -> int:
     try:
         number = int(str(value).strip())
     except ValueError:
         raise ConfigurationError(f"{what} {value!r} is not a whole number") from None
-    if not 1 <= number <= 31:
-        raise ConfigurationError(f"{what} {number} is out of range: use 1 (a process per day) to 31")
+    if not low <= number <= high:
+        raise ConfigurationError(f"{what} {number} is out of range: {advice}")
     return number
 
 
