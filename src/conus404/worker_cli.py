@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             signed = _read_signed_asset() if args.signed_asset_stdin else None
             from conus404 import source, worker  # heavy imports only once the request is valid
         except Exception as exc:  # the request itself is wrong: every day fails the same way
-            for text in args.dates:
-                code = _report_failure(text, exc, time.monotonic()) or code
+            for index, text in enumerate(args.dates):
+                code = _report_failure(text, exc, time.monotonic(), quiet=index > 0)
             return code
 
         qc_dir = args.qc_dir or settings_mod.PROJECT_ROOT / "logs" / "qc"
