@@ -22,6 +22,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PLANETARY_COMPUTER = "planetary-computer"
 STAC_URL_ENV = "CONUS404_STAC_URL"
 SAS_URL_ENV = "PC_SDK_SAS_URL"  # the planetary-computer SDK reads the same variable
+HYTEST_OSN = "hytest-osn"  # USGS HyTEST's copy on the Open Storage Network (anonymous S3)
+HYTEST_OSN_URL = "s3://hytest/conus404/conus404_hourly.zarr"
+OSN_ENDPOINT = "https://usgs.osn.mghpcc.org/"
+OSN_ENDPOINT_ENV = "CONUS404_OSN_ENDPOINT"  # the emulator's S3 server instead of the OSN pod
 _VARIABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 

@@ -9,6 +9,7 @@ Only URLs differ (``Settings.stac_url``, ``Settings.sas_url`` and the asset's ow
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import weakref
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from conus404.exceptions import AuthenticationError, CatalogError, SourceLayoutError
+from conus404.settings import HYTEST_OSN, HYTEST_OSN_URL, OSN_ENDPOINT, OSN_ENDPOINT_ENV
 
 # HyTEST renamed WRF's dimensions; the pipeline works in WRF's names whatever the source.
 DIM_ALIASES = {"y": "south_north", "x": "west_east"}
@@ -194,6 +196,12 @@ def open_source(settings, signed: SignedAsset | None = None):
             "source_stac_url": settings.stac_url,
             "source_href": asset.public_href,
         }
+    elif settings.source == HYTEST_OSN:
+        endpoint = os.environ.get(OSN_ENDPOINT_ENV) or OSN_ENDPOINT
+        options = {"anon": True, "client_kwargs": {"endpoint_url": endpoint}, **dict(settings.storage_options)}
+        asset = SignedAsset(HYTEST_OSN_URL, options, {})
+        description = {"source": f"USGS HyTEST hourly store on the Open Storage Network ({endpoint})",
+                       "source_href": HYTEST_OSN_URL}
     else:
         asset = SignedAsset(settings.source, dict(settings.storage_options), {})
         description = {"source": "Zarr store", "source_href": asset.public_href}

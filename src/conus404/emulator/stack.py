@@ -20,6 +20,7 @@ from pathlib import Path
 
 from conus404.emulator.azurite import Azurite
 from conus404.emulator.fault_proxy import FaultProxy, FaultRule
+from conus404.emulator.s3_server import S3Server
 from conus404.emulator.stac_service import ServedCollection, StacSasService, StorageAccount
 from conus404.emulator.synthetic_store import StoreSpec, write_store
 from conus404.emulator.tls import TlsFiles, make_tls_files
@@ -34,6 +35,7 @@ class EmulatorStack:
     azurite: Azurite | None = None
     service: StacSasService | None = None
     proxy: FaultProxy | None = None
+    s3: S3Server | None = None  # started by add_osn_store: HyTEST's OSN pod
     stores: dict[str, StoreSpec] = field(default_factory=dict)
 
     def start(self) -> EmulatorStack:
@@ -50,6 +52,9 @@ class EmulatorStack:
         return self
 
     def stop(self) -> None:
+        if self.s3 is not None:
+            self.s3.stop()
+            self.s3 = None
         if self.proxy is not None:
             self.proxy.stop()
             self.proxy = None
@@ -141,10 +146,28 @@ class EmulatorStack:
         self.stores[collection_id] = spec
         return f"az://{container}/{store_path}"
 
+    def add_osn_store(self, spec: StoreSpec, progress=None) -> str:
+        """Generate ``spec`` (HyTEST layout) and serve it where HyTEST keeps it on the OSN pod,
+        ``s3://hytest/conus404/conus404_hourly.zarr``, from moto's S3 server."""
+        from conus404.settings import HYTEST_OSN_URL
+
+        if self.s3 is None:
+            self.s3 = S3Server(self.workdir / "s3").start()
+        fs = self.s3.filesystem()
+        bucket, key = HYTEST_OSN_URL.removeprefix("s3://").split("/", 1)
+        self.s3.create_bucket(bucket)
+        with tempfile.TemporaryDirectory(dir=self.workdir, prefix="store-") as tmp:
+            local = Path(tmp) / "store.zarr"
+            write_store(spec, str(local), progress=progress)
+            fs.put(str(local), f"{bucket}/{key}", recursive=True)
+        self.stores["hytest-osn"] = spec
+        return HYTEST_OSN_URL
+
     def client_env(self) -> dict[str, str]:
-        """Environment for a client process: where the catalogue and tokens are, and whom to trust."""
+        """Environment for a client process: where the catalogue, tokens and OSN pod are, and whom to trust."""
         assert self.service is not None and self.tls is not None
-        return {STAC_URL_ENV: self.service.stac_url, SAS_URL_ENV: self.service.sas_url, **self.tls.client_env()}
+        env = {STAC_URL_ENV: self.service.stac_url, SAS_URL_ENV: self.service.sas_url, **self.tls.client_env()}
+        return {**env, **(self.s3.client_env() if self.s3 is not None else {})}
 
 
 def _holds_spec(path: Path, spec: StoreSpec) -> bool:

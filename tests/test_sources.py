@@ -1,0 +1,53 @@
+"""Sources give the same daily files: the Planetary Computer layout through Azurite and HyTEST's
+copy on the Open Storage Network (``--source hytest-osn``) through moto's S3 server, read
+anonymously as on the real OSN pod."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from conus404 import daily_file
+from conus404.emulator.stack import EmulatorStack
+from conus404.emulator.synthetic_store import StoreSpec
+from conus404.settings import HYTEST_OSN_URL, OSN_ENDPOINT_ENV
+from tests import conftest
+
+pytestmark = pytest.mark.emulator
+DAYS = [dt.date(2021, 1, 1), dt.date(2021, 1, 2)]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, tls_files):
+    stack = EmulatorStack(tmp_path_factory.mktemp("emulator"), tls=tls_files).start()
+    try:
+        grid = {"ny": 16, "nx": 20}
+        stack.add_store(StoreSpec.for_days("2021-01-01", 2, variables=("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB"), **grid))
+        stack.add_osn_store(StoreSpec.for_days("2021-01-01", 2, layout="hytest", space_chunk=8,
+                                               variables=("T2", "PREC_ACC_NC", "ACSWDNB"), **grid))
+        yield stack
+    finally:
+        stack.stop()
+
+
+def test_planetary_computer_and_osn_give_the_same_daily_data(stack, tmp_path):
+    for source in ("planetary-computer", "hytest-osn"):
+        proc = conftest.run_driver(stack, tmp_path / source, DAYS, "T2,PREC_ACC_NC,ACSWDNB", "--source", source)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    hytest = xr.open_zarr(HYTEST_OSN_URL, storage_options={
+        "anon": True, "client_kwargs": {"endpoint_url": stack.client_env()[OSN_ENDPOINT_ENV]}})
+    for day in DAYS:
+        pc = xr.open_dataset(daily_file.daily_path(tmp_path / "planetary-computer" / "data", day))
+        osn = xr.open_dataset(daily_file.daily_path(tmp_path / "hytest-osn" / "data", day))
+        assert osn.attrs["source_href"] == HYTEST_OSN_URL
+        for name in ("T2", "PREC_ACC_NC"):
+            np.testing.assert_array_equal(pc[name].values, osn[name].values, err_msg=name)
+        # Radiation: PC's bucket value + I_AC x 1e9 (exact in float64) against HyTEST's float32
+        # since-start total, whose last bit is large (~1e4 J m-2 at 1e11): equal within two of them.
+        totals = hytest["ACSWDNB"].sel(time=[np.datetime64(f"{day}T00"), np.datetime64(f"{day + dt.timedelta(days=1)}T00")])
+        tolerance = 2 * float(np.spacing(np.float32(np.abs(totals.values).max())))
+        np.testing.assert_allclose(pc["ACSWDNB"].values, osn["ACSWDNB"].values, rtol=0, atol=tolerance)
+        np.testing.assert_array_equal(pc["lat"].values, osn["lat"].values)
