@@ -151,7 +151,7 @@ def test_serve_prints_settings_and_stops_cleanly_on_ctrl_c(tmp_path):
         settings = dict(
             line.removeprefix("export ").replace("'", "").split("=", 1) for line in env_file.read_text().splitlines()
         )
-        assert set(settings) == {"CONUS404_STAC_URL", "PC_SDK_SAS_URL", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"}
+        assert set(settings) == {"CONUS404_STAC_URL", "PC_SDK_SAS_URL", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE"}
         with urllib.request.urlopen(settings["CONUS404_STAC_URL"]) as response:
             assert json.load(response)["type"] == "Catalog"
         assert processes_mentioning(str(workdir)), "Azurite runs with its data in the workdir"

@@ -1,7 +1,8 @@
 """moto's S3 server on a loopback port: the emulator's stand-in for HyTEST's Open Storage Network pod.
 
-The OSN pod serves ``s3://hytest/conus404/conus404_hourly.zarr`` anonymously; here moto serves the
-same bucket and key layout over plain HTTP on 127.0.0.1, and clients reach it by setting
+The OSN pod serves ``s3://hytest/conus404/conus404_hourly.zarr`` anonymously over HTTPS; here
+moto serves the same bucket and key layout over HTTPS on 127.0.0.1 with the emulator's CA
+(clients trust it through ``AWS_CA_BUNDLE``) and clients reach it by setting
 ``CONUS404_OSN_ENDPOINT`` (the production endpoint otherwise). Started and stopped by its
 process group, like Azurite.
 """
@@ -13,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from conus404.emulator.tls import TlsFiles
 from conus404.processes import free_loopback_port, start_process_group, stop_process_group, wait_for_port
 from conus404.settings import OSN_ENDPOINT_ENV
 
@@ -23,19 +25,21 @@ UPLOAD_CREDENTIALS = {"key": "emulator", "secret": "emulator"}
 @dataclass
 class S3Server:
     workdir: Path
+    tls: TlsFiles
     port: int = 0
     process: subprocess.Popen | None = None
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"https://127.0.0.1:{self.port}"
 
     def start(self, attempts: int = 3) -> S3Server:
         Path(self.workdir).mkdir(parents=True, exist_ok=True)
         last_error: Exception | None = None
         for _ in range(attempts):  # a freshly picked free port can be taken before moto binds it
             self.port = free_loopback_port()
-            argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+            argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port),
+                    "--ssl-cert", str(self.tls.server_cert), "--ssl-key", str(self.tls.server_key)]
             self.process = start_process_group(argv, Path(self.workdir) / "moto.log", cwd=Path(self.workdir))
             try:
                 wait_for_port(self.port, self.process, timeout=60)
@@ -55,16 +59,18 @@ class S3Server:
         import s3fs
 
         return s3fs.S3FileSystem(**UPLOAD_CREDENTIALS, client_kwargs={"endpoint_url": self.endpoint_url,
-                                                                       "region_name": "us-east-1"},
+                                                                       "region_name": "us-east-1",
+                                                                       "verify": str(self.tls.ca_bundle)},
                                  s3_additional_kwargs={"ACL": "public-read"})  # moto checks object ACLs for anonymous GETs
 
     def create_bucket(self, name: str) -> None:
         import boto3
 
-        client = boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1",
+        client = boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1", verify=str(self.tls.ca_bundle),
                               aws_access_key_id=UPLOAD_CREDENTIALS["key"],
                               aws_secret_access_key=UPLOAD_CREDENTIALS["secret"])
         if name not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
             client.create_bucket(Bucket=name)
+
     def client_env(self) -> dict[str, str]:
         return {OSN_ENDPOINT_ENV: self.endpoint_url}

@@ -152,7 +152,8 @@ class EmulatorStack:
         from conus404.settings import HYTEST_OSN_URL
 
         if self.s3 is None:
-            self.s3 = S3Server(self.workdir / "s3").start()
+            assert self.tls is not None, "start() the stack first"
+            self.s3 = S3Server(self.workdir / "s3", self.tls).start()
         fs = self.s3.filesystem()
         bucket, key = HYTEST_OSN_URL.removeprefix("s3://").split("/", 1)
         self.s3.create_bucket(bucket)

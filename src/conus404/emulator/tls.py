@@ -33,8 +33,9 @@ class TlsFiles:
     ca_bundle: Path  # system roots + the throw-away CA: what clients should trust
 
     def client_env(self) -> dict[str, str]:
-        """Environment variables that make aiohttp and requests trust the emulator."""
-        return {"SSL_CERT_FILE": str(self.ca_bundle), "REQUESTS_CA_BUNDLE": str(self.ca_bundle)}
+        """Environment variables that make aiohttp, requests and botocore (S3) trust the emulator."""
+        bundle = str(self.ca_bundle)
+        return {"SSL_CERT_FILE": bundle, "REQUESTS_CA_BUNDLE": bundle, "AWS_CA_BUNDLE": bundle}
 
 
 def _system_roots() -> bytes:
