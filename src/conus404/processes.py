@@ -117,3 +117,25 @@ def release_free_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+def start_on_free_port(
+    argv_for_port, log_path: Path, what: str, env: Mapping[str, str] | None = None, cwd: Path | None = None,
+    attempts: int = 3, timeout: float = 30.0,
+) -> tuple[subprocess.Popen, int]:
+    """Start ``argv_for_port(port)`` on a free loopback port and wait until it listens.
+
+    A freshly picked free port can be taken before the server binds it, so a few attempts are
+    made; each failed one is stopped by its process group. Returns (process, port).
+    """
+    last_error: Exception | None = None
+    for _ in range(attempts):
+        port = free_loopback_port()
+        proc = start_process_group(argv_for_port(port), log_path, env=env, cwd=cwd)
+        try:
+            wait_for_port(port, proc, timeout=timeout)
+            return proc, port
+        except RuntimeError as exc:
+            last_error = exc
+            stop_process_group(proc)
+    raise RuntimeError(f"{what} did not start (see {log_path}): {last_error}")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conus404.emulator.tls import TlsFiles
-from conus404.processes import free_loopback_port, start_process_group, stop_process_group, wait_for_port
+from conus404.processes import start_on_free_port, stop_process_group
 
 NODE_PACKAGE_DIR = Path(__file__).resolve().parent
 AZURITE_BLOB = NODE_PACKAGE_DIR / "node_modules" / ".bin" / "azurite-blob"
@@ -58,13 +58,12 @@ class Azurite:
         location = self.workdir / "azurite-data"
         location.mkdir(parents=True, exist_ok=True)
         env = _node_env(self.account_name, self.account_key)
-        last_error: Exception | None = None
-        for _ in range(attempts):  # a freshly picked free port can be taken before Azurite binds it
-            self.port = free_loopback_port()
-            argv = [
+
+        def argv(port: int) -> list[str]:
+            return [
                 str(AZURITE_BLOB),
                 "--blobHost", "127.0.0.1",
-                "--blobPort", str(self.port),
+                "--blobPort", str(port),
                 "--location", str(location),
                 "--cert", str(self.tls.server_cert),
                 "--key", str(self.tls.server_key),
@@ -73,14 +72,10 @@ class Azurite:
                 "--disableProductStyleUrl",  # account name always from the first path segment
                 "--silent",
             ]
-            self.process = start_process_group(argv, self.log_path, env=env, cwd=self.workdir)
-            try:
-                wait_for_port(self.port, self.process, timeout=30)
-                return self
-            except RuntimeError as exc:
-                last_error = exc
-                stop_process_group(self.process)
-        raise RuntimeError(f"Azurite did not start (see {self.log_path}): {last_error}")
+
+        self.process, self.port = start_on_free_port(argv, self.log_path, "Azurite", env=env, cwd=self.workdir,
+                                                     attempts=attempts)
+        return self
 
     def stop(self) -> None:
         if self.process is not None:

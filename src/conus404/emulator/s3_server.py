@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conus404.emulator.tls import TlsFiles
-from conus404.processes import free_loopback_port, start_process_group, stop_process_group, wait_for_port
+from conus404.processes import start_on_free_port, stop_process_group
 from conus404.settings import OSN_ENDPOINT_ENV
 
 # moto accepts any credentials; the uploader (the operator's side) signs, readers go anonymously.
@@ -35,19 +35,13 @@ class S3Server:
 
     def start(self, attempts: int = 3) -> S3Server:
         Path(self.workdir).mkdir(parents=True, exist_ok=True)
-        last_error: Exception | None = None
-        for _ in range(attempts):  # a freshly picked free port can be taken before moto binds it
-            self.port = free_loopback_port()
-            argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port),
+        def argv(port: int) -> list[str]:
+            return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port),
                     "--ssl-cert", str(self.tls.server_cert), "--ssl-key", str(self.tls.server_key)]
-            self.process = start_process_group(argv, Path(self.workdir) / "moto.log", cwd=Path(self.workdir))
-            try:
-                wait_for_port(self.port, self.process, timeout=60)
-                return self
-            except RuntimeError as exc:
-                last_error = exc
-                stop_process_group(self.process)
-        raise RuntimeError(f"moto's S3 server did not start (see {Path(self.workdir) / 'moto.log'}): {last_error}")
+
+        self.process, self.port = start_on_free_port(argv, Path(self.workdir) / "moto.log", "moto's S3 server",
+                                                     cwd=Path(self.workdir), attempts=attempts, timeout=60)
+        return self
 
     def stop(self) -> None:
         if self.process is not None:
