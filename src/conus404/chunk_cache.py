@@ -8,7 +8,7 @@ chunks again, and every day reads the static lat/lon. Such chunks are kept under
 - fetched by one worker at a time: a worker holds an ``flock`` on ``<file>.lock`` while it
   fetches (the kernel drops it if the worker dies); the others wait, then read the file;
 - grouped by the last UTC day whose hour windows touch them, so the scheduler deletes a group
-  as soon as every day up to it has finished (:func:`prune`), and the driver the whole cache
+  as soon as every day up to it has finished (:func:`prune`), and the whole cache
   when the run ends. Static arrays sit in ``static/`` until then.
 
 Chunks of one hour (the Planetary Computer's layout) are read by one day only and bypass the
@@ -74,7 +74,7 @@ class SharedChunkCache(WrapperStore):
         self.arrays: dict[str, int | None] = {}
         self.store_dir: Path | None = None
         self.times: np.ndarray | None = None  # the store's time axis, once opened
-        self.hits = self.misses = 0
+        self.hits = 0
         self._disabled = False
 
     def _with_store(self, store) -> SharedChunkCache:
@@ -137,7 +137,6 @@ class SharedChunkCache(WrapperStore):
                     self.hits += 1
                     return prototype.buffer.from_bytes(cached)
             buffer = await self._store.get(key, prototype)
-            self.misses += 1
             if buffer is not None and handle is not None:
                 try:
                     await asyncio.to_thread(_write, path, buffer.to_bytes())

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from conus404 import chunk_cache, daily_file
+from conus404 import daily_file
 from conus404 import settings as settings_mod
 from conus404.exceptions import (
     AuthenticationError,
@@ -222,10 +222,7 @@ def run(settings: Settings, signer: AssetSigner, options: RunOptions) -> int:
             ledger.clear(key)
 
     check = None if options.force else verified_on_disk(settings)
-    try:
-        outcomes = DayScheduler(settings, signer, options, record, Progress(total=len(days)), check).run(days)
-    finally:
-        chunk_cache.prune(chunk_cache.cache_root(settings.data_dir))  # a later run fetches afresh
+    outcomes = DayScheduler(settings, signer, options, record, Progress(total=len(days)), check).run(days)
     for line in summary_lines(title, len(days), outcomes):
         log.info(line)
     return 1 if any(o.status == "failed" for o in outcomes.values()) else 0

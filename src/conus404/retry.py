@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from conus404 import chunk_cache, daily_file
+from conus404 import daily_file
 from conus404 import settings as settings_mod
 from conus404.atomic import atomic_write_json
 from conus404.driver import add_run_arguments, failure_entry, prepare_run
@@ -86,10 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("round %d of %d: %d day(s) after %.1f s", round_number, args.rounds, len(to_retry), wait)
         time.sleep(wait)
         days = [settings_mod.parse_date(d, "day") for d in to_retry]
-        try:
-            outcomes = DayScheduler(settings, signer, options).run(days)
-        finally:
-            chunk_cache.prune(chunk_cache.cache_root(settings.data_dir))
+        outcomes = DayScheduler(settings, signer, options).run(days)
         to_retry = []
         for day, outcome in sorted(outcomes.items()):
             key = day.isoformat()

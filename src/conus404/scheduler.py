@@ -208,6 +208,8 @@ class DayScheduler:
                 job.proc.kill()
                 job.proc.wait()
                 job.log_handle.close()
+            if self.settings.chunk_cache:  # the run is over: a later one fetches afresh
+                chunk_cache.prune(chunk_cache.cache_root(self.settings.data_dir))
         log.info(progress.line(0, 0))
         return outcomes
 
