@@ -32,7 +32,14 @@ MAX_NAN_FRACTION = 0.01  # share of missing cells a record or day may have befor
 # --- How to run -----------------------------------------------------------------------------
 MAX_CONCURRENT_PROCESSES = 2  # day workers running at once
 DAYS_PER_WORKER = 1  # days each worker process runs in turn; 4 saves ~1 s of start-up per day
-DATA_DIR = "data"  # relative to the project folder, or absolute
+DATA_DIR = "data"  # relative to the project folder, or absolute (with the dask executor: shared by its workers)
+
+# Where day workers run: "subprocess" (children of the driver, on this machine) or "dask" (one task
+# per worker on a dask.distributed cluster). With "dask", DASK_SCHEDULER_ADDRESS = None starts a
+# LocalCluster of MAX_CONCURRENT_PROCESSES workers here; an address ("tcp://10.0.0.5:8786") or a
+# scheduler file uses an existing cluster, e.g. Slurm workers from dask-jobqueue (see readme.md).
+EXECUTOR = "subprocess"
+DASK_SCHEDULER_ADDRESS = None
 
 # Retries of every remote request (blob reads, catalogue, SAS tokens): waits grow from
 # initial_backoff_s to max_backoff_s, jittered, never shorter than a server's Retry-After.

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from conus404 import daily_file
 from conus404 import settings as settings_mod
+from conus404.executors import DASK, open_executor
 from conus404.exceptions import (
     AuthenticationError,
     CatalogError,
@@ -171,10 +172,14 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigurationError(f"--signed-asset-stdin: not a signed asset ({exc})") from None
         signer = AssetSigner(settings, signed)
         preflight(settings, signer)
+        executor = open_executor(settings)
     except ConfigurationError as exc:
         log.error("usage error: %s", exc)
         return 2
-    return run(settings, signer, options)
+    try:
+        return run(settings, signer, options, executor)
+    finally:
+        executor.close()
 
 
 def ensure_writable(folder: Path, what: str) -> None:
@@ -201,13 +206,17 @@ def preflight(settings: Settings, signer: AssetSigner) -> None:
         _check_against_source(settings, signer)
     finally:
         source.release_storage_clients()
+    if settings.executor == DASK and settings.dask_scheduler:
+        from conus404.dask_executor import check_scheduler
+
+        check_scheduler(settings.dask_scheduler)
 
 
-def run(settings: Settings, signer: AssetSigner, options: RunOptions) -> int:
+def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=None) -> int:
     days = settings.days
     title = f"{settings.start_date}..{settings.end_date} ({len(days)} days), variables {','.join(settings.variables)}"
-    log.info("driver: %s; %d at once; source %s; data in %s", title, settings.max_processes,
-             settings.source, settings.data_dir)
+    log.info("driver: %s; %d at once (%s executor); source %s; data in %s", title, settings.max_processes,
+             settings.executor, settings.source, settings.data_dir)
     stale = daily_file.remove_stale_temporaries(daily_file.daily_dir(settings.data_dir))
     if stale:
         log.info("removed %d temporary file(s) left by an interrupted run", len(stale))
@@ -222,7 +231,7 @@ def run(settings: Settings, signer: AssetSigner, options: RunOptions) -> int:
             ledger.clear(key)
 
     check = None if options.force else verified_on_disk(settings)
-    outcomes = DayScheduler(settings, signer, options, record, Progress(total=len(days)), check).run(days)
+    outcomes = DayScheduler(settings, signer, options, record, Progress(total=len(days)), check, executor).run(days)
     for line in summary_lines(title, len(days), outcomes):
         log.info(line)
     return 1 if any(o.status == "failed" for o in outcomes.values()) else 0

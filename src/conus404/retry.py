@@ -20,6 +20,7 @@ from conus404 import settings as settings_mod
 from conus404.atomic import atomic_write_json
 from conus404.driver import add_run_arguments, failure_entry, prepare_run
 from conus404.exceptions import ConfigurationError
+from conus404.executors import open_executor
 from conus404.ledgers import Ledger
 from conus404.scheduler import AssetSigner, DayScheduler
 
@@ -78,6 +79,27 @@ def main(argv: list[str] | None = None) -> int:
     log.info("retry pass: %d transient failure(s) to retry, %d permanent listed without retry",
              len(to_retry), len(ultimate))
     signer = AssetSigner(settings)
+    executor = None
+    try:
+        if to_retry and args.rounds > 0:
+            executor = open_executor(settings)
+        ultimate = _retry_rounds(args, settings, options, signer, executor, failures, ultimate, to_retry)
+    except ConfigurationError as exc:  # e.g. the Dask scheduler went away: list the failures as they are
+        log.error("cannot retry: %s", exc)
+        ultimate.update({day: failures[day] for day in to_retry})
+    finally:
+        if executor is not None:
+            executor.close()
+    target = args.ultimate_failures or ultimate_failures_path(settings.data_dir)
+    atomic_write_json(target, {day: asdict(e) for day, e in sorted(ultimate.items())})
+    log.info("retry pass done: %d day(s) still failed; see %s", len(ultimate), target)
+    for day, entry in sorted(ultimate.items()):
+        log.info("  %s  %s  %s", day, entry.error_class, entry.message)
+    return 1 if ultimate else 0
+
+
+def _retry_rounds(args, settings, options, signer, executor, failures: dict, ultimate: dict, to_retry: list[str]) -> dict:
+    """Up to ``args.rounds`` rounds over the transient failures; returns every day that still failed."""
     rng = random.Random()
     for round_number in range(1, args.rounds + 1):
         if not to_retry:
@@ -86,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("round %d of %d: %d day(s) after %.1f s", round_number, args.rounds, len(to_retry), wait)
         time.sleep(wait)
         days = [settings_mod.parse_date(d, "day") for d in to_retry]
-        outcomes = DayScheduler(settings, signer, options).run(days)
+        outcomes = DayScheduler(settings, signer, options, executor=executor).run(days)
         to_retry = []
         for day, outcome in sorted(outcomes.items()):
             key = day.isoformat()
@@ -100,9 +122,4 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 ultimate[key] = entry
     ultimate.update({day: failures[day] for day in to_retry})
-    target = args.ultimate_failures or ultimate_failures_path(settings.data_dir)
-    atomic_write_json(target, {day: asdict(e) for day, e in sorted(ultimate.items())})
-    log.info("retry pass done: %d day(s) still failed; see %s", len(ultimate), target)
-    for day, entry in sorted(ultimate.items()):
-        log.info("  %s  %s  %s", day, entry.error_class, entry.message)
-    return 1 if ultimate else 0
+    return ultimate

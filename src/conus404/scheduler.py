@@ -1,9 +1,10 @@
 """Run one ``single_download.py`` process per day, a bounded number at once.
 
 Shared by the driver and the retry pass. The scheduler hands each worker the run's signed asset
-on standard input (never on its command line), re-signs before the token expires, kills a
-worker that exceeds the per-day timeout, holds back launches while memory is short, and logs a
-progress line every few seconds.
+on standard input (never on its command line), re-signs before the token expires, holds back
+launches while this machine's memory is short, and logs a progress line every few seconds. Where
+the processes run (children of this one, or Dask tasks) is the executor's business
+(:mod:`conus404.executors`); each is stopped at the per-day timeout either way.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import datetime as dt
 import json
 import logging
 import math
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conus404 import chunk_cache, source
+from conus404.executors import SubprocessExecutor, WorkerExit
 from conus404.settings import PROJECT_ROOT, Settings, format_statistics
 
 log = logging.getLogger("conus404.scheduler")
@@ -110,11 +111,9 @@ def available_memory_mb() -> float:
 @dataclass
 class _Running:
     days: list[dt.date]  # run in turn by one worker process (DAYS_PER_WORKER)
-    proc: subprocess.Popen
+    job: object  # an executor's job: done(), result() -> WorkerExit, stop()
     started: float
     log_path: Path
-    log_handle: object
-    terminated_at: float | None = None
 
 
 @dataclass
@@ -151,6 +150,7 @@ class DayScheduler:
         on_outcome: Callable[[DayOutcome], None] | None = None,
         progress: Progress | None = None,
         already_valid: Callable[[dt.date], bool] | None = None,
+        executor=None,
     ) -> None:
         self.settings = settings
         self.signer = signer
@@ -160,6 +160,7 @@ class DayScheduler:
         # Checked just before a day would start, so work begins at the first gap and the checks of
         # later days overlap with running workers instead of delaying the whole run.
         self.already_valid = already_valid
+        self.executor = executor or SubprocessExecutor()
 
     def run(self, days: list[dt.date]) -> dict[dt.date, DayOutcome]:
         progress = self.progress or Progress(total=len(days))
@@ -172,7 +173,7 @@ class DayScheduler:
             while pending or running:
                 checks_until = time.monotonic() + 1.0  # keep polling running workers while checking
                 while pending and len(running) < self.settings.max_processes:
-                    if running and available_memory_mb() < self.options.min_available_mb:
+                    if running and self.executor.on_this_machine and available_memory_mb() < self.options.min_available_mb:
                         if time.monotonic() - memory_note > 60:
                             log.warning("holding back new workers: %.0f MB available, below %.0f MB",
                                         available_memory_mb(), self.options.min_available_mb)
@@ -186,8 +187,7 @@ class DayScheduler:
                         break
                 time.sleep(0.1)
                 for job in list(running):
-                    if job.proc.poll() is None:
-                        self._enforce_timeout(job)
+                    if not job.job.done():
                         continue
                     running.remove(job)
                     for outcome in self._finish(job):
@@ -205,9 +205,7 @@ class DayScheduler:
                     last_progress = time.monotonic()
         finally:
             for job in running:  # interrupted: leave no orphan behind
-                job.proc.kill()
-                job.proc.wait()
-                job.log_handle.close()
+                job.job.stop()
             if self.settings.chunk_cache:  # the run is over: a later one fetches afresh
                 chunk_cache.prune(chunk_cache.cache_root(self.settings.data_dir))
         log.info(progress.line(0, 0))
@@ -244,46 +242,24 @@ class DayScheduler:
         asset = self.signer.current()
         name = f"{days[0]:%Y%m%d}" + (f"-{days[-1]:%Y%m%d}" if len(days) > 1 else "")
         log_path = self.options.log_dir / "subprocesses" / f"download_{name}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(log_path, "a")
         which = ", ".join(day.isoformat() for day in days)
-        handle.write(f"\n===== {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} attempt for {which} =====\n")
-        handle.flush()
         argv = worker_argv(days, self.settings, self.options, signed=asset is not None)
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE if asset else subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=handle, text=True, cwd=PROJECT_ROOT / "src",
-        )
-        if asset is not None:
-            try:
-                proc.stdin.write(json.dumps(asset.to_json()))
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass  # the worker died at start; its exit code tells the story
-        log.info("started %s (pid %d)", which, proc.pid)
-        return _Running(days, proc, time.monotonic(), log_path, handle)
+        stdin_text = json.dumps(asset.to_json()) if asset is not None else None
+        job, where = self.executor.submit(argv, stdin_text, log_path, self._timeout_s(days),
+                                          f"attempt for {which}", PROJECT_ROOT / "src")
+        log.info("started %s (%s)", which, where)
+        return _Running(days, job, time.monotonic(), log_path)
 
-    def _timeout_s(self, job: _Running) -> float:
-        return self.options.day_timeout_s * len(job.days)
-
-    def _enforce_timeout(self, job: _Running) -> None:
-        age = time.monotonic() - job.started
-        if job.terminated_at is None and age > self._timeout_s(job):
-            log.warning("%s exceeded the %g s timeout: stopping its worker",
-                        ", ".join(d.isoformat() for d in job.days), self._timeout_s(job))
-            job.proc.terminate()
-            job.terminated_at = time.monotonic()
-        elif job.terminated_at is not None and time.monotonic() - job.terminated_at > 10:
-            job.proc.kill()
+    def _timeout_s(self, days: list[dt.date]) -> float:
+        return self.options.day_timeout_s * len(days)
 
     def _finish(self, job: _Running) -> list[DayOutcome]:
         """One outcome per day of the job: the worker's own line where it printed one (a day's line
         comes only once that day is published or has failed), else what its exit says."""
-        out = job.proc.stdout.read() if job.proc.stdout else ""
-        job.log_handle.close()
-        code = job.proc.returncode
+        exit: WorkerExit = job.job.result()
+        code = exit.returncode
         seconds = time.monotonic() - job.started
-        results = {r.get("date"): r for r in _json_lines(out)}
+        results = {r.get("date"): r for r in _json_lines(exit.stdout)}
         outcomes = []
         for day in job.days:
             result = results.get(day.isoformat())
@@ -292,9 +268,11 @@ class DayScheduler:
                 outcome = DayOutcome(day, result.get("status", "failed"), result.get("error_class"),
                                      result.get("message", ""), code, float(result.get("seconds", seconds)),
                                      str(job.log_path), metrics)
-            elif job.terminated_at is not None:
-                outcome = DayOutcome(day, "failed", "transient", f"timed out after {self._timeout_s(job):g} s",
+            elif exit.timed_out:
+                outcome = DayOutcome(day, "failed", "transient", f"timed out after {self._timeout_s(job.days):g} s",
                                      code, seconds, str(job.log_path))
+            elif exit.lost:
+                outcome = DayOutcome(day, "failed", "transient", exit.lost, code, seconds, str(job.log_path))
             elif code is not None and code < 0:
                 outcome = DayOutcome(day, "failed", "transient",
                                      f"the worker was ended by signal {-code}" + (" (out of memory?)" if code == -9 else ""),

@@ -56,6 +56,8 @@ class Settings:
     allow_3d: bool = False
     max_nan_fraction: float = 0.01
     chunk_cache: bool = True  # share chunks that several days read through a disk cache (conus404.chunk_cache)
+    executor: str = "subprocess"  # where worker processes run: "subprocess" (children) or "dask" (tasks)
+    dask_scheduler: str | None = None  # the "dask" executor's scheduler address or file; None = a LocalCluster
     retry: Any = None  # conus404.retry_policy.RetrySettings; None = its defaults
 
     @property
@@ -130,6 +132,32 @@ def format_statistics(statistics: Mapping[str, tuple[str, ...]]) -> str:
     return ";".join(f"{name}:{','.join(stats)}" for name, stats in statistics.items() if stats)
 
 
+def parse_executor(value: Any, what: str = "EXECUTOR") -> str:
+    from conus404.executors import EXECUTORS
+
+    name = str(value).strip().lower()
+    if name not in EXECUTORS:
+        raise ConfigurationError(f"{what} {value!r} is not an executor: use {' or '.join(EXECUTORS)}")
+    return name
+
+
+def parse_dask_scheduler(value: Any, what: str = "DASK_SCHEDULER_ADDRESS") -> str | None:
+    """``tcp://host:port`` (any ``scheme://``) or the path of a scheduler file; empty = a LocalCluster."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    if "://" in text:
+        scheme, _, rest = text.partition("://")
+        if not scheme.isalpha() or not rest:
+            raise ConfigurationError(f"{what} {text!r} is not an address such as tcp://10.0.0.5:8786")
+        return text
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise ConfigurationError(f"{what} {text!r} is neither an address such as tcp://10.0.0.5:8786 "
+                                 "nor an existing scheduler file")
+    return str(path.resolve())
+
+
 def parse_fraction(value: Any, what: str) -> float:
     try:
         number = float(value)
@@ -190,6 +218,8 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         allow_3d=bool(values.get("ALLOW_3D", False)),
         max_nan_fraction=parse_fraction(values.get("MAX_NAN_FRACTION", 0.01), "MAX_NAN_FRACTION"),
         chunk_cache=bool(values.get("CHUNK_CACHE", True)),
+        executor=parse_executor(values.get("EXECUTOR", "subprocess")),
+        dask_scheduler=parse_dask_scheduler(values.get("DASK_SCHEDULER_ADDRESS")),
         retry=parse_retry(values.get("RETRY", {})),
     )
     return check(settings)
@@ -206,12 +236,19 @@ def add_arguments(parser: argparse.ArgumentParser, date_range: bool = True) -> N
                            help="days each worker process runs in turn, 1 = a process per day (DAYS_PER_WORKER)")
     group.add_argument("--variables", metavar="T2,PREC_ACC_NC,...", help="comma-separated variables (VARIABLE_AGG_MAP)")
     group.add_argument("--statistics", metavar="T2:min,max;Q2:max", help="extra daily statistics (EXTRA_STATISTICS)")
-    group.add_argument("--source", metavar="NAME_OR_URL", help="planetary-computer, or a Zarr URL or path (SOURCE)")
+    group.add_argument("--source", metavar="NAME_OR_URL",
+                       help="planetary-computer, hytest-osn, or a Zarr URL or path (SOURCE)")
     group.add_argument("--data-dir", metavar="DIR", help="where data/ lives (DATA_DIR)")
     group.add_argument("--keep-hourly", action="store_true", default=None, help="also keep the hourly records (KEEP_HOURLY)")
     group.add_argument("--allow-3d", action="store_true", default=None, help="accept variables with levels (ALLOW_3D)")
     group.add_argument("--no-chunk-cache", action="store_true", default=None,
                        help="fetch every day's chunks afresh, without the shared disk cache (CHUNK_CACHE = False)")
+    if date_range:
+        group.add_argument("--executor", metavar="NAME",
+                           help="where day workers run: subprocess (children of the driver) or dask (EXECUTOR)")
+        group.add_argument("--dask-scheduler", metavar="ADDRESS_OR_FILE",
+                           help="with --executor dask: an existing scheduler, e.g. tcp://10.0.0.5:8786 or a "
+                           "scheduler file; default a LocalCluster here (DASK_SCHEDULER_ADDRESS)")
 
 
 def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -232,6 +269,10 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
         changes["allow_3d"] = True
     if getattr(args, "no_chunk_cache", None):
         changes["chunk_cache"] = False
+    if getattr(args, "executor", None) is not None:
+        changes["executor"] = parse_executor(args.executor, "--executor")
+    if getattr(args, "dask_scheduler", None) is not None:
+        changes["dask_scheduler"] = parse_dask_scheduler(args.dask_scheduler, "--dask-scheduler")
     if args.variables is not None:
         changes["variables"] = parse_variables(args.variables, "--variables")
     if args.source is not None:

@@ -1,0 +1,162 @@
+"""Where a day's worker process runs: a child of this process, or a task on a Dask cluster.
+
+Both executors run the same command (``single_download.py`` with the run's flags, the signed
+asset on its standard input) through :func:`run_worker_process`'s :class:`WorkerProcess`, and
+both hand the scheduler the same :class:`WorkerExit`. Ledgers, skip rules, timeouts and the
+atomic publish therefore cannot differ between them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("conus404.executors")
+SUBPROCESS = "subprocess"
+DASK = "dask"
+EXECUTORS = (SUBPROCESS, DASK)
+KILL_GRACE_S = 10.0  # after SIGTERM at the timeout, SIGKILL follows this much later
+
+_live: set[WorkerProcess] = set()  # worker processes this process started and has not reaped
+_live_lock = threading.Lock()
+
+
+@dataclass
+class WorkerExit:
+    """How a worker process ended: its exit code and standard output (one JSON line per day)."""
+
+    returncode: int | None
+    stdout: str
+    timed_out: bool = False
+    lost: str = ""  # why there is no exit at all (e.g. the Dask worker running it died)
+
+
+class WorkerProcess:
+    """One ``single_download.py`` process: standard error appended to ``log_path``, stopped at ``timeout_s``."""
+
+    def __init__(self, argv: list[str], stdin_text: str | None, log_path: Path, timeout_s: float,
+                 header: str, cwd: Path) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.timeout_s = timeout_s
+        self.terminated_at: float | None = None
+        self._log = open(log_path, "a")
+        self._log.write(f"\n===== {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} {header} =====\n")
+        self._log.flush()
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=self._log, text=True, cwd=cwd,
+        )
+        self.started = time.monotonic()
+        with _live_lock:
+            _live.add(self)
+        if stdin_text is not None:
+            try:
+                self.proc.stdin.write(stdin_text)
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass  # the worker died at start; its exit code tells the story
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def done(self) -> bool:
+        """Whether the process has exited; past the timeout it is sent SIGTERM, then SIGKILL."""
+        if self.proc.poll() is not None:
+            return True
+        now = time.monotonic()
+        if self.terminated_at is None and now - self.started > self.timeout_s:
+            log.warning("pid %d exceeded the %g s timeout: stopping it", self.proc.pid, self.timeout_s)
+            self.proc.terminate()
+            self.terminated_at = now
+        elif self.terminated_at is not None and now - self.terminated_at > KILL_GRACE_S:
+            self.proc.kill()
+        return False
+
+    def result(self) -> WorkerExit:
+        out = self.proc.stdout.read() if self.proc.stdout else ""
+        self.proc.wait()
+        self._release()
+        return WorkerExit(self.proc.returncode, out, timed_out=self.terminated_at is not None)
+
+    def stop(self) -> None:
+        """Kill the process now (the run is being interrupted)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._release()
+
+    def _release(self) -> None:
+        self._log.close()
+        with _live_lock:
+            _live.discard(self)
+
+
+def run_worker_process(argv: list[str], stdin_text: str | None, log_path: str, timeout_s: float,
+                       header: str, cwd: str) -> WorkerExit:
+    """Run one worker process to its end: the body of a Dask task (runs on a Dask worker)."""
+    process = WorkerProcess(argv, stdin_text, Path(log_path), timeout_s, header, Path(cwd))
+    while not process.done():
+        time.sleep(0.2)
+    return process.result()
+
+
+def stop_worker_processes() -> int:
+    """Kill every worker process this Python process started; returns how many (run on Dask workers
+    when a run is interrupted, since cancelling a Dask task does not stop a process it started)."""
+    with _live_lock:
+        running = list(_live)
+    for process in running:
+        process.stop()
+    return len(running)
+
+
+class LocalJob:
+    """A worker process started directly by the scheduler."""
+
+    def __init__(self, process: WorkerProcess) -> None:
+        self.process = process
+
+    def done(self) -> bool:
+        return self.process.done()
+
+    def result(self) -> WorkerExit:
+        return self.process.result()
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+class SubprocessExecutor:
+    """The seed's design: each worker is a child process of the driver, on this machine."""
+
+    name = SUBPROCESS
+    on_this_machine = True
+
+    def submit(self, argv: list[str], stdin_text: str | None, log_path: Path, timeout_s: float,
+               header: str, cwd: Path) -> tuple[LocalJob, str]:
+        process = WorkerProcess(argv, stdin_text, log_path, timeout_s, header, cwd)
+        return LocalJob(process), f"pid {process.pid}"
+
+    def close(self) -> None:
+        pass
+
+
+def open_executor(settings) -> SubprocessExecutor:
+    """The executor ``settings.executor`` names (the Dask one connects or starts its cluster here)."""
+    if settings.executor == DASK:
+        from conus404.dask_executor import DaskExecutor
+        from conus404.exceptions import ConfigurationError
+
+        try:
+            return DaskExecutor(settings.dask_scheduler, settings.max_processes)
+        except ConfigurationError:
+            raise
+        except Exception as exc:  # a LocalCluster that cannot start (ports, memory, ...)
+            raise ConfigurationError(f"cannot start the Dask executor ({type(exc).__name__}: {exc})") from None
+    return SubprocessExecutor()
