@@ -52,4 +52,6 @@ STAC_URL = "https://planetarycomputer.microsoft.com/api/stac/v1"
 SAS_URL = "https://planetarycomputer.microsoft.com/api/sas/v1/token"
 COLLECTION = "conus404"
 ASSET = "zarr-abfs"
-STORAGE_OPTIONS = {}  # fsspec options for a SOURCE given as a URL, e.g. {"anon": True}
+# fsspec options for a SOURCE given as a URL, e.g. {"anon": True}; credentials are better given as
+# JSON in the environment variable CONUS404_STORAGE_OPTIONS, which replaces this value.
+STORAGE_OPTIONS = {}

@@ -146,7 +146,7 @@ def fresh_sdk():
     sas.TOKEN_CACHE.clear()
 
 
-def run_driver(stack, tmp, days, variables: str, *flags: str, timeout: float = 300):
+def run_driver(stack, tmp, days, variables: str, *flags: str, timeout: float = 300, env: dict | None = None):
     """src/driver.py over ``days`` (first..last) against ``stack``, 2 processes, logs and data in ``tmp``."""
     import subprocess
     import sys
@@ -155,4 +155,5 @@ def run_driver(stack, tmp, days, variables: str, *flags: str, timeout: float = 3
             "--start", days[0].isoformat(), "--end", days[-1].isoformat(), "--variables", variables,
             "--statistics", "", "--max-processes", "2", "--data-dir", str(tmp / "data"), "--log-dir", str(tmp / "logs"),
             "--progress-interval", "1", *flags]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env={**os.environ, **stack.client_env()})
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **stack.client_env(), **(env or {})})

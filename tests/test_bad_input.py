@@ -76,6 +76,9 @@ USAGE_ERRORS = [
     (("--days-per-worker", "two"), "--days-per-worker 'two' is not a whole number"),
     (("--day-timeout", "-5"), "must be a positive number of seconds"),
     (("--progress-interval", "0"), "must be a positive number of seconds"),
+    (("--executor", "threads"), "--executor 'threads' is not an executor: use subprocess or dask"),
+    (("--executor", "dask", "--dask-scheduler", "10.0.0.5"), "neither an address such as tcp://"),
+    (("--executor", "dask", "--dask-scheduler", "tcp://127.0.0.1:9"), "cannot reach the Dask scheduler tcp://127.0.0.1:9"),
     (("--bogus",), "unrecognized arguments: --bogus"),
     # sources and folders
     (("--source", "/nonexistent/store.zarr"), "cannot read the source /nonexistent/store.zarr"),
@@ -132,3 +135,13 @@ def test_a_day_missing_from_the_source_is_recorded_not_a_crash(stack, tmp_path):
     failed = json.loads((tmp_path / "ultimate_failures.json").read_text())
     assert failed["2021-01-03"]["error_class"] == "permanent"
     assert "ends at 2021-01-03T00Z" in failed["2021-01-03"]["message"]
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("{anon: true", "CONUS404_STORAGE_OPTIONS is not valid JSON"),
+    ('["anon"]', "CONUS404_STORAGE_OPTIONS must be a JSON object"),
+])
+def test_storage_options_from_the_environment_must_be_a_json_object(stack, tmp_path, value, message):
+    result = run(tmp_path, stack, env={"CONUS404_STORAGE_OPTIONS": value})
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 from conus404.exceptions import ConfigurationError
 from conus404.executors import DASK, WorkerExit, run_worker_process, stop_worker_processes
 
 log = logging.getLogger("conus404.dask_executor")
-CONNECT_TIMEOUT_S = 20
+CONNECT_TIMEOUT_S = 10
 
 
 def connect(address: str):
@@ -74,10 +75,12 @@ class DaskExecutor:
             self.on_this_machine = False
             where = f"the Dask scheduler at {self.client.scheduler.address}"
         else:
-            # One single-threaded worker per day slot; loopback only, no dashboard.
+            # One single-threaded worker per day slot; loopback only, no dashboard. The scheduler's
+            # HTTP server starts even without a dashboard, on the fixed port 8787 unless told otherwise.
             self.cluster = LocalCluster(
                 n_workers=local_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                scheduler_port=0, dashboard_address=None, silence_logs=logging.WARNING,
+                scheduler_port=0, dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                silence_logs=logging.WARNING,
             )
             self.client = Client(self.cluster, set_as_default=False)
             self.on_this_machine = True
@@ -88,10 +91,10 @@ class DaskExecutor:
             log.warning("the Dask cluster has no workers yet: days wait until workers join")
 
     def submit(self, argv: list[str], stdin_text: str | None, log_path: Path, timeout_s: float,
-               header: str, cwd: Path) -> tuple[DaskJob, str]:
+               header: str, cwd: Path, env: Mapping[str, str] | None = None) -> tuple[DaskJob, str]:
         key = f"conus404-{Path(log_path).stem}-{uuid.uuid4().hex[:8]}"
         future = self.client.submit(run_worker_process, argv, stdin_text, str(log_path), timeout_s, header,
-                                    str(cwd), key=key, pure=False)
+                                    str(cwd), dict(env or {}), key=key, pure=False)
         return DaskJob(future, self), f"Dask task {key}"
 
     def close(self) -> None:

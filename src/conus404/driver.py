@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -73,7 +74,7 @@ def setup_logging(path: Path) -> None:
     for handler in (logging.FileHandler(path), logging.StreamHandler(sys.stderr)):
         handler.setFormatter(fmt)
         root.addHandler(handler)
-    for noisy in ("azure", "urllib3", "aiohttp", "fsspec", "adlfs", "pystac_client"):
+    for noisy in ("azure", "urllib3", "aiohttp", "fsspec", "adlfs", "pystac_client", "distributed"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -215,8 +216,8 @@ def preflight(settings: Settings, signer: AssetSigner) -> None:
 def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=None) -> int:
     days = settings.days
     title = f"{settings.start_date}..{settings.end_date} ({len(days)} days), variables {','.join(settings.variables)}"
-    log.info("driver: %s; %d at once (%s executor); source %s; data in %s", title, settings.max_processes,
-             settings.executor, settings.source, settings.data_dir)
+    log.info("driver (pid %d): %s; %d at once (%s executor); source %s; data in %s", os.getpid(), title,
+             settings.max_processes, settings.executor, settings.source, settings.data_dir)
     stale = daily_file.remove_stale_temporaries(daily_file.daily_dir(settings.data_dir))
     if stale:
         log.info("removed %d temporary file(s) left by an interrupted run", len(stale))

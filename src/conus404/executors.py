@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,16 +43,19 @@ class WorkerProcess:
     """One ``single_download.py`` process: standard error appended to ``log_path``, stopped at ``timeout_s``."""
 
     def __init__(self, argv: list[str], stdin_text: str | None, log_path: Path, timeout_s: float,
-                 header: str, cwd: Path) -> None:
+                 header: str, cwd: Path, env: Mapping[str, str] | None = None) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.timeout_s = timeout_s
         self.terminated_at: float | None = None
         self._log = open(log_path, "a")
-        self._log.write(f"\n===== {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} {header} =====\n")
+        # Which machine and process started it: on a cluster, where to look for this day.
+        self._log.write(f"\n===== {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} {header}, "
+                        f"started by {socket.gethostname()} pid {os.getpid()} =====\n")
         self._log.flush()
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=self._log, text=True, cwd=cwd,
+            env={**os.environ, **env} if env else None,
         )
         self.started = time.monotonic()
         with _live_lock:
@@ -98,9 +104,9 @@ class WorkerProcess:
 
 
 def run_worker_process(argv: list[str], stdin_text: str | None, log_path: str, timeout_s: float,
-                       header: str, cwd: str) -> WorkerExit:
+                       header: str, cwd: str, env: Mapping[str, str] | None = None) -> WorkerExit:
     """Run one worker process to its end: the body of a Dask task (runs on a Dask worker)."""
-    process = WorkerProcess(argv, stdin_text, Path(log_path), timeout_s, header, Path(cwd))
+    process = WorkerProcess(argv, stdin_text, Path(log_path), timeout_s, header, Path(cwd), env)
     while not process.done():
         time.sleep(0.2)
     return process.result()
@@ -139,8 +145,8 @@ class SubprocessExecutor:
     on_this_machine = True
 
     def submit(self, argv: list[str], stdin_text: str | None, log_path: Path, timeout_s: float,
-               header: str, cwd: Path) -> tuple[LocalJob, str]:
-        process = WorkerProcess(argv, stdin_text, log_path, timeout_s, header, cwd)
+               header: str, cwd: Path, env: Mapping[str, str] | None = None) -> tuple[LocalJob, str]:
+        process = WorkerProcess(argv, stdin_text, log_path, timeout_s, header, cwd, env)
         return LocalJob(process), f"pid {process.pid}"
 
     def close(self) -> None:

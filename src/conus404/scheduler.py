@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from conus404 import chunk_cache, source
 from conus404.executors import SubprocessExecutor, WorkerExit
-from conus404.settings import PROJECT_ROOT, Settings, format_statistics
+from conus404.settings import PROJECT_ROOT, WORKER_ENVIRONMENT, Settings, format_statistics
 
 log = logging.getLogger("conus404.scheduler")
 WORKER_SCRIPT = PROJECT_ROOT / "src" / "single_download.py"
@@ -245,8 +246,9 @@ class DayScheduler:
         which = ", ".join(day.isoformat() for day in days)
         argv = worker_argv(days, self.settings, self.options, signed=asset is not None)
         stdin_text = json.dumps(asset.to_json()) if asset is not None else None
+        env = {name: os.environ[name] for name in WORKER_ENVIRONMENT if name in os.environ}
         job, where = self.executor.submit(argv, stdin_text, log_path, self._timeout_s(days),
-                                          f"attempt for {which}", PROJECT_ROOT / "src")
+                                          f"attempt for {which}", PROJECT_ROOT / "src", env)
         log.info("started %s (%s)", which, where)
         return _Running(days, job, time.monotonic(), log_path)
 

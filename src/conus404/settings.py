@@ -26,6 +26,12 @@ HYTEST_OSN = "hytest-osn"  # USGS HyTEST's copy on the Open Storage Network (ano
 HYTEST_OSN_URL = "s3://hytest/conus404/conus404_hourly.zarr"
 OSN_ENDPOINT = "https://usgs.osn.mghpcc.org/"
 OSN_ENDPOINT_ENV = "CONUS404_OSN_ENDPOINT"  # the emulator's S3 server instead of the OSN pod
+# fsspec options for a SOURCE URL as a JSON object (overrides STORAGE_OPTIONS): the place for
+# credentials, as the environment, unlike a command line, is not visible to other users.
+STORAGE_OPTIONS_ENV = "CONUS404_STORAGE_OPTIONS"
+# Where-to-read settings a worker process takes from its environment: handed on with every worker,
+# since on a Dask cluster the worker's environment is not the driver's.
+WORKER_ENVIRONMENT = (STAC_URL_ENV, SAS_URL_ENV, OSN_ENDPOINT_ENV, STORAGE_OPTIONS_ENV)
 _VARIABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -187,6 +193,20 @@ def parse_retry(value: Mapping[str, Any]):
     return settings
 
 
+def parse_storage_options(value: Any, what: str) -> dict[str, Any]:
+    """A dict, or a JSON object given as text (from the environment)."""
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ConfigurationError(f"{what} is not valid JSON ({exc})") from None
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{what} must be a JSON object / dict of fsspec options, such as {{\"anon\": true}}")
+    return dict(value)
+
+
 def _absolute(path: str | Path) -> Path:
     path = Path(path).expanduser()
     return path if path.is_absolute() else PROJECT_ROOT / path
@@ -212,7 +232,8 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         sas_url=env.get(SAS_URL_ENV) or values.get("SAS_URL", Settings.sas_url),
         collection=values.get("COLLECTION", Settings.collection),
         asset=values.get("ASSET", Settings.asset),
-        storage_options=dict(values.get("STORAGE_OPTIONS", {})),
+        storage_options=parse_storage_options(env[STORAGE_OPTIONS_ENV], STORAGE_OPTIONS_ENV) if env.get(STORAGE_OPTIONS_ENV)
+        else parse_storage_options(values.get("STORAGE_OPTIONS") or {}, "STORAGE_OPTIONS"),
         statistics=parse_statistics(values.get("EXTRA_STATISTICS", {}), "EXTRA_STATISTICS"),
         keep_hourly=bool(values.get("KEEP_HOURLY", False)),
         allow_3d=bool(values.get("ALLOW_3D", False)),

@@ -1,0 +1,170 @@
+"""EXECUTOR = "dask": each worker process is a task on a dask.distributed cluster, through the
+emulator. A 2-worker LocalCluster publishes the files the subprocess executor publishes, records
+an injected failure in failed_jobs.json and its retry pass mends it; an existing scheduler (here
+started with the ``dask`` command, as dask-jobqueue would on Slurm) works through its address;
+kill_all.sh leaves no process of the cluster behind."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+from conus404 import daily_file
+from conus404.emulator.fault_proxy import FaultRule
+from conus404.emulator.stack import EmulatorStack
+from conus404.emulator.synthetic_store import StoreSpec
+from conus404.processes import free_loopback_port, start_process_group, stop_process_group, wait_for_port
+from tests.conftest import group_alive, processes_mentioning
+
+pytestmark = pytest.mark.emulator
+ROOT = Path(__file__).resolve().parents[1]
+DAYS = ["2021-01-01", "2021-01-02", "2021-01-03", "2021-01-04"]
+VARIABLES = "T2,PREC_ACC_NC,ACSWDNB"
+RUN_MARKER = "CONUS404_TEST_RUN"  # in the environment of every process a test run starts
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, tls_files):
+    stack = EmulatorStack(tmp_path_factory.mktemp("emulator"), tls=tls_files).start()
+    try:
+        stack.add_store(StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20, variables=("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB")))
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def subprocess_run(stack, tmp_path_factory):
+    """The reference: the same 4 days with the default executor."""
+    tmp = tmp_path_factory.mktemp("subprocess-run")
+    result = pipeline(tmp, stack, "--foreground")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return tmp
+
+
+def pipeline(tmp: Path, stack: EmulatorStack, *flags: str, timeout: float = 300):
+    argv = [str(ROOT / "run_pipeline.sh"), "--start", DAYS[0], "--end", DAYS[-1], "--variables", VARIABLES,
+            "--statistics", "", "--max-processes", "2", "--data-dir", str(tmp / "data"), "--log-dir", str(tmp / "logs"),
+            "--progress-interval", "1", "--retry-backoff", "0.5", *flags]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                          env={**os.environ, **stack.client_env(), RUN_MARKER: str(tmp)})
+
+
+def processes_of_run(tmp: Path) -> list[int]:
+    """Live processes that inherited the run's marker: the run itself, its cluster, its day processes
+    (a LocalCluster's workers show no path on their command lines)."""
+    marker = f"{RUN_MARKER}={tmp}".encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes() + b"\0":
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def assert_same_files(a_dir: Path, b_dir: Path) -> None:
+    for day in map(dt.date.fromisoformat, DAYS):
+        path_a = daily_file.daily_path(a_dir / "data", day)
+        path_b = daily_file.daily_path(b_dir / "data", day)
+        with xr.open_dataset(path_a) as a, xr.open_dataset(path_b) as b:
+            assert a.attrs["conus404_data_sha256"] == b.attrs["conus404_data_sha256"], day
+            for name in VARIABLES.split(","):
+                xr.testing.assert_identical(a[name], b[name])
+
+
+def launchers(log_dir: Path) -> set[int]:
+    """The PIDs that started the day processes, from each day log's attempt header."""
+    pids = set()
+    for path in (log_dir / "subprocesses").glob("download_*.log"):
+        pids |= {int(pid) for pid in re.findall(r"attempt for .*, started by \S+ pid (\d+) =====", path.read_text())}
+    return pids
+
+
+def test_a_local_cluster_publishes_the_same_files_records_a_failure_and_retries_it(stack, subprocess_run, tmp_path):
+    # day 3's read of T2 at 05Z meets 503 ServerBusy more often than the storage retry policy retries
+    proxy = stack.inject_faults([FaultRule(r"/T2/53\.0\.0$", status=503, times=7)])
+    try:
+        result = pipeline(tmp_path, stack, "--foreground", "--executor", "dask")
+    finally:
+        stack.inject_faults([])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert proxy.counts["injected"] == 7
+    log = (tmp_path / "logs" / "driver_main_run.log").read_text()
+    assert "executor: dask, a LocalCluster of 2 worker(s) at tcp://127.0.0.1:" in log
+    assert re.search(r"started 2021-01-01 \(Dask task conus404-download_20210101-[0-9a-f]{8}\)", log)
+    driver_pid = int(re.search(r"driver \(pid (\d+)\)", log).group(1))
+    assert launchers(tmp_path / "logs") and driver_pid not in launchers(tmp_path / "logs"), \
+        "the day processes were started by the cluster's workers, not by the driver"
+    failed = json.loads((tmp_path / "data" / "failed_jobs.json").read_text())
+    assert list(failed) == ["2021-01-03"]
+    assert failed["2021-01-03"]["error_class"] == "transient" and "ServerBusy" in failed["2021-01-03"]["message"]
+    retry_log = (tmp_path / "logs" / "retry_run.log").read_text()
+    assert "1 transient failure(s) to retry" in retry_log and "executor: dask" in retry_log
+    assert json.loads((tmp_path / "ultimate_failures.json").read_text()) == {}
+    day3 = (tmp_path / "logs" / "subprocesses" / "download_20210103.log").read_text()
+    assert day3.count("attempt for 2021-01-03") == 2
+    assert_same_files(subprocess_run, tmp_path)
+    assert processes_of_run(tmp_path) == [], "the cluster and its day processes are gone"
+
+
+def test_an_existing_scheduler_is_used_through_its_address(stack, subprocess_run, tmp_path):
+    """A scheduler and two workers started apart from the pipeline, as on a cluster: the workers
+    have the checkout's src/ on PYTHONPATH and the emulator's trust settings, nothing else."""
+    port = free_loopback_port()
+    env = {**os.environ, **stack.client_env(), "PYTHONPATH": str(ROOT / "src")}
+    dask = [sys.executable, "-m", "dask"]
+    scheduler = start_process_group([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                                    tmp_path / "scheduler.log", env=env, cwd=tmp_path)
+    workers = None
+    try:
+        wait_for_port(port, scheduler, timeout=60)
+        workers = start_process_group([*dask, "worker", f"tcp://127.0.0.1:{port}", "--host", "127.0.0.1",
+                                       "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
+                                      tmp_path / "workers.log", env=env, cwd=tmp_path)
+        result = pipeline(tmp_path, stack, "--foreground", "--executor", "dask",
+                          "--dask-scheduler", f"tcp://127.0.0.1:{port}")
+        assert result.returncode == 0, result.stdout + result.stderr
+        log = (tmp_path / "logs" / "driver_main_run.log").read_text()
+        assert f"executor: dask, the Dask scheduler at tcp://127.0.0.1:{port}" in log
+        assert_same_files(subprocess_run, tmp_path)
+        assert scheduler.poll() is None and workers.poll() is None, "the pipeline leaves a cluster it did not start running"
+    finally:
+        for group in (workers, scheduler):
+            if group is not None:
+                stop_process_group(group)
+
+
+def test_kill_all_stops_a_dask_run_with_its_cluster_and_day_processes(stack, tmp_path):
+    stack.inject_faults([FaultRule(r"/T2/\d+\.0\.0$", delay_s=2.0)])  # slow days: time to interrupt
+    try:
+        started = pipeline(tmp_path, stack, "--executor", "dask")
+        assert started.returncode == 0, started.stderr
+        pgid = int((tmp_path / "logs" / "pipeline.pid").read_text())
+        deadline = time.monotonic() + 90
+        while not processes_mentioning(f"single_download.py 2021-01-0"):
+            assert time.monotonic() < deadline, "no day started"
+            time.sleep(0.2)
+        assert len(processes_of_run(tmp_path)) >= 5, "the run, its LocalCluster (scheduler + 2 nannies + 2 workers) and days"
+        stopped = subprocess.run([str(ROOT / "kill_all.sh"), "--log-dir", str(tmp_path / "logs"), "--grace", "10"],
+                                 capture_output=True, text=True, timeout=60)
+        assert stopped.returncode == 0 and f"Stopped process group {pgid}" in stopped.stdout, stopped.stdout + stopped.stderr
+        assert not group_alive(pgid)
+        assert processes_of_run(tmp_path) == [], "no Dask worker or day process outlives the run"
+    finally:
+        stack.inject_faults([])
+        if (tmp_path / "logs" / "pipeline.pid").exists():
+            pgid = int((tmp_path / "logs" / "pipeline.pid").read_text())
+            if group_alive(pgid):
+                os.killpg(pgid, 9)
