@@ -2,7 +2,8 @@
 emulator. A 2-worker LocalCluster publishes the files the subprocess executor publishes, records
 an injected failure in failed_jobs.json and its retry pass mends it; an existing scheduler (here
 started with the ``dask`` command, as dask-jobqueue would on Slurm) works through its address;
-kill_all.sh leaves no process of the cluster behind."""
+kill_all.sh leaves no process behind: neither a LocalCluster nor the day processes an existing
+cluster's workers started."""
 
 from __future__ import annotations
 
@@ -119,31 +120,64 @@ def test_a_local_cluster_publishes_the_same_files_records_a_failure_and_retries_
     assert processes_of_run(tmp_path) == [], "the cluster and its day processes are gone"
 
 
-def test_an_existing_scheduler_is_used_through_its_address(stack, subprocess_run, tmp_path):
+@pytest.fixture(scope="module")
+def external_cluster(stack, tmp_path_factory):
     """A scheduler and two workers started apart from the pipeline, as on a cluster: the workers
     have the checkout's src/ on PYTHONPATH and the emulator's trust settings, nothing else."""
+    tmp = tmp_path_factory.mktemp("cluster")
     port = free_loopback_port()
     env = {**os.environ, **stack.client_env(), "PYTHONPATH": str(ROOT / "src")}
     dask = [sys.executable, "-m", "dask"]
     scheduler = start_process_group([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                                    tmp_path / "scheduler.log", env=env, cwd=tmp_path)
+                                    tmp / "scheduler.log", env=env, cwd=tmp)
     workers = None
     try:
         wait_for_port(port, scheduler, timeout=60)
         workers = start_process_group([*dask, "worker", f"tcp://127.0.0.1:{port}", "--host", "127.0.0.1",
                                        "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
-                                      tmp_path / "workers.log", env=env, cwd=tmp_path)
-        result = pipeline(tmp_path, stack, "--foreground", "--executor", "dask",
-                          "--dask-scheduler", f"tcp://127.0.0.1:{port}")
-        assert result.returncode == 0, result.stdout + result.stderr
-        log = (tmp_path / "logs" / "driver_main_run.log").read_text()
-        assert f"executor: dask, the Dask scheduler at tcp://127.0.0.1:{port}" in log
-        assert_same_files(subprocess_run, tmp_path)
-        assert scheduler.poll() is None and workers.poll() is None, "the pipeline leaves a cluster it did not start running"
+                                      tmp / "workers.log", env=env, cwd=tmp)
+        yield f"tcp://127.0.0.1:{port}", scheduler, workers
     finally:
         for group in (workers, scheduler):
             if group is not None:
                 stop_process_group(group)
+
+
+def test_an_existing_scheduler_is_used_through_its_address(stack, subprocess_run, external_cluster, tmp_path):
+    address, scheduler, workers = external_cluster
+    result = pipeline(tmp_path, stack, "--foreground", "--executor", "dask", "--dask-scheduler", address)
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = (tmp_path / "logs" / "driver_main_run.log").read_text()
+    assert f"executor: dask, the Dask scheduler at {address}" in log
+    assert_same_files(subprocess_run, tmp_path)
+    assert scheduler.poll() is None and workers.poll() is None, "the pipeline leaves a cluster it did not start running"
+
+
+def test_kill_all_stops_the_day_processes_on_an_existing_clusters_workers(stack, external_cluster, tmp_path):
+    """The day processes are children of the cluster's workers, outside the run's process group:
+    only the driver, on SIGTERM, can have them stopped, by PID, on every worker."""
+    address, scheduler, workers = external_cluster
+    stack.inject_faults([FaultRule(r"/T2/\d+\.0\.0$", delay_s=30.0)])  # days that cannot finish before the check
+    try:
+        started = pipeline(tmp_path, stack, "--executor", "dask", "--dask-scheduler", address)
+        assert started.returncode == 0, started.stderr
+        pgid = int((tmp_path / "logs" / "pipeline.pid").read_text())
+        deadline = time.monotonic() + 90
+        while len(processes_mentioning(f"--data-dir {tmp_path / 'data'}")) < 2:
+            assert time.monotonic() < deadline, "the days did not start"
+            time.sleep(0.2)
+        stopped = subprocess.run([str(ROOT / "kill_all.sh"), "--log-dir", str(tmp_path / "logs"), "--grace", "20"],
+                                 capture_output=True, text=True, timeout=60)
+        assert stopped.returncode == 0 and "It did not stop" not in stopped.stdout, stopped.stdout + stopped.stderr
+        assert not group_alive(pgid)
+        deadline = time.monotonic() + 5
+        while processes_mentioning(f"--data-dir {tmp_path / 'data'}"):
+            assert time.monotonic() < deadline, "day processes outlived the run on the cluster's workers"
+            time.sleep(0.2)
+        assert "SIGTERM received" in (tmp_path / "logs" / "driver_main_run.log").read_text()
+        assert scheduler.poll() is None and workers.poll() is None, "the cluster itself is left running"
+    finally:
+        stack.inject_faults([])
 
 
 def test_kill_all_stops_a_dask_run_with_its_cluster_and_day_processes(stack, tmp_path):
@@ -153,7 +187,7 @@ def test_kill_all_stops_a_dask_run_with_its_cluster_and_day_processes(stack, tmp
         assert started.returncode == 0, started.stderr
         pgid = int((tmp_path / "logs" / "pipeline.pid").read_text())
         deadline = time.monotonic() + 90
-        while not processes_mentioning(f"single_download.py 2021-01-0"):
+        while not processes_mentioning("single_download.py 2021-01-0"):
             assert time.monotonic() < deadline, "no day started"
             time.sleep(0.2)
         assert len(processes_of_run(tmp_path)) >= 5, "the run, its LocalCluster (scheduler + 2 nannies + 2 workers) and days"

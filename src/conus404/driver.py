@@ -17,14 +17,15 @@ from pathlib import Path
 
 from conus404 import daily_file
 from conus404 import settings as settings_mod
-from conus404.executors import DASK, open_executor
 from conus404.exceptions import (
     AuthenticationError,
     CatalogError,
     ConfigurationError,
     SourceLayoutError,
 )
+from conus404.executors import DASK, open_executor
 from conus404.ledgers import FailureEntry, Ledger, now_iso
+from conus404.processes import exit_on_sigterm
 from conus404.scheduler import AssetSigner, DayOutcome, DayScheduler, Progress, RunOptions
 from conus404.settings import PROJECT_ROOT, Settings
 
@@ -161,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"driver.py: {exc}", file=sys.stderr)
         return 2
+    exit_on_sigterm("driver")
     try:
         settings = settings_mod.load(args)
         signed = None

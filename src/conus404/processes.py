@@ -48,6 +48,18 @@ def stop_process_group(proc: subprocess.Popen, grace_seconds: float = 5.0) -> in
     return proc.returncode
 
 
+def exit_on_sigterm(what: str) -> None:
+    """Turn SIGTERM (kill_all.sh) into SystemExit(143), so ``finally`` blocks stop what this process
+    started elsewhere (a Dask cluster's day processes share no process group with it)."""
+    import logging
+
+    def handler(signum, _frame):
+        logging.getLogger("conus404.processes").warning("%s: SIGTERM received, stopping", what)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)

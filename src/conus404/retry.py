@@ -22,6 +22,7 @@ from conus404.driver import add_run_arguments, failure_entry, prepare_run
 from conus404.exceptions import ConfigurationError
 from conus404.executors import open_executor
 from conus404.ledgers import Ledger
+from conus404.processes import exit_on_sigterm
 from conus404.scheduler import AssetSigner, DayScheduler
 
 log = logging.getLogger("conus404.retry")
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"retry_failed.py: {exc}", file=sys.stderr)
         return 2
+    exit_on_sigterm("retry pass")
     try:
         settings = settings_mod.load(args)
         if args.rounds < 0 or args.backoff < 0 or args.max_backoff < 0:
