@@ -96,3 +96,35 @@ def test_the_retry_policy_comes_from_config_and_bad_values_are_refused():
         settings.from_config({**CONFIG, "RETRY": {"tries": 3}}, env={})
     with pytest.raises(ConfigurationError, match="jitter is between 0 and 1"):
         settings.from_config({**CONFIG, "RETRY": {"jitter": 2}}, env={})
+
+
+def test_executor_and_dask_scheduler_from_config_and_flags(tmp_path):
+    s = settings.from_config(CONFIG, env={})
+    assert (s.executor, s.dask_scheduler) == ("subprocess", None)
+    s = settings.from_config({**CONFIG, "EXECUTOR": "Dask", "DASK_SCHEDULER_ADDRESS": "tcp://10.0.0.5:8786"}, env={})
+    assert (s.executor, s.dask_scheduler) == ("dask", "tcp://10.0.0.5:8786")
+    scheduler_file = tmp_path / "scheduler.json"
+    scheduler_file.write_text("{}")
+    s = settings.apply_arguments(s, _flags("--executor", "subprocess", "--dask-scheduler", str(scheduler_file)))
+    assert (s.executor, s.dask_scheduler) == ("subprocess", str(scheduler_file))
+    assert settings.apply_arguments(s, _flags("--dask-scheduler", "")).dask_scheduler is None
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"EXECUTOR": "threads"}, "EXECUTOR 'threads' is not an executor: use subprocess or dask"),
+    ({"DASK_SCHEDULER_ADDRESS": "10.0.0.5:8786"}, "neither an address such as tcp://10.0.0.5:8786 nor an existing scheduler file"),
+    ({"DASK_SCHEDULER_ADDRESS": "tcp://"}, "'tcp://' is not an address"),
+])
+def test_bad_executor_settings_are_refused(config, message):
+    with pytest.raises(ConfigurationError, match=message):
+        settings.from_config({**CONFIG, **config}, env={})
+
+
+def test_storage_options_from_the_environment_replace_the_configs():
+    config = {**CONFIG, "SOURCE": "s3://bucket/store.zarr", "STORAGE_OPTIONS": {"anon": True, "key": "x"}}
+    assert settings.from_config(config, env={}).storage_options == {"anon": True, "key": "x"}
+    env = {settings.STORAGE_OPTIONS_ENV: '{"anon": false, "client_kwargs": {"endpoint_url": "https://127.0.0.1:9"}}'}
+    assert settings.from_config(config, env=env).storage_options == {
+        "anon": False, "client_kwargs": {"endpoint_url": "https://127.0.0.1:9"}}
+    with pytest.raises(ConfigurationError, match="STORAGE_OPTIONS must be a JSON object"):
+        settings.from_config({**CONFIG, "STORAGE_OPTIONS": ["anon"]}, env={})

@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 log = logging.getLogger("conus404.executors")
 SUBPROCESS = "subprocess"
@@ -37,6 +38,23 @@ class WorkerExit:
     stdout: str
     timed_out: bool = False
     lost: str = ""  # why there is no exit at all (e.g. the Dask worker running it died)
+
+
+class Job(Protocol):
+    """A worker process handed to an executor."""
+
+    def done(self) -> bool: ...
+    def result(self) -> WorkerExit: ...
+    def stop(self) -> None: ...
+
+
+class Executor(Protocol):
+    name: str
+    on_this_machine: bool  # whether this machine's free memory says anything about room for a worker
+
+    def submit(self, argv: list[str], stdin_text: str | None, log_path: Path, timeout_s: float,
+               header: str, cwd: Path, env: Mapping[str, str] | None = None) -> tuple[Job, str]: ...
+    def close(self) -> None: ...
 
 
 class WorkerProcess:
@@ -153,7 +171,7 @@ class SubprocessExecutor:
         pass
 
 
-def open_executor(settings) -> SubprocessExecutor:
+def open_executor(settings) -> Executor:
     """The executor ``settings.executor`` names (the Dask one connects or starts its cluster here)."""
     if settings.executor == DASK:
         from conus404.dask_executor import DaskExecutor

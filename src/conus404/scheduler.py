@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conus404 import chunk_cache, source
-from conus404.executors import SubprocessExecutor, WorkerExit
+from conus404.executors import Executor, Job, SubprocessExecutor, WorkerExit
 from conus404.settings import PROJECT_ROOT, WORKER_ENVIRONMENT, Settings, format_statistics
 
 log = logging.getLogger("conus404.scheduler")
@@ -112,7 +112,7 @@ def available_memory_mb() -> float:
 @dataclass
 class _Running:
     days: list[dt.date]  # run in turn by one worker process (DAYS_PER_WORKER)
-    job: object  # an executor's job: done(), result() -> WorkerExit, stop()
+    job: Job
     started: float
     log_path: Path
 
@@ -151,7 +151,7 @@ class DayScheduler:
         on_outcome: Callable[[DayOutcome], None] | None = None,
         progress: Progress | None = None,
         already_valid: Callable[[dt.date], bool] | None = None,
-        executor=None,
+        executor: Executor | None = None,
     ) -> None:
         self.settings = settings
         self.signer = signer
@@ -161,7 +161,7 @@ class DayScheduler:
         # Checked just before a day would start, so work begins at the first gap and the checks of
         # later days overlap with running workers instead of delaying the whole run.
         self.already_valid = already_valid
-        self.executor = executor or SubprocessExecutor()
+        self.executor: Executor = executor or SubprocessExecutor()
 
     def run(self, days: list[dt.date]) -> dict[dt.date, DayOutcome]:
         progress = self.progress or Progress(total=len(days))
@@ -258,10 +258,10 @@ class DayScheduler:
     def _finish(self, job: _Running) -> list[DayOutcome]:
         """One outcome per day of the job: the worker's own line where it printed one (a day's line
         comes only once that day is published or has failed), else what its exit says."""
-        exit: WorkerExit = job.job.result()
-        code = exit.returncode
+        ended: WorkerExit = job.job.result()
+        code = ended.returncode
         seconds = time.monotonic() - job.started
-        results = {r.get("date"): r for r in _json_lines(exit.stdout)}
+        results = {r.get("date"): r for r in _json_lines(ended.stdout)}
         outcomes = []
         for day in job.days:
             result = results.get(day.isoformat())
@@ -270,11 +270,11 @@ class DayScheduler:
                 outcome = DayOutcome(day, result.get("status", "failed"), result.get("error_class"),
                                      result.get("message", ""), code, float(result.get("seconds", seconds)),
                                      str(job.log_path), metrics)
-            elif exit.timed_out:
+            elif ended.timed_out:
                 outcome = DayOutcome(day, "failed", "transient", f"timed out after {self._timeout_s(job.days):g} s",
                                      code, seconds, str(job.log_path))
-            elif exit.lost:
-                outcome = DayOutcome(day, "failed", "transient", exit.lost, code, seconds, str(job.log_path))
+            elif ended.lost:
+                outcome = DayOutcome(day, "failed", "transient", ended.lost, code, seconds, str(job.log_path))
             elif code is not None and code < 0:
                 outcome = DayOutcome(day, "failed", "transient",
                                      f"the worker was ended by signal {-code}" + (" (out of memory?)" if code == -9 else ""),
