@@ -21,6 +21,10 @@ VARIABLE_AGG_MAP = {
     "PREC_ACC_NC": False,  # precipitation accumulated over the prior 60 minutes, mm
 }
 
+# Only a region: MIN_LON, MIN_LAT, MAX_LON, MAX_LAT in degrees, e.g. (-105.5, 39.0, -104.5, 40.2);
+# the files then hold the smallest window of the grid that covers it. None = the whole domain.
+BBOX = None
+
 # Extra daily statistics besides each variable's own (mean or total), e.g. {"T2": ["min", "max"]}
 # -> T2_min, T2_max from the 24 hourly values. Also --statistics "T2:min,max".
 EXTRA_STATISTICS = {"T2": ["min", "max"]}

@@ -76,6 +76,8 @@ USAGE_ERRORS = [
     (("--days-per-worker", "two"), "--days-per-worker 'two' is not a whole number"),
     (("--day-timeout", "-5"), "must be a positive number of seconds"),
     (("--progress-interval", "0"), "must be a positive number of seconds"),
+    (("--bbox", "-105,39,-104"), "--bbox '-105,39,-104' is not MIN_LON,MIN_LAT,MAX_LON,MAX_LAT"),
+    (("--bbox", "10,45,20,50"), "the box 10.0,45.0,20.0,50.0 lies outside the CONUS404 domain"),
     (("--executor", "threads"), "--executor 'threads' is not an executor: use subprocess or dask"),
     (("--executor", "dask", "--dask-scheduler", "10.0.0.5"), "neither an address such as tcp://"),
     (("--executor", "dask", "--dask-scheduler", "tcp://127.0.0.1:9"), "cannot reach the Dask scheduler tcp://127.0.0.1:9"),

@@ -125,8 +125,9 @@ def publish(ds, final_path: Path) -> None:
             raise OSError(f"the daily file did not read back correctly before publishing: {problem}")
 
 
-def verify(path: Path, day: dt.date, variables: Iterable[str] | None = None) -> str | None:
-    """None if ``path`` is a complete daily file of ``day`` (with ``variables``); else what is wrong."""
+def verify(path: Path, day: dt.date, variables: Iterable[str] | None = None, bbox: str | None = "any") -> str | None:
+    """None if ``path`` is a complete daily file of ``day`` (with ``variables``, and of the box ``bbox``,
+    None = the whole domain, "any" = not checked); else what is wrong."""
     import xarray as xr
 
     try:
@@ -136,6 +137,8 @@ def verify(path: Path, day: dt.date, variables: Iterable[str] | None = None) -> 
             names = ds.attrs.get("conus404_variables", "").split()
             if variables is not None and sorted(set(variables)) != sorted(names):
                 return f"it holds {', '.join(names) or 'no variables'}, not {', '.join(sorted(set(variables)))}"
+            if bbox != "any" and ds.attrs.get("conus404_bbox") != bbox:
+                return f"it covers {describe_coverage(ds.attrs)}, not {describe_coverage({'conus404_bbox': bbox})}"
             if ds["time"].values[0] != np.datetime64(day.isoformat(), "ns"):
                 return "its time is not 00:00 of the day"
             fields = [(name, ds[name].values[0]) for name in names]
@@ -144,6 +147,12 @@ def verify(path: Path, day: dt.date, variables: Iterable[str] | None = None) -> 
     except (OSError, ValueError, KeyError, RuntimeError, IndexError) as exc:
         return f"it cannot be read ({type(exc).__name__}: {exc})"
     return None
+
+
+def describe_coverage(attrs) -> str:
+    """'the whole domain' or 'the box MIN_LON,MIN_LAT,MAX_LON,MAX_LAT' from a daily file's attributes."""
+    box = attrs.get("conus404_bbox")
+    return f"the box {box}" if box else "the whole domain"
 
 
 def quarantine(path: Path) -> Path:

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from conus404 import daily_file
 from conus404 import settings as settings_mod
 from conus404.exceptions import (
@@ -90,6 +92,15 @@ def _check_against_source(settings: Settings, signer: AssetSigner) -> None:
     except Exception as exc:  # whatever the storage stack raises, the answer is "unreadable source"
         raise ConfigurationError(f"cannot read the source {what}: {type(exc).__name__}: {exc}") from None
     worker.plan_variables(ds, settings)  # unknown / 3-D / counter variables
+    if settings.bbox is not None:
+        from conus404 import subset
+
+        try:
+            window = subset.index_window(np.asarray(ds["lat"].values), np.asarray(ds["lon"].values), settings.bbox)
+        except SourceLayoutError as exc:
+            raise ConfigurationError(f"--bbox: {exc}") from None
+        log.info("the box %s is the grid window %s (%d x %d cells)%s", settings.bbox, window, *window.shape,
+                 "; it reaches past the domain, so the window stops at its edge" if window.clipped else "")
     times = ds.indexes["time"]
     first, last = times.min(), times.max()
     if settings.start_date < first.date() or settings.end_date > last.date():
@@ -104,13 +115,13 @@ def verified_on_disk(settings: Settings) -> Callable[[dt.date], bool]:
 
     Run in the driver's one thread: the HDF5 library under netCDF4 is not thread-safe.
     """
-    from conus404.worker import output_names
+    from conus404.worker import bbox_text, output_names
 
-    names = output_names(settings)
+    names, box = output_names(settings), bbox_text(settings)
 
     def check(day: dt.date) -> bool:
         path = daily_file.daily_path(settings.data_dir, day)
-        return path.exists() and daily_file.verify(path, day, names) is None
+        return path.exists() and daily_file.verify(path, day, names, box) is None
 
     return check
 
@@ -205,6 +216,7 @@ def preflight(settings: Settings, signer: AssetSigner) -> None:
     from conus404 import source
 
     ensure_writable(daily_file.daily_dir(settings.data_dir), "data folder")
+    refuse_other_coverage(settings)
     try:
         _check_against_source(settings, signer)
     finally:
@@ -213,6 +225,31 @@ def preflight(settings: Settings, signer: AssetSigner) -> None:
         from conus404.dask_executor import check_scheduler
 
         check_scheduler(settings.dask_scheduler)
+
+
+def refuse_other_coverage(settings: Settings) -> None:
+    """A box run must not redo (and so move aside) the whole-domain files of the range, nor the reverse:
+    refuse when the range's first existing daily file covers another region."""
+    import netCDF4
+
+    from conus404.worker import bbox_text
+
+    wanted = bbox_text(settings)
+    for day in settings.days:
+        path = daily_file.daily_path(settings.data_dir, day)
+        if not path.exists():
+            continue
+        try:
+            with netCDF4.Dataset(path) as nc:
+                attrs = {name: nc.getncattr(name) for name in nc.ncattrs()}
+        except OSError:
+            return  # unreadable: the worker quarantines it as before
+        if attrs.get("conus404_day") == day.isoformat() and attrs.get("conus404_bbox") != wanted:
+            raise ConfigurationError(
+                f"{path} covers {daily_file.describe_coverage(attrs)}, not "
+                f"{daily_file.describe_coverage({'conus404_bbox': wanted})}: use another --data-dir for this run"
+            )
+        return
 
 
 def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=None) -> int:

@@ -51,6 +51,14 @@ def latlon_from_xy(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return lat, lon
 
 
+def xy_from_latlon(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forward Lambert conformal conic (spherical): degrees to x, y in metres (inverse of latlon_from_xy)."""
+    n, f, rho0 = _cone_constants()
+    rho = EARTH_RADIUS_M * f / np.tan(np.pi / 4 + np.radians(lat) / 2) ** n
+    theta = n * np.radians(((np.asarray(lon) - STAND_LON + 180.0) % 360.0) - 180.0)
+    return rho * np.sin(theta), rho0 - rho * np.cos(theta)
+
+
 def grid_latlon(ny: int = FULL_NY, nx: int = FULL_NX) -> tuple[np.ndarray, np.ndarray]:
     """2-D (south_north, west_east) latitude and longitude, row 0 at the southern edge."""
     x, y = projection_xy(ny, nx)

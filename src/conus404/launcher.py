@@ -88,6 +88,7 @@ def _settings_flags(args: argparse.Namespace, settings: settings_mod.Settings) -
     flags += ["--allow-3d"] if settings.allow_3d else []
     flags += [] if settings.chunk_cache else ["--no-chunk-cache"]
     flags += ["--executor", settings.executor, "--dask-scheduler", settings.dask_scheduler or ""]
+    flags += [f"--bbox={settings.bbox}" if settings.bbox is not None else "--bbox="]
     for name in ("day_timeout", "progress_interval", "min_available_mb", "log_dir"):
         value = getattr(args, name, None)
         if value is not None:

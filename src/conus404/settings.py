@@ -36,7 +36,18 @@ _VARIABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (and exit code 2), not the whole usage text."""
+    """argparse, but a usage error is one line (and exit code 2), not the whole usage text, and
+    ``--bbox -105,39,-104,40`` works (argparse would take the negative longitude for an option)."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        import sys
+
+        args = list(sys.argv[1:] if args is None else args)
+        for index, arg in enumerate(args[:-1]):
+            if arg == "--bbox" and re.match(r"^-\d", args[index + 1]):
+                args[index:index + 2] = [f"--bbox={args[index + 1]}"]
+                break
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -61,6 +72,7 @@ class Settings:
     keep_hourly: bool = False
     allow_3d: bool = False
     max_nan_fraction: float = 0.01
+    bbox: Any = None  # conus404.subset.BBox: only the grid window covering it; None = the whole domain
     chunk_cache: bool = True  # share chunks that several days read through a disk cache (conus404.chunk_cache)
     executor: str = "subprocess"  # where worker processes run: "subprocess" (children) or "dask" (tasks)
     dask_scheduler: str | None = None  # the "dask" executor's scheduler address or file; None = a LocalCluster
@@ -136,6 +148,12 @@ def parse_statistics(value: str | Mapping[str, Any], what: str = "statistics") -
 def format_statistics(statistics: Mapping[str, tuple[str, ...]]) -> str:
     """The flag form of EXTRA_STATISTICS, the inverse of :func:`parse_statistics`."""
     return ";".join(f"{name}:{','.join(stats)}" for name, stats in statistics.items() if stats)
+
+
+def parse_bbox(value: Any, what: str):
+    from conus404.subset import parse_bbox as parse
+
+    return parse(value, what)
 
 
 def parse_executor(value: Any, what: str = "EXECUTOR") -> str:
@@ -239,6 +257,7 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         allow_3d=bool(values.get("ALLOW_3D", False)),
         max_nan_fraction=parse_fraction(values.get("MAX_NAN_FRACTION", 0.01), "MAX_NAN_FRACTION"),
         chunk_cache=bool(values.get("CHUNK_CACHE", True)),
+        bbox=parse_bbox(values.get("BBOX"), "BBOX"),
         executor=parse_executor(values.get("EXECUTOR", "subprocess")),
         dask_scheduler=parse_dask_scheduler(values.get("DASK_SCHEDULER_ADDRESS")),
         retry=parse_retry(values.get("RETRY", {})),
@@ -260,6 +279,9 @@ def add_arguments(parser: argparse.ArgumentParser, date_range: bool = True) -> N
     group.add_argument("--source", metavar="NAME_OR_URL",
                        help="planetary-computer, hytest-osn, or a Zarr URL or path (SOURCE)")
     group.add_argument("--data-dir", metavar="DIR", help="where data/ lives (DATA_DIR)")
+    group.add_argument("--bbox", metavar="MIN_LON,MIN_LAT,MAX_LON,MAX_LAT",
+                       help="only the smallest grid window covering this box, e.g. -105.5,39,-104.5,40.2 (BBOX); "
+                       "'' = the whole domain")
     group.add_argument("--keep-hourly", action="store_true", default=None, help="also keep the hourly records (KEEP_HOURLY)")
     group.add_argument("--allow-3d", action="store_true", default=None, help="accept variables with levels (ALLOW_3D)")
     group.add_argument("--no-chunk-cache", action="store_true", default=None,
@@ -300,6 +322,8 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
         changes["source"] = args.source.strip()
     if args.data_dir is not None:
         changes["data_dir"] = _absolute(args.data_dir)
+    if getattr(args, "bbox", None) is not None:
+        changes["bbox"] = parse_bbox(args.bbox, "--bbox")
     return check(replace(settings, **changes))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from conus404 import __version__, aggregation, daily_file, source_commit, validation
+from conus404 import __version__, aggregation, daily_file, source_commit, subset, validation
 from conus404.atomic import atomic_write_json
 from conus404.exceptions import AuthenticationError, ConfigurationError, MissingDataError
 from conus404.settings import Settings
@@ -76,6 +76,11 @@ def output_names(settings: Settings) -> list[str]:
         names.append(var)
         names += [f"{var}_{s}" for s in settings.statistics.get(var, ()) if s != default]
     return names
+
+
+def bbox_text(settings: Settings) -> str | None:
+    """What a day's file records of the requested box (None: the whole domain)."""
+    return str(settings.bbox) if settings.bbox is not None else None
 
 
 def plan_variables(ds, settings: Settings) -> tuple[list[VariablePlan], list[str]]:
@@ -306,7 +311,7 @@ def run_day(
     final = daily_file.daily_path(settings.data_dir, day)
     daily_file.remove_stale_temporaries(final.parent, day)
     if not force and final.exists():
-        problem = daily_file.verify(final, day, output_names(settings))
+        problem = daily_file.verify(final, day, output_names(settings), bbox_text(settings))
         if problem is None:
             log.info("%s already published and verified: skipping (--force redoes it)", final.name)
             return DayResult(day.isoformat(), "skipped", output=str(final), seconds=time.monotonic() - started)
@@ -316,6 +321,11 @@ def run_day(
     timings: dict[str, float] = {}
     step = time.monotonic()
     ds, description, lat, lon = open_and_read_grid(open_source)
+    window = None
+    if settings.bbox is not None:
+        window = subset.index_window(lat, lon, settings.bbox)
+        ds, lat, lon = ds.isel(window.selection), lat[window.j0:window.j1, window.i0:window.i1], lon[window.j0:window.j1, window.i0:window.i1]
+        description = {**description, "conus404_bbox": str(settings.bbox), "conus404_window": str(window)}
     timings["open"] = time.monotonic() - step
     plans, warnings = plan_variables(ds, settings)
     for warning in warnings:
@@ -330,7 +340,8 @@ def run_day(
     try:
         step = time.monotonic()
         fields, bytes_read = aggregate_day(
-            ds, day, plans, report, hourly.add if hourly else None, reopen=lambda: open_source(True)[0],
+            ds, day, plans, report, hourly.add if hourly else None,
+            reopen=lambda: open_source(True)[0].isel(window.selection if window else {}),
             timings=timings,
         )
         timings["aggregate"] = time.monotonic() - step - timings.get("read", 0.0)
