@@ -81,8 +81,9 @@ def setup_logging(path: Path) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _check_against_source(settings: Settings, signer: AssetSigner) -> None:
-    from conus404 import source, worker
+def open_checked(settings: Settings, signer: AssetSigner):
+    """The opened source, or ConfigurationError (exit 2) saying why it cannot be read."""
+    from conus404 import source
 
     what = settings.stac_url if settings.uses_planetary_computer else settings.source
     try:
@@ -91,6 +92,13 @@ def _check_against_source(settings: Settings, signer: AssetSigner) -> None:
         raise ConfigurationError(f"cannot read the source: {exc}") from None
     except Exception as exc:  # whatever the storage stack raises, the answer is "unreadable source"
         raise ConfigurationError(f"cannot read the source {what}: {type(exc).__name__}: {exc}") from None
+    return ds
+
+
+def _check_against_source(settings: Settings, signer: AssetSigner) -> None:
+    from conus404 import worker
+
+    ds = open_checked(settings, signer)
     worker.plan_variables(ds, settings)  # unknown / 3-D / counter variables
     if settings.bbox is not None:
         from conus404 import subset

@@ -24,7 +24,7 @@ from pathlib import Path
 from conus404 import daily_file
 from conus404 import settings as settings_mod
 from conus404.atomic import atomic_write_text
-from conus404.driver import add_run_arguments, ensure_writable, preflight, run_options
+from conus404.driver import add_run_arguments, ensure_writable, open_checked, preflight, run_options
 from conus404.exceptions import ConfigurationError
 from conus404.ledgers import Ledger
 from conus404.processes import start_process_group, stop_process_group
@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--foreground", action="store_true", help="wait for the run and exit with its result")
     mode.add_argument("--status", action="store_true", help="show whether a run is active and the range's progress")
     mode.add_argument("--force", action="store_true", help="redo days whose daily files already verify")
+    mode.add_argument("--list-variables", nargs="?", const="", metavar="FILTER",
+                      help="list the source's variables (name, units, class, daily value, statistics, dimensions, "
+                      "description), those whose name or description holds FILTER; with --demo, the emulator's")
     settings_mod.add_arguments(parser)
     add_run_arguments(parser)
     retry = parser.add_argument_group("retry pass")
@@ -167,6 +170,21 @@ def status(settings: settings_mod.Settings, log_dir: Path) -> int:
     return 0
 
 
+def list_variables(settings: settings_mod.Settings, signer: AssetSigner, pattern: str) -> int:
+    from conus404.source import release_storage_clients
+    from conus404.variable_listing import describe_variables, format_listing
+
+    try:
+        ds = open_checked(settings, signer)
+        rows = describe_variables(ds, pattern.strip())
+        total = len(describe_variables(ds))
+    finally:
+        release_storage_clients()
+    where = f"{settings.source} ({settings.stac_url})" if settings.uses_planetary_computer else settings.source
+    print(format_listing(rows, total, pattern.strip(), where))
+    return 0 if rows else 1
+
+
 def start_demo_emulator(log_dir: Path, scratch: Path) -> tuple[subprocess.Popen, dict[str, str]]:
     """The emulator in its own process group; its data and TLS material live in ``scratch``."""
     env_file = scratch / "emulator.env"
@@ -206,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_writable(log_dir, "log folder")
         if args.status:
             return status(settings, log_dir)
-        pgid = active_run(log_dir)
+        pgid = active_run(log_dir) if args.list_variables is None else None
         if pgid:
             print(f"run_pipeline.sh: a run from this checkout is already active (process group {pgid}); "
                   "see ./run_pipeline.sh --status, or stop it with ./kill_all.sh", file=sys.stderr)
@@ -218,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.update(env)  # before anything imports aiohttp (it reads SSL_CERT_FILE once)
             settings = settings_mod.load(args)  # the emulator's STAC and SAS URLs
         signer = AssetSigner(settings)
+        if args.list_variables is not None:
+            return list_variables(settings, signer, args.list_variables)
         preflight(settings, signer)
         proc = start_run(args, settings, signer)
         if not args.foreground:
