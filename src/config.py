@@ -26,7 +26,10 @@ VARIABLE_AGG_MAP = {
 BBOX = None
 
 # Extra daily statistics besides each variable's own (mean or total), e.g. {"T2": ["min", "max"]}
-# -> T2_min, T2_max from the 24 hourly values. Also --statistics "T2:min,max".
+# -> T2_min, T2_max from the 24 hourly values. Also --statistics "T2:min,max", or inline in the
+# variable list: --variables T2:mean,min,max,PREC_ACC_NC (or VARIABLES = ["T2:mean,min,max", ...]
+# here, which then replaces VARIABLE_AGG_MAP's keys). Naming rule: the variable's own statistic
+# keeps its name (T2, PREC_ACC_NC), any other gets _STAT (T2_min, PREC_ACC_NC_max).
 EXTRA_STATISTICS = {"T2": ["min", "max"]}
 KEEP_HOURLY = False  # also keep each day's hourly records in data/unprocessed/24hours/
 CHUNK_CACHE = True  # stores with multi-day chunks (HyTEST): fetch each chunk once per run, not once per day

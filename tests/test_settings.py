@@ -128,3 +128,17 @@ def test_storage_options_from_the_environment_replace_the_configs():
         "anon": False, "client_kwargs": {"endpoint_url": "https://127.0.0.1:9"}}
     with pytest.raises(ConfigurationError, match="STORAGE_OPTIONS must be a JSON object"):
         settings.from_config({**CONFIG, "STORAGE_OPTIONS": ["anon"]}, env={})
+
+
+def test_inline_statistics_in_variables_from_flags_and_config():
+    s = settings.apply_arguments(settings.from_config(CONFIG, env={}),
+                                 _flags("--statistics", "", "--variables", "T2:mean,min,max,PREC_ACC_NC:sum,max,Q2"))
+    assert s.variables == ("T2", "PREC_ACC_NC", "Q2")
+    assert s.statistics == {"T2": ("mean", "min", "max"), "PREC_ACC_NC": ("sum", "max")}
+    merged = settings.apply_arguments(settings.from_config(CONFIG, env={}),
+                                      _flags("--statistics", "T2:max", "--variables", "T2:min"))
+    assert merged.statistics == {"T2": ("max", "min")}
+    s = settings.from_config({**CONFIG, "VARIABLES": ["T2:mean,min,max", "PREC_ACC_NC"], "EXTRA_STATISTICS": {}}, env={})
+    assert s.variables == ("T2", "PREC_ACC_NC") and s.statistics == {"T2": ("mean", "min", "max")}
+    with pytest.raises(ConfigurationError, match="--variables: unknown statistic 'median' for T2"):
+        settings.apply_arguments(s, _flags("--variables", "T2:median"))

@@ -388,3 +388,32 @@ def test_a_usage_error_fails_every_requested_day_once(tmp_path):
     assert proc.returncode == 2
     assert [(r["date"], r["error_class"]) for r in results] == [("2021-01-01", "usage"), ("2021-01-02", "usage")]
     assert proc.stderr.count("'T3' is not a variable") == 1 and "Traceback" not in proc.stderr
+
+
+def test_inline_statistics_give_named_fields_with_values_and_cell_methods_from_numpy(tmp_path):
+    """--variables T2:mean,min,max,PREC_ACC_NC:sum,max: one naming rule (the class's own statistic keeps
+    the name, others get _STAT), each field against numpy on the hourly records of its window."""
+    store = tmp_path / "s.zarr"
+    spec = StoreSpec.for_days("2021-01-01", 1, ny=10, nx=12, variables=("T2", "PREC_ACC_NC"))
+    write_store(spec, str(store))
+    code, _, err = run_worker("2021-01-01", tmp_path, "--source", str(store), "--statistics", "",
+                              "--variables", "T2:mean,min,max,PREC_ACC_NC:sum,max")
+    assert code == 0, err
+    hourly = xr.open_zarr(store).load()
+    instant = hourly.sel(time=slice("2021-01-01T00", "2021-01-01T23"))["T2"].values.astype(np.float64)
+    prior = hourly.sel(time=slice("2021-01-01T01", "2021-01-02T00"))["PREC_ACC_NC"].values.astype(np.float64)
+    assert instant.shape[0] == prior.shape[0] == 24
+    expected = {
+        "T2": (instant.mean(axis=0), "time: mean"),
+        "T2_min": (instant.min(axis=0), "time: minimum"),
+        "T2_max": (instant.max(axis=0), "time: maximum"),
+        "PREC_ACC_NC": (prior.sum(axis=0), "time: sum"),
+        "PREC_ACC_NC_max": (prior.max(axis=0), "time: maximum"),
+    }
+    ds = xr.open_dataset(daily(tmp_path, "2021-01-01"))
+    assert sorted(ds.attrs["conus404_variables"].split()) == sorted(expected)
+    for name, (values, method) in expected.items():
+        np.testing.assert_allclose(ds[name].values[0], values, rtol=1e-6, atol=1e-6, err_msg=name)
+        assert ds[name].attrs["cell_methods"] == method, name
+    assert ds["T2_min"].attrs["standard_name"] == "air_temperature"
+    assert "T2_mean" not in ds and "PREC_ACC_NC_sum" not in ds

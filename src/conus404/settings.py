@@ -96,8 +96,42 @@ def parse_date(value: str, what: str) -> dt.date:
 
 
 def parse_variables(value: str | list[str] | tuple[str, ...], what: str = "variables") -> tuple[str, ...]:
-    names = [v.strip() for v in value.split(",")] if isinstance(value, str) else [str(v).strip() for v in value]
-    names = [n for n in names if n]
+    return parse_variable_statistics(value, what)[0]
+
+
+def parse_variable_statistics(
+    value: str | list[str] | tuple[str, ...], what: str = "variables"
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """Names, and the statistics asked for inline: ``"T2:mean,min,max,PREC_ACC_NC"`` ->
+    (("T2", "PREC_ACC_NC"), {"T2": ("mean", "min", "max")}). After ``NAME:STAT`` further
+    statistic names belong to NAME until the next variable."""
+    from conus404.aggregation import STATISTICS
+
+    tokens = [v.strip() for v in value.split(",")] if isinstance(value, str) else [
+        part.strip() for v in value for part in str(v).split(",")]
+    names: list[str] = []
+    inline: dict[str, list[str]] = {}
+    current = None
+    for token in filter(None, tokens):
+        name, sep, stat = token.partition(":")
+        if sep:
+            names.append(name.strip())
+            current = inline.setdefault(name.strip(), [])
+            token = stat.strip()
+        elif current is not None and token in STATISTICS:
+            pass
+        else:
+            names.append(token)
+            current = None
+            continue
+        if token not in STATISTICS:
+            raise ConfigurationError(f"{what}: unknown statistic {token!r} for {names[-1]}; use {', '.join(STATISTICS)}")
+        current.append(token)
+    stats = {name: tuple(dict.fromkeys(s)) for name, s in inline.items()}
+    return _checked_names(names, what), stats
+
+
+def _checked_names(names: list[str], what: str) -> tuple[str, ...]:
     if not names:
         raise ConfigurationError(f"{what} is empty: name at least one variable, e.g. T2,PREC_ACC_NC")
     bad = [n for n in names if not _VARIABLE_NAME.match(n)]
@@ -122,6 +156,14 @@ def _whole_number(value: Any, what: str, low: int, high: int, advice: str) -> in
     if not low <= number <= high:
         raise ConfigurationError(f"{what} {number} is out of range: {advice}")
     return number
+
+
+def merge_statistics(*parts: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    merged: dict[str, tuple[str, ...]] = {}
+    for part in parts:
+        for name, stats in part.items():
+            merged[name] = tuple(dict.fromkeys((*merged.get(name, ()), *stats)))
+    return merged
 
 
 def parse_statistics(value: str | Mapping[str, Any], what: str = "statistics") -> dict[str, tuple[str, ...]]:
@@ -237,10 +279,12 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
     hints = dict(values.get("VARIABLE_AGG_MAP", {}))
     if not all(isinstance(v, bool) for v in hints.values()):
         raise ConfigurationError("VARIABLE_AGG_MAP values must be True (mean) or False (sum)")
+    variables, inline = parse_variable_statistics(
+        values.get("VARIABLES") or list(hints), "VARIABLES" if values.get("VARIABLES") else "VARIABLE_AGG_MAP")
     settings = Settings(
         start_date=parse_date(values.get("START_DATE", ""), "START_DATE"),
         end_date=parse_date(values.get("END_DATE", ""), "END_DATE"),
-        variables=parse_variables(values.get("VARIABLES") or list(hints), "VARIABLE_AGG_MAP"),
+        variables=variables,
         aggregation_hints=hints,
         max_processes=parse_max_processes(values.get("MAX_CONCURRENT_PROCESSES", 2)),
         days_per_worker=parse_days_per_worker(values.get("DAYS_PER_WORKER", 1)),
@@ -252,7 +296,7 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         asset=values.get("ASSET", Settings.asset),
         storage_options=parse_storage_options(env[STORAGE_OPTIONS_ENV], STORAGE_OPTIONS_ENV) if env.get(STORAGE_OPTIONS_ENV)
         else parse_storage_options(values.get("STORAGE_OPTIONS") or {}, "STORAGE_OPTIONS"),
-        statistics=parse_statistics(values.get("EXTRA_STATISTICS", {}), "EXTRA_STATISTICS"),
+        statistics=merge_statistics(parse_statistics(values.get("EXTRA_STATISTICS", {}), "EXTRA_STATISTICS"), inline),
         keep_hourly=bool(values.get("KEEP_HOURLY", False)),
         allow_3d=bool(values.get("ALLOW_3D", False)),
         max_nan_fraction=parse_fraction(values.get("MAX_NAN_FRACTION", 0.01), "MAX_NAN_FRACTION"),
@@ -274,7 +318,8 @@ def add_arguments(parser: argparse.ArgumentParser, date_range: bool = True) -> N
         group.add_argument("--max-processes", metavar="N", help="day workers at once (MAX_CONCURRENT_PROCESSES)")
         group.add_argument("--days-per-worker", metavar="N",
                            help="days each worker process runs in turn, 1 = a process per day (DAYS_PER_WORKER)")
-    group.add_argument("--variables", metavar="T2,PREC_ACC_NC,...", help="comma-separated variables (VARIABLE_AGG_MAP)")
+    group.add_argument("--variables", metavar="T2:mean,min,max,PREC_ACC_NC,...",
+                       help="comma-separated variables, each optionally with its daily statistics (VARIABLES)")
     group.add_argument("--statistics", metavar="T2:min,max;Q2:max", help="extra daily statistics (EXTRA_STATISTICS)")
     group.add_argument("--source", metavar="NAME_OR_URL",
                        help="planetary-computer, hytest-osn, or a Zarr URL or path (SOURCE)")
@@ -317,7 +362,8 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
     if getattr(args, "dask_scheduler", None) is not None:
         changes["dask_scheduler"] = parse_dask_scheduler(args.dask_scheduler, "--dask-scheduler")
     if args.variables is not None:
-        changes["variables"] = parse_variables(args.variables, "--variables")
+        changes["variables"], inline = parse_variable_statistics(args.variables, "--variables")
+        changes["statistics"] = merge_statistics(changes.get("statistics", settings.statistics), inline)
     if args.source is not None:
         changes["source"] = args.source.strip()
     if args.data_dir is not None:
