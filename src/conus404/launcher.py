@@ -90,6 +90,7 @@ def _settings_flags(args: argparse.Namespace, settings: settings_mod.Settings) -
     flags += ["--keep-hourly"] if settings.keep_hourly else []
     flags += ["--allow-3d"] if settings.allow_3d else []
     flags += [] if settings.chunk_cache else ["--no-chunk-cache"]
+    flags += ["--overview"] if settings.overview else []
     flags += ["--executor", settings.executor, "--dask-scheduler", settings.dask_scheduler or ""]
     flags += [f"--bbox={settings.bbox}" if settings.bbox is not None else "--bbox="]
     for name in ("day_timeout", "progress_interval", "min_available_mb", "log_dir"):

@@ -97,7 +97,26 @@ def main(argv: list[str] | None = None) -> int:
     log.info("retry pass done: %d day(s) still failed; see %s", len(ultimate), target)
     for day, entry in sorted(ultimate.items()):
         log.info("  %s  %s  %s", day, entry.error_class, entry.message)
+    if settings.overview:
+        draw_overview(settings, options.log_dir)
     return 1 if ultimate else 0
+
+
+def draw_overview(settings, log_dir: Path) -> None:
+    """The run's overview image; a failure to draw it is logged, never fails the run."""
+    from conus404.quick_look import render_overview
+
+    paths = [p for p in (daily_file.daily_path(settings.data_dir, d) for d in settings.days) if p.exists()]
+    out = log_dir / f"overview_{settings.start_date:%Y%m%d}_{settings.end_date:%Y%m%d}.png"
+    try:
+        drawn = render_overview(paths, out, f"CONUS404 daily means over the cells, {settings.start_date}..{settings.end_date}")
+    except Exception as exc:  # an image is a convenience: the data are what matter
+        log.warning("could not draw the overview %s: %s: %s", out, type(exc).__name__, exc)
+        return
+    if drawn is None:
+        log.info("no daily file to draw an overview of")
+    else:
+        log.info("overview of %d daily file(s): %s", len(paths), drawn)
 
 
 def _retry_rounds(args, settings, options, signer, executor, failures: dict, ultimate: dict, to_retry: list[str]) -> dict:

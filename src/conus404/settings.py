@@ -72,6 +72,7 @@ class Settings:
     keep_hourly: bool = False
     allow_3d: bool = False
     max_nan_fraction: float = 0.01
+    overview: bool = False  # the retry pass (a run's last step) draws logs/overview_START_END.png
     bbox: Any = None  # conus404.subset.BBox: only the grid window covering it; None = the whole domain
     chunk_cache: bool = True  # share chunks that several days read through a disk cache (conus404.chunk_cache)
     executor: str = "subprocess"  # where worker processes run: "subprocess" (children) or "dask" (tasks)
@@ -302,6 +303,7 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         max_nan_fraction=parse_fraction(values.get("MAX_NAN_FRACTION", 0.01), "MAX_NAN_FRACTION"),
         chunk_cache=bool(values.get("CHUNK_CACHE", True)),
         bbox=parse_bbox(values.get("BBOX"), "BBOX"),
+        overview=bool(values.get("OVERVIEW", False)),
         executor=parse_executor(values.get("EXECUTOR", "subprocess")),
         dask_scheduler=parse_dask_scheduler(values.get("DASK_SCHEDULER_ADDRESS")),
         retry=parse_retry(values.get("RETRY", {})),
@@ -332,6 +334,8 @@ def add_arguments(parser: argparse.ArgumentParser, date_range: bool = True) -> N
     group.add_argument("--no-chunk-cache", action="store_true", default=None,
                        help="fetch every day's chunks afresh, without the shared disk cache (CHUNK_CACHE = False)")
     if date_range:
+        group.add_argument("--overview", action="store_true", default=None,
+                           help="draw logs/overview_START_END.png at the end of the run: each field's mean per day (OVERVIEW)")
         group.add_argument("--executor", metavar="NAME",
                            help="where day workers run: subprocess (children of the driver) or dask (EXECUTOR)")
         group.add_argument("--dask-scheduler", metavar="ADDRESS_OR_FILE",
@@ -357,6 +361,8 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
         changes["allow_3d"] = True
     if getattr(args, "no_chunk_cache", None):
         changes["chunk_cache"] = False
+    if getattr(args, "overview", None):
+        changes["overview"] = True
     if getattr(args, "executor", None) is not None:
         changes["executor"] = parse_executor(args.executor, "--executor")
     if getattr(args, "dask_scheduler", None) is not None:
