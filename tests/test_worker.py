@@ -291,6 +291,22 @@ def test_a_contradicting_seed_hint_is_warned_about_and_the_class_wins():
     assert len(warnings) == 1 and warnings[0].startswith("PREC_ACC_NC: VARIABLE_AGG_MAP asks for a mean")
 
 
+def test_a_static_field_is_refused_as_such_and_listed_as_static():
+    import datetime as dt
+
+    from conus404.exceptions import ConfigurationError
+    from conus404.settings import Settings
+    from conus404.variable_listing import describe_variables
+    from conus404.worker import plan_variables
+
+    ds = build_dataset(StoreSpec.for_days("2021-01-01", 1, ny=4, nx=5, variables=("T2",)))
+    ds["HGT"] = (("south_north", "west_east"), np.zeros((4, 5), np.float32), {"units": "m", "description": "Terrain Height"})
+    with pytest.raises(ConfigurationError, match="HGT has no time axis: it is a static field"):
+        plan_variables(ds, Settings(dt.date(2021, 1, 1), dt.date(2021, 1, 1), ("HGT",)))
+    [row] = describe_variables(ds, "terrain")
+    assert (row.name, row.var_class, row.units, row.has_levels) == ("HGT", "static", "m", False)
+
+
 @pytest.mark.emulator
 def test_a_signed_asset_on_stdin_is_used_without_signing_again(emulator, tmp_path, fresh_sdk):
     from conus404 import source

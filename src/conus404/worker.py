@@ -103,6 +103,8 @@ def plan_variables(ds, settings: Settings) -> tuple[list[VariablePlan], list[str
         else:
             var = ds[name]
             attrs = dict(var.attrs)
+            if "time" not in var.dims:
+                raise ConfigurationError(f"{name} has no time axis: it is a static field, not one with daily values")
             if not is_surface_field(tuple(var.dims)) and not settings.allow_3d:
                 raise ConfigurationError(
                     f"{name} has dimensions {tuple(var.dims)}: one day of it is ~{_day_gib(var):.1f} GiB; "
