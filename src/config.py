@@ -41,6 +41,11 @@ MAX_NAN_FRACTION = 0.01  # share of missing cells a record or day may have befor
 MAX_CONCURRENT_PROCESSES = 2  # day workers running at once
 DAYS_PER_WORKER = 1  # days each worker process runs in turn; 4 saves ~1 s of start-up per day
 DATA_DIR = "data"  # relative to the project folder, or absolute (with the dask executor: shared by its workers)
+# Also publish the daily files to an fsspec URL, e.g. "s3://bucket/conus404/daily" (options, such as
+# credentials, as JSON in the environment variable CONUS404_OUTPUT_STORAGE_OPTIONS, or here). Each
+# day is made under DATA_DIR, uploaded, committed with a record beside it, then removed locally.
+OUTPUT_URL = None
+OUTPUT_STORAGE_OPTIONS = {}
 
 # Where day workers run: "subprocess" (children of the driver, on this machine) or "dask" (one task
 # per worker on a dask.distributed cluster). With "dask", DASK_SCHEDULER_ADDRESS = None starts a

@@ -123,11 +123,15 @@ def verified_on_disk(settings: Settings) -> Callable[[dt.date], bool]:
 
     Run in the driver's one thread: the HDF5 library under netCDF4 is not thread-safe.
     """
+    from conus404.remote_output import RemoteOutput
     from conus404.worker import bbox_text, output_names
 
     names, box = output_names(settings), bbox_text(settings)
+    remote = RemoteOutput.of(settings)
 
     def check(day: dt.date) -> bool:
+        if remote is not None:
+            return remote.published(day, names, box)
         path = daily_file.daily_path(settings.data_dir, day)
         return path.exists() and daily_file.verify(path, day, names, box) is None
 
@@ -225,6 +229,10 @@ def preflight(settings: Settings, signer: AssetSigner) -> None:
 
     ensure_writable(daily_file.daily_dir(settings.data_dir), "data folder")
     refuse_other_coverage(settings)
+    if settings.output_url:
+        from conus404.remote_output import RemoteOutput
+
+        RemoteOutput.of(settings).check_writable()
     try:
         _check_against_source(settings, signer)
     finally:

@@ -50,3 +50,11 @@ class MissingDataError(Conus404Error):
 
 class DataValidationError(Conus404Error):
     """The day's data failed a quality check; nothing was published. Permanent."""
+
+
+class OutputUploadError(Conus404Error):
+    """A published daily file could not be copied to ``OUTPUT_URL``; it stays under DATA_DIR. Transient."""
+
+    def __init__(self, message: str, url: str) -> None:
+        self.url = url
+        super().__init__(f"{message}; the file stays under DATA_DIR and the day will be retried")

@@ -15,6 +15,7 @@ from conus404.exceptions import (
     ConfigurationError,
     DataValidationError,
     MissingDataError,
+    OutputUploadError,
     SourceLayoutError,
 )
 
@@ -31,7 +32,7 @@ def failure_class(exc: BaseException) -> str:
         return "usage"
     if isinstance(exc, MissingDataError | DataValidationError | SourceLayoutError):
         return "permanent"
-    if isinstance(exc, AuthenticationError):
+    if isinstance(exc, AuthenticationError | OutputUploadError):
         return "transient"  # an expired token: a fresh signature fixes it
     if isinstance(exc, CatalogError):
         return "transient" if exc.status_code is None or exc.status_code in RETRYABLE_HTTP else "permanent"

@@ -93,6 +93,7 @@ def _settings_flags(args: argparse.Namespace, settings: settings_mod.Settings) -
     flags += ["--overview"] if settings.overview else []
     flags += ["--executor", settings.executor, "--dask-scheduler", settings.dask_scheduler or ""]
     flags += [f"--bbox={settings.bbox}" if settings.bbox is not None else "--bbox="]
+    flags += ["--output-url", settings.output_url or ""]
     for name in ("day_timeout", "progress_interval", "min_available_mb", "log_dir"):
         value = getattr(args, name, None)
         if value is not None:
@@ -147,7 +148,13 @@ def status(settings: settings_mod.Settings, log_dir: Path) -> int:
     pgid = active_run(log_dir)
     print(f"run: {f'active (process group {pgid})' if pgid else 'not active'}")
     days = settings.days
-    done = [d for d in days if daily_file.daily_path(settings.data_dir, d).exists()]
+    if settings.output_url:
+        from conus404.remote_output import RemoteOutput
+
+        committed = RemoteOutput.of(settings).committed_names()
+        done = [d for d in days if daily_file.daily_path(settings.data_dir, d).name in committed]
+    else:
+        done = [d for d in days if daily_file.daily_path(settings.data_dir, d).exists()]
     failed_keys = set(Ledger(settings.data_dir / "failed_jobs.json").entries)
     ultimate = ultimate_failures_path(settings.data_dir)
     if ultimate.exists():

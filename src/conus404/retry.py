@@ -18,7 +18,7 @@ from pathlib import Path
 from conus404 import daily_file
 from conus404 import settings as settings_mod
 from conus404.atomic import atomic_write_json
-from conus404.driver import add_run_arguments, failure_entry, prepare_run
+from conus404.driver import add_run_arguments, failure_entry, prepare_run, verified_on_disk
 from conus404.exceptions import ConfigurationError
 from conus404.executors import open_executor
 from conus404.ledgers import Ledger
@@ -72,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     in_range = {d.isoformat() for d in settings.days}
     ledger = Ledger(settings.data_dir / "failed_jobs.json")
+    published = verified_on_disk(settings)  # or at OUTPUT_URL
     failures = {
         day: entry for day, entry in ledger.entries.items()
-        if day in in_range and not daily_file.daily_path(settings.data_dir, settings_mod.parse_date(day, "day")).exists()
+        if day in in_range and not published(settings_mod.parse_date(day, "day"))
     }
     ultimate = {day: entry for day, entry in failures.items() if entry.error_class != "transient"}
     to_retry = sorted(day for day, entry in failures.items() if entry.error_class == "transient")
@@ -97,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     log.info("retry pass done: %d day(s) still failed; see %s", len(ultimate), target)
     for day, entry in sorted(ultimate.items()):
         log.info("  %s  %s  %s", day, entry.error_class, entry.message)
-    if settings.overview:
+    if settings.overview and settings.output_url:
+        log.info("no overview: the daily files are at %s, not on this disk", settings.output_url)
+    elif settings.overview:
         draw_overview(settings, options.log_dir)
     return 1 if ultimate else 0
 

@@ -96,6 +96,7 @@ def worker_argv(days: list[dt.date], settings: Settings, options: RunOptions, si
     argv += ["--allow-3d"] if settings.allow_3d else []
     argv += [] if settings.chunk_cache else ["--no-chunk-cache"]
     argv += [f"--bbox={settings.bbox}"] if settings.bbox is not None else []
+    argv += ["--output-url", settings.output_url] if settings.output_url else []
     argv += ["--signed-asset-stdin"] if signed else []
     return argv
 

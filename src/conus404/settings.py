@@ -29,9 +29,10 @@ OSN_ENDPOINT_ENV = "CONUS404_OSN_ENDPOINT"  # the emulator's S3 server instead o
 # fsspec options for a SOURCE URL as a JSON object (overrides STORAGE_OPTIONS): the place for
 # credentials, as the environment, unlike a command line, is not visible to other users.
 STORAGE_OPTIONS_ENV = "CONUS404_STORAGE_OPTIONS"
+OUTPUT_STORAGE_OPTIONS_ENV = "CONUS404_OUTPUT_STORAGE_OPTIONS"  # the same, for OUTPUT_URL
 # Where-to-read settings a worker process takes from its environment: handed on with every worker,
 # since on a Dask cluster the worker's environment is not the driver's.
-WORKER_ENVIRONMENT = (STAC_URL_ENV, SAS_URL_ENV, OSN_ENDPOINT_ENV, STORAGE_OPTIONS_ENV)
+WORKER_ENVIRONMENT = (STAC_URL_ENV, SAS_URL_ENV, OSN_ENDPOINT_ENV, STORAGE_OPTIONS_ENV, OUTPUT_STORAGE_OPTIONS_ENV)
 _VARIABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -72,6 +73,8 @@ class Settings:
     keep_hourly: bool = False
     allow_3d: bool = False
     max_nan_fraction: float = 0.01
+    output_url: str | None = None  # also publish daily files here (an fsspec URL), see conus404.remote_output
+    output_storage_options: Mapping[str, Any] = field(default_factory=dict)
     overview: bool = False  # the retry pass (a run's last step) draws logs/overview_START_END.png
     bbox: Any = None  # conus404.subset.BBox: only the grid window covering it; None = the whole domain
     chunk_cache: bool = True  # share chunks that several days read through a disk cache (conus404.chunk_cache)
@@ -225,6 +228,24 @@ def parse_dask_scheduler(value: Any, what: str = "DASK_SCHEDULER_ADDRESS") -> st
     return str(path.resolve())
 
 
+def parse_output_url(value: Any, what: str) -> str | None:
+    """An fsspec URL with a known protocol (``s3://bucket/prefix``); empty = DATA_DIR only."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep or not rest.strip("/"):
+        raise ConfigurationError(f"{what} {text!r} is not a URL such as s3://bucket/conus404/daily "
+                                 "(for a local folder, use --data-dir)")
+    try:
+        import fsspec
+
+        fsspec.get_filesystem_class(scheme)
+    except (ValueError, ImportError) as exc:
+        raise ConfigurationError(f"{what} {text!r}: no filesystem for {scheme}:// ({exc})") from None
+    return text
+
+
 def parse_fraction(value: Any, what: str) -> float:
     try:
         number = float(value)
@@ -304,6 +325,10 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         chunk_cache=bool(values.get("CHUNK_CACHE", True)),
         bbox=parse_bbox(values.get("BBOX"), "BBOX"),
         overview=bool(values.get("OVERVIEW", False)),
+        output_url=parse_output_url(values.get("OUTPUT_URL"), "OUTPUT_URL"),
+        output_storage_options=parse_storage_options(env[OUTPUT_STORAGE_OPTIONS_ENV], OUTPUT_STORAGE_OPTIONS_ENV)
+        if env.get(OUTPUT_STORAGE_OPTIONS_ENV)
+        else parse_storage_options(values.get("OUTPUT_STORAGE_OPTIONS") or {}, "OUTPUT_STORAGE_OPTIONS"),
         executor=parse_executor(values.get("EXECUTOR", "subprocess")),
         dask_scheduler=parse_dask_scheduler(values.get("DASK_SCHEDULER_ADDRESS")),
         retry=parse_retry(values.get("RETRY", {})),
@@ -326,6 +351,9 @@ def add_arguments(parser: argparse.ArgumentParser, date_range: bool = True) -> N
     group.add_argument("--source", metavar="NAME_OR_URL",
                        help="planetary-computer, hytest-osn, or a Zarr URL or path (SOURCE)")
     group.add_argument("--data-dir", metavar="DIR", help="where data/ lives (DATA_DIR)")
+    group.add_argument("--output-url", metavar="URL",
+                       help="also publish the daily files to this fsspec URL, e.g. s3://bucket/conus404/daily "
+                       "(OUTPUT_URL; options in CONUS404_OUTPUT_STORAGE_OPTIONS); '' = DATA_DIR only")
     group.add_argument("--bbox", metavar="MIN_LON,MIN_LAT,MAX_LON,MAX_LAT",
                        help="only the smallest grid window covering this box, e.g. -105.5,39,-104.5,40.2 (BBOX); "
                        "'' = the whole domain")
@@ -374,6 +402,8 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
         changes["source"] = args.source.strip()
     if args.data_dir is not None:
         changes["data_dir"] = _absolute(args.data_dir)
+    if getattr(args, "output_url", None) is not None:
+        changes["output_url"] = parse_output_url(args.output_url, "--output-url")
     if getattr(args, "bbox", None) is not None:
         changes["bbox"] = parse_bbox(args.bbox, "--bbox")
     return check(replace(settings, **changes))

@@ -21,6 +21,7 @@ import pandas as pd
 from conus404 import __version__, aggregation, daily_file, source_commit, subset, validation
 from conus404.atomic import atomic_write_json
 from conus404.exceptions import AuthenticationError, ConfigurationError, MissingDataError
+from conus404.remote_output import RemoteOutput
 from conus404.settings import Settings
 from conus404.variables import (
     DERIVED,
@@ -76,6 +77,14 @@ def output_names(settings: Settings) -> list[str]:
         names.append(var)
         names += [f"{var}_{s}" for s in settings.statistics.get(var, ()) if s != default]
     return names
+
+
+def upload(remote: RemoteOutput, final: Path, day: dt.date, settings: Settings) -> str:
+    """Copy the published file to OUTPUT_URL and commit it there; then the local copy goes."""
+    url = remote.publish(final, day, bbox_text(settings))
+    final.unlink()
+    log.info("uploaded to %s", url)
+    return url
 
 
 def bbox_text(settings: Settings) -> str | None:
@@ -312,11 +321,19 @@ def run_day(
     started = time.monotonic()
     final = daily_file.daily_path(settings.data_dir, day)
     daily_file.remove_stale_temporaries(final.parent, day)
+    remote = RemoteOutput.of(settings)
+    if remote is not None and not force and remote.published(day, output_names(settings), bbox_text(settings)):
+        log.info("%s already published at %s: skipping (--force redoes it)", final.name, remote.url)
+        return DayResult(day.isoformat(), "skipped", output=remote.url_of(day), seconds=time.monotonic() - started)
     if not force and final.exists():
         problem = daily_file.verify(final, day, output_names(settings), bbox_text(settings))
-        if problem is None:
+        if problem is None and remote is None:
             log.info("%s already published and verified: skipping (--force redoes it)", final.name)
             return DayResult(day.isoformat(), "skipped", output=str(final), seconds=time.monotonic() - started)
+        if problem is None:  # made earlier, its upload failed: upload it now
+            url = upload(remote, final, day, settings)
+            return DayResult(day.isoformat(), "published", output=url, seconds=time.monotonic() - started,
+                             message="uploaded the verified file left by an earlier attempt")
         moved = daily_file.quarantine(final)
         log.warning("%s did not verify (%s): moved to %s and redoing the day", final.name, problem, moved)
 
@@ -361,8 +378,13 @@ def run_day(
         raise
     atomic_write_json(qc_path, report.as_dict("passed"))
     log.info("published %s (%d fields, %.1f MB read)", final, len(fields), bytes_read / 1e6)
+    output = str(final)
+    if remote is not None:
+        step = time.monotonic()
+        output = upload(remote, final, day, settings)
+        timings["upload"] = time.monotonic() - step
     return DayResult(
         day.isoformat(), "published", seconds=time.monotonic() - started, bytes_read=bytes_read,
-        output=str(final), qc_report=str(qc_path), warnings=warnings,
+        output=output, qc_report=str(qc_path), warnings=warnings,
         timings={k: round(v, 3) for k, v in timings.items()},
     )

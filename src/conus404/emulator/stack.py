@@ -164,6 +164,16 @@ class EmulatorStack:
         self.stores["hytest-osn"] = spec
         return HYTEST_OSN_URL
 
+    def add_bucket(self, name: str) -> dict:
+        """An empty, writable bucket on moto's S3 server (for OUTPUT_URL); returns the storage options to write it."""
+        from conus404.emulator.s3_server import UPLOAD_CREDENTIALS
+
+        if self.s3 is None:
+            assert self.tls is not None, "start() the stack first"
+            self.s3 = S3Server(self.workdir / "s3", self.tls).start()
+        self.s3.create_bucket(name)
+        return {**UPLOAD_CREDENTIALS, "client_kwargs": {"endpoint_url": self.s3.endpoint_url, "region_name": "us-east-1"}}
+
     def client_env(self) -> dict[str, str]:
         """Environment for a client process: where the catalogue, tokens and OSN pod are, and whom to trust."""
         assert self.service is not None and self.tls is not None

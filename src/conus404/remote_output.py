@@ -1,0 +1,123 @@
+"""Daily files published to an fsspec URL (``OUTPUT_URL``: ``s3://``, ``az://``, ``gs://``, ...).
+
+For a cluster without a shared filesystem. The worker still builds, verifies and publishes each
+day under ``DATA_DIR`` first; then it uploads the file under a temporary name, moves it to its final
+name (an object appears whole or not at all), checks its size, and writes a small record beside it
+(``conus404_daily_YYYYMMDD.nc.json``: day, fields, box, data checksum, size). The record is the
+commit mark: a day counts as published remotely only if its record matches the request and the
+file's size. Only then is the local copy removed. Ledgers, QC reports and logs stay local.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from conus404 import daily_file
+from conus404.atomic import TEMP_PREFIX
+from conus404.exceptions import ConfigurationError, OutputUploadError
+
+RECORD_SUFFIX = ".json"
+
+
+class RemoteOutput:
+    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+        import fsspec
+
+        self.url = url.rstrip("/")
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(self.url, **dict(storage_options or {}))
+        except (ValueError, ImportError) as exc:
+            raise ConfigurationError(f"OUTPUT_URL {url!r} cannot be used ({type(exc).__name__}: {exc})") from None
+        self.root = self.root.rstrip("/")
+        from fsspec.implementations.local import LocalFileSystem
+
+        # Object stores have no folders; a local (shared) one must exist. Buckets are never created here.
+        self._needs_folder = isinstance(self.fs, LocalFileSystem)
+
+    @classmethod
+    def of(cls, settings) -> RemoteOutput | None:
+        return cls(settings.output_url, settings.output_storage_options) if settings.output_url else None
+
+    def _path(self, name: str) -> str:
+        return f"{self.root}/{name}"
+
+    def url_of(self, day: dt.date) -> str:
+        return f"{self.url}/{daily_file.daily_path(Path('.'), day).name}"
+
+    def check_writable(self) -> None:
+        """Write and delete a probe object, or raise ConfigurationError naming the URL."""
+        probe = self._path(f".write-probe-{uuid.uuid4().hex}")
+        try:
+            if self._needs_folder:
+                self.fs.makedirs(self.root, exist_ok=True)
+            self.fs.pipe_file(probe, b"probe")
+            self.fs.rm_file(probe)
+        except Exception as exc:  # any backend's refusal means the same to the user
+            raise ConfigurationError(f"cannot write to the output URL {self.url} ({type(exc).__name__}: {exc})") from None
+
+    def record(self, day: dt.date) -> dict[str, Any] | None:
+        """The day's commit record, or None if there is none (or it cannot be read)."""
+        name = daily_file.daily_path(Path("."), day).name
+        try:
+            return json.loads(self.fs.cat_file(self._path(name + RECORD_SUFFIX)))
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def committed_names(self) -> set[str]:
+        """Names of the daily files with a commit record (one listing, for --status)."""
+        try:
+            listed = self.fs.ls(self.root, detail=False)
+        except FileNotFoundError:
+            return set()
+        return {str(p).rsplit("/", 1)[-1].removesuffix(RECORD_SUFFIX) for p in listed if str(p).endswith(RECORD_SUFFIX)}
+
+    def published(self, day: dt.date, names: Iterable[str], bbox: str | None) -> bool:
+        """Whether the day is there as this request would make it: record and file size agree."""
+        record = self.record(day)
+        if record is None or record.get("day") != day.isoformat() or record.get("bbox") != bbox:
+            return False
+        if sorted(record.get("variables", [])) != sorted(set(names)):
+            return False
+        try:
+            return self.fs.size(self._path(daily_file.daily_path(Path("."), day).name)) == record.get("size")
+        except FileNotFoundError:
+            return False
+
+    def publish(self, local: Path, day: dt.date, bbox: str | None) -> str:
+        """Upload a published local daily file and commit it; returns its URL. Raises OutputUploadError."""
+        import netCDF4
+
+        name = local.name
+        with netCDF4.Dataset(local) as nc:
+            record = {"day": day.isoformat(), "variables": nc.getncattr("conus404_variables").split(), "bbox": bbox,
+                      "data_sha256": nc.getncattr("conus404_data_sha256"), "size": local.stat().st_size}
+        final = self._path(name)
+        try:
+            if self._needs_folder:
+                self.fs.makedirs(self.root, exist_ok=True)
+            self._put_then_move(lambda tmp: self.fs.put_file(str(local), tmp), final)
+            size = self.fs.size(final)
+            if size != record["size"]:
+                raise OutputUploadError(f"{self.url}/{name} has {size} bytes after the upload, not {record['size']}", self.url)
+            body = json.dumps(record, sort_keys=True).encode()
+            self._put_then_move(lambda tmp: self.fs.pipe_file(tmp, body), final + RECORD_SUFFIX)
+        except OutputUploadError:
+            raise
+        except Exception as exc:  # network, permissions, throttling: the day is worth retrying
+            raise OutputUploadError(f"uploading {name} failed ({type(exc).__name__}: {exc})", self.url) from None
+        return f"{self.url}/{name}"
+
+    def _put_then_move(self, put, final: str) -> None:
+        """Write under a temporary name, then move: no reader ever sees part of ``final``."""
+        tmp = self._path(f"{TEMP_PREFIX}{final.rsplit('/', 1)[-1]}.{uuid.uuid4().hex}")
+        put(tmp)
+        try:
+            self.fs.mv(tmp, final)
+        finally:
+            if self.fs.exists(tmp):
+                self.fs.rm_file(tmp)
