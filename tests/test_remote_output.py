@@ -97,6 +97,16 @@ def test_a_day_whose_upload_failed_is_uploaded_by_the_next_attempt(tmp_path):
     assert not remote.published(dt.date(2021, 1, 1), ["T2", "T2_max"], None), "another request is not this one"
     (tmp_path / "out" / local.name).write_bytes(content[:-10])  # a truncated object does not count
     assert not remote.published(dt.date(2021, 1, 1), ["T2"], None)
+    (tmp_path / "out" / local.name).write_bytes(content)
+
+    # another request for the day (T2 with its maximum) moves the first one aside, never over it
+    third = subprocess.run([*worker[:6], "T2:max", *worker[7:], "--output-url", target], capture_output=True,
+                           text=True, timeout=120)
+    assert third.returncode == 0, third.stderr
+    assert remote.published(dt.date(2021, 1, 1), ["T2", "T2_max"], None)
+    kept = sorted(p.name for p in (tmp_path / "out" / "quarantine").iterdir())
+    assert [k.rsplit(".", 1)[0] for k in kept] == [local.name, local.name + ".json"]
+    assert (tmp_path / "out" / "quarantine" / kept[0]).read_bytes() == content
     from conus404.exceptions import OutputUploadError
 
     assert failure_class(OutputUploadError("uploading x failed", target)) == "transient"

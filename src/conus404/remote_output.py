@@ -100,6 +100,7 @@ class RemoteOutput:
         try:
             if self._needs_folder:
                 self.fs.makedirs(self.root, exist_ok=True)
+            self._set_aside_other_request(day, record)
             self._put_then_move(lambda tmp: self.fs.put_file(str(local), tmp), final)
             size = self.fs.size(final)
             if size != record["size"]:
@@ -111,6 +112,23 @@ class RemoteOutput:
         except Exception as exc:  # network, permissions, throttling: the day is worth retrying
             raise OutputUploadError(f"uploading {name} failed ({type(exc).__name__}: {exc})", self.url) from None
         return f"{self.url}/{name}"
+
+    def _set_aside_other_request(self, day: dt.date, record: dict[str, Any]) -> None:
+        """An object made for another request (other fields or box) is moved to quarantine/, never
+        overwritten, as a local file that does not verify is; the same request's object is replaced."""
+        name = daily_file.daily_path(Path("."), day).name
+        old = self.record(day)
+        if not self.fs.exists(self._path(name)):
+            return
+        if old is not None and sorted(old.get("variables", [])) == sorted(record["variables"]) \
+                and old.get("bbox") == record["bbox"]:
+            return
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        for suffix in ("", RECORD_SUFFIX):
+            if self.fs.exists(self._path(name + suffix)):
+                if self._needs_folder:
+                    self.fs.makedirs(self._path("quarantine"), exist_ok=True)
+                self.fs.mv(self._path(name + suffix), self._path(f"quarantine/{name}{suffix}.{stamp}"))
 
     def _put_then_move(self, put, final: str) -> None:
         """Write under a temporary name, then move: no reader ever sees part of ``final``."""
