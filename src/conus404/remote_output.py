@@ -74,6 +74,8 @@ class RemoteOutput:
             listed = self.fs.ls(self.root, detail=False)
         except FileNotFoundError:
             return set()
+        except Exception as exc:  # the user asked for a status: say what blocks it in one line
+            raise ConfigurationError(f"cannot list the output URL {self.url} ({type(exc).__name__}: {exc})") from None
         return {str(p).rsplit("/", 1)[-1].removesuffix(RECORD_SUFFIX) for p in listed if str(p).endswith(RECORD_SUFFIX)}
 
     def published(self, day: dt.date, names: Iterable[str], bbox: str | None) -> bool:
