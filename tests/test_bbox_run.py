@@ -34,7 +34,8 @@ def stack(tmp_path_factory, tls_files):
 
 def test_a_box_run_equals_the_window_cut_from_a_whole_domain_run(stack, tmp_path):
     whole = conftest.run_driver(stack, tmp_path / "whole", DAYS, VARIABLES, "--statistics", "T2:min,max")
-    boxed = conftest.run_driver(stack, tmp_path / "box", DAYS, VARIABLES, "--statistics", "T2:min,max", "--bbox", BOX)
+    boxed = conftest.run_driver(stack, tmp_path / "box", DAYS, VARIABLES, "--statistics", "T2:min,max", "--bbox", BOX,
+                                "--keep-hourly")
     assert whole.returncode == 0 and boxed.returncode == 0, whole.stderr[-2000:] + boxed.stderr[-2000:]
     for day in DAYS:
         with xr.open_dataset(daily_file.daily_path(tmp_path / "whole" / "data", day)) as full, \
@@ -55,6 +56,8 @@ def test_a_box_run_equals_the_window_cut_from_a_whole_domain_run(stack, tmp_path
             assert inside.sum() == inside[window.j0:window.j1, window.i0:window.i1].sum() > 0
     log = (tmp_path / "box" / "logs" / "driver_main_run.log").read_text()
     assert f"is the grid window {window}" in log
+    with xr.open_dataset(daily_file.hourly_dir(tmp_path / "box" / "data") / "conus404_hourly_20210102.nc") as hourly:
+        assert hourly.attrs["conus404_window"] == str(window) and hourly["T2"].shape == (24, *window.shape)
 
     # the box run's rerun skips its files; a whole-domain run into its folder is refused, files untouched
     again = conftest.run_driver(stack, tmp_path / "box", DAYS, VARIABLES, "--statistics", "T2:min,max", "--bbox", BOX)

@@ -28,7 +28,8 @@ TIME_DIMS = {
 
 
 class HourlyFile:
-    def __init__(self, directory: Path, day: dt.date, lat: np.ndarray, lon: np.ndarray) -> None:
+    def __init__(self, directory: Path, day: dt.date, lat: np.ndarray, lon: np.ndarray,
+                 attrs: dict[str, str] | None = None) -> None:
         self.final = Path(directory) / f"conus404_hourly_{day:%Y%m%d}.nc"
         self.final.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{self.final.name}.", dir=self.final.parent)
@@ -36,6 +37,7 @@ class HourlyFile:
         self.tmp = Path(name)
         self.written: set[str] = set()
         self._lat, self._lon = lat, lon
+        self._attrs = dict(attrs or {})  # global attributes (the box and window of a --bbox run)
         self._started = False
 
     def add(self, plan, window: HourWindow, records: dict[str, np.ndarray]) -> None:
@@ -55,7 +57,7 @@ class HourlyFile:
             dims = (tdim, *[f"level_{name}"] * (values.ndim - 3), "south_north", "west_east")
             attrs = dict(plan.attrs) if name == plan.name else {}
             data_vars[name] = (dims, values, {k: v for k, v in attrs.items() if isinstance(v, str | int | float)})
-        piece = xr.Dataset(data_vars, coords=coords)
+        piece = xr.Dataset(data_vars, coords=coords, attrs={} if self._started else self._attrs)
         encoding = {name: {"zlib": True, "complevel": 4} for name in data_vars}
         piece.to_netcdf(self.tmp, mode="a" if self._started else "w", engine="netcdf4", encoding=encoding)
         self._started = True

@@ -355,7 +355,8 @@ def run_day(
     if settings.keep_hourly:
         from conus404.hourly_file import HourlyFile
 
-        hourly = HourlyFile(daily_file.hourly_dir(settings.data_dir), day, lat, lon)
+        box_attrs = {k: v for k, v in description.items() if k in ("conus404_bbox", "conus404_window")}
+        hourly = HourlyFile(daily_file.hourly_dir(settings.data_dir), day, lat, lon, box_attrs)
     try:
         step = time.monotonic()
         fields, bytes_read = aggregate_day(
