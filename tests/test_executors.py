@@ -10,18 +10,18 @@ import time
 from pathlib import Path
 
 from conus404 import executors
-from conus404.executors import SubprocessExecutor, run_worker_process, stop_worker_processes
+from conus404.executors import SubprocessExecutor, WorkerLaunch, run_worker_process, stop_worker_processes
 
 ECHO_STDIN = "import sys; data = sys.stdin.read(); print('{\"got\": %d}' % len(data)); print('to the log', file=sys.stderr)"
 
 
-def python(code: str) -> list[str]:
-    return [sys.executable, "-c", code]
+def launch(tmp: Path, code: str, stdin_text: str | None = None, timeout_s: float = 30, header: str = "attempt",
+           env: dict | None = None) -> WorkerLaunch:
+    return WorkerLaunch([sys.executable, "-c", code], stdin_text, tmp / "day.log", timeout_s, header, tmp, env)
 
 
 def test_stdin_reaches_the_process_stdout_comes_back_and_stderr_goes_to_the_log(tmp_path):
-    ended = run_worker_process(python(ECHO_STDIN), "x" * 70_000, str(tmp_path / "day.log"), 30, "attempt for D",
-                               str(tmp_path))
+    ended = run_worker_process(launch(tmp_path, ECHO_STDIN, "x" * 70_000, header="attempt for D"))
     assert ended.returncode == 0 and not ended.timed_out and not ended.lost
     assert ended.stdout.strip() == '{"got": 70000}'
     log = (tmp_path / "day.log").read_text()
@@ -31,8 +31,7 @@ def test_stdin_reaches_the_process_stdout_comes_back_and_stderr_goes_to_the_log(
 
 def test_a_process_past_its_timeout_is_terminated_and_reported_as_timed_out(tmp_path):
     started = time.monotonic()
-    ended = run_worker_process(python("import time; time.sleep(60)"), None, str(tmp_path / "day.log"), 0.5,
-                               "attempt", str(tmp_path))
+    ended = run_worker_process(launch(tmp_path, "import time; time.sleep(60)", timeout_s=0.5))
     assert ended.timed_out and ended.returncode == -15
     assert time.monotonic() - started < 10
 
@@ -40,15 +39,14 @@ def test_a_process_past_its_timeout_is_terminated_and_reported_as_timed_out(tmp_
 def test_a_process_that_ignores_sigterm_is_killed_after_the_grace(tmp_path, monkeypatch):
     monkeypatch.setattr(executors, "KILL_GRACE_S", 0.5)
     code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
-    ended = run_worker_process(python(code), None, str(tmp_path / "day.log"), 0.5, "attempt", str(tmp_path))
+    ended = run_worker_process(launch(tmp_path, code, timeout_s=0.5))
     assert ended.timed_out and ended.returncode == -9
 
 
 def test_the_environment_handed_on_is_added_to_the_processes_own(tmp_path, monkeypatch):
     monkeypatch.setenv("CONUS404_TEST_INHERITED", "here")
     code = "import os; print(os.environ['CONUS404_STAC_URL'], os.environ['CONUS404_TEST_INHERITED'])"
-    job, where = SubprocessExecutor().submit(python(code), None, tmp_path / "day.log", 30, "attempt", tmp_path,
-                                             {"CONUS404_STAC_URL": "https://127.0.0.1:1/stac"})
+    job, where = SubprocessExecutor().submit(launch(tmp_path, code, env={"CONUS404_STAC_URL": "https://127.0.0.1:1/stac"}))
     while not job.done():
         time.sleep(0.05)
     assert job.result().stdout.split() == ["https://127.0.0.1:1/stac", "here"]
@@ -59,7 +57,7 @@ def test_stop_worker_processes_kills_what_this_process_started_by_pid(tmp_path):
     """What a Dask worker is asked to do when a run is interrupted while its task runs."""
     results = []
     thread = threading.Thread(target=lambda: results.append(run_worker_process(
-        python("import time; time.sleep(60)"), None, str(tmp_path / "day.log"), 120, "attempt", str(tmp_path))))
+        launch(tmp_path, "import time; time.sleep(60)", timeout_s=120))))
     thread.start()
     deadline = time.monotonic() + 10
     while not executors._live:
@@ -74,9 +72,8 @@ def test_stop_worker_processes_kills_what_this_process_started_by_pid(tmp_path):
 
 
 def test_a_job_stopped_at_once_leaves_no_process(tmp_path):
-    job, _ = SubprocessExecutor().submit(python("import time; time.sleep(60)"), None, tmp_path / "day.log", 120,
-                                         "attempt", tmp_path)
-    pid = job.process.pid
+    job, _ = SubprocessExecutor().submit(launch(tmp_path, "import time; time.sleep(60)", timeout_s=120))
+    pid = job.pid
     job.stop()
     assert not Path(f"/proc/{pid}").exists()
     assert not executors._live

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
-from pathlib import Path
 
 from conus404.exceptions import ConfigurationError
-from conus404.executors import DASK, WorkerExit, run_worker_process, stop_worker_processes
+from conus404.executors import WorkerExit, WorkerLaunch, run_worker_process, stop_worker_processes
 
 log = logging.getLogger("conus404.dask_executor")
 CONNECT_TIMEOUT_S = 10
@@ -63,8 +61,6 @@ class DaskJob:
 
 
 class DaskExecutor:
-    name = DASK
-
     def __init__(self, scheduler_address: str | None, local_workers: int) -> None:
         from distributed import Client, LocalCluster
 
@@ -90,11 +86,9 @@ class DaskExecutor:
         if workers == 0:
             log.warning("the Dask cluster has no workers yet: days wait until workers join")
 
-    def submit(self, argv: list[str], stdin_text: str | None, log_path: Path, timeout_s: float,
-               header: str, cwd: Path, env: Mapping[str, str] | None = None) -> tuple[DaskJob, str]:
-        key = f"conus404-{Path(log_path).stem}-{uuid.uuid4().hex[:8]}"
-        future = self.client.submit(run_worker_process, argv, stdin_text, str(log_path), timeout_s, header,
-                                    str(cwd), dict(env or {}), key=key, pure=False)
+    def submit(self, launch: WorkerLaunch) -> tuple[DaskJob, str]:
+        key = f"conus404-{launch.log_path.stem}-{uuid.uuid4().hex[:8]}"
+        future = self.client.submit(run_worker_process, launch, key=key, pure=False)
         return DaskJob(future, self), f"Dask task {key}"
 
     def close(self) -> None:

@@ -1,8 +1,8 @@
 """Where a day's worker process runs: a child of this process, or a task on a Dask cluster.
 
-Both executors run the same command (``single_download.py`` with the run's flags, the signed
-asset on its standard input) through :func:`run_worker_process`'s :class:`WorkerProcess`, and
-both hand the scheduler the same :class:`WorkerExit`. Ledgers, skip rules, timeouts and the
+Both executors start the same :class:`WorkerLaunch` (``single_download.py`` with the run's flags,
+the signed asset on its standard input) as a :class:`WorkerProcess`, and both hand the scheduler
+the same :class:`WorkerExit`. Ledgers, skip rules, timeouts and the
 atomic publish therefore cannot differ between them.
 """
 
@@ -30,6 +30,19 @@ _live: set[WorkerProcess] = set()  # worker processes this process started and h
 _live_lock = threading.Lock()
 
 
+@dataclass(frozen=True)
+class WorkerLaunch:
+    """Everything needed to start one worker process, wherever it runs (picklable, for Dask)."""
+
+    argv: list[str]
+    stdin_text: str | None  # the signed asset (holds a token: never log it)
+    log_path: Path  # standard error is appended here
+    timeout_s: float
+    header: str  # first line of this attempt in the log
+    cwd: Path
+    env: Mapping[str, str] | None = None  # added to the environment of the machine it runs on
+
+
 @dataclass
 class WorkerExit:
     """How a worker process ended: its exit code and standard output (one JSON line per day)."""
@@ -49,38 +62,35 @@ class Job(Protocol):
 
 
 class Executor(Protocol):
-    name: str
     on_this_machine: bool  # whether this machine's free memory says anything about room for a worker
 
-    def submit(self, argv: list[str], stdin_text: str | None, log_path: Path, timeout_s: float,
-               header: str, cwd: Path, env: Mapping[str, str] | None = None) -> tuple[Job, str]: ...
+    def submit(self, launch: WorkerLaunch) -> tuple[Job, str]: ...  # the job, and where it runs (for the log)
     def close(self) -> None: ...
 
 
 class WorkerProcess:
     """One ``single_download.py`` process: standard error appended to ``log_path``, stopped at ``timeout_s``."""
 
-    def __init__(self, argv: list[str], stdin_text: str | None, log_path: Path, timeout_s: float,
-                 header: str, cwd: Path, env: Mapping[str, str] | None = None) -> None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.timeout_s = timeout_s
+    def __init__(self, launch: WorkerLaunch) -> None:
+        launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.timeout_s = launch.timeout_s
         self.terminated_at: float | None = None
-        self._log = open(log_path, "a")
+        self._log = open(launch.log_path, "a")
         # Which machine and process started it: on a cluster, where to look for this day.
-        self._log.write(f"\n===== {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} {header}, "
+        self._log.write(f"\n===== {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} {launch.header}, "
                         f"started by {socket.gethostname()} pid {os.getpid()} =====\n")
         self._log.flush()
         self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=self._log, text=True, cwd=cwd,
-            env={**os.environ, **env} if env else None,
+            launch.argv, stdin=subprocess.PIPE if launch.stdin_text is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=self._log, text=True, cwd=launch.cwd,
+            env={**os.environ, **launch.env} if launch.env else None,
         )
         self.started = time.monotonic()
         with _live_lock:
             _live.add(self)
-        if stdin_text is not None:
+        if launch.stdin_text is not None:
             try:
-                self.proc.stdin.write(stdin_text)
+                self.proc.stdin.write(launch.stdin_text)
                 self.proc.stdin.close()
             except BrokenPipeError:
                 pass  # the worker died at start; its exit code tells the story
@@ -121,10 +131,9 @@ class WorkerProcess:
             _live.discard(self)
 
 
-def run_worker_process(argv: list[str], stdin_text: str | None, log_path: str, timeout_s: float,
-                       header: str, cwd: str, env: Mapping[str, str] | None = None) -> WorkerExit:
+def run_worker_process(launch: WorkerLaunch) -> WorkerExit:
     """Run one worker process to its end: the body of a Dask task (runs on a Dask worker)."""
-    process = WorkerProcess(argv, stdin_text, Path(log_path), timeout_s, header, Path(cwd), env)
+    process = WorkerProcess(launch)
     while not process.done():
         time.sleep(0.2)
     return process.result()
@@ -140,32 +149,14 @@ def stop_worker_processes() -> int:
     return len(running)
 
 
-class LocalJob:
-    """A worker process started directly by the scheduler."""
-
-    def __init__(self, process: WorkerProcess) -> None:
-        self.process = process
-
-    def done(self) -> bool:
-        return self.process.done()
-
-    def result(self) -> WorkerExit:
-        return self.process.result()
-
-    def stop(self) -> None:
-        self.process.stop()
-
-
 class SubprocessExecutor:
     """The seed's design: each worker is a child process of the driver, on this machine."""
 
-    name = SUBPROCESS
     on_this_machine = True
 
-    def submit(self, argv: list[str], stdin_text: str | None, log_path: Path, timeout_s: float,
-               header: str, cwd: Path, env: Mapping[str, str] | None = None) -> tuple[LocalJob, str]:
-        process = WorkerProcess(argv, stdin_text, log_path, timeout_s, header, cwd, env)
-        return LocalJob(process), f"pid {process.pid}"
+    def submit(self, launch: WorkerLaunch) -> tuple[WorkerProcess, str]:
+        process = WorkerProcess(launch)  # a WorkerProcess is itself a Job
+        return process, f"pid {process.pid}"
 
     def close(self) -> None:
         pass

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conus404 import chunk_cache, source
-from conus404.executors import Executor, Job, SubprocessExecutor, WorkerExit
+from conus404.executors import Executor, Job, SubprocessExecutor, WorkerExit, WorkerLaunch
 from conus404.settings import PROJECT_ROOT, WORKER_ENVIRONMENT, Settings, format_statistics
 
 log = logging.getLogger("conus404.scheduler")
@@ -249,8 +249,8 @@ class DayScheduler:
         argv = worker_argv(days, self.settings, self.options, signed=asset is not None)
         stdin_text = json.dumps(asset.to_json()) if asset is not None else None
         env = {name: os.environ[name] for name in WORKER_ENVIRONMENT if name in os.environ}
-        job, where = self.executor.submit(argv, stdin_text, log_path, self._timeout_s(days),
-                                          f"attempt for {which}", PROJECT_ROOT / "src", env)
+        job, where = self.executor.submit(WorkerLaunch(argv, stdin_text, log_path, self._timeout_s(days),
+                                                       f"attempt for {which}", PROJECT_ROOT / "src", env))
         log.info("started %s (%s)", which, where)
         return _Running(days, job, time.monotonic(), log_path)
 
