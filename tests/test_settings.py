@@ -142,3 +142,18 @@ def test_inline_statistics_in_variables_from_flags_and_config():
     assert s.variables == ("T2", "PREC_ACC_NC") and s.statistics == {"T2": ("mean", "min", "max")}
     with pytest.raises(ConfigurationError, match="--variables: unknown statistic 'median' for T2"):
         settings.apply_arguments(s, _flags("--variables", "T2:median"))
+
+
+def test_worker_flags_reproduce_the_drivers_settings_over_any_config(tmp_path):
+    """A worker reads config.py too; its flags must leave nothing to it (an emptied box stays empty)."""
+    config = {**CONFIG, "BBOX": (-105, 39, -104, 40), "OUTPUT_URL": "s3://bucket/daily", "KEEP_HOURLY": False}
+    driver = settings.apply_arguments(settings.from_config(config, env={}),
+                                      _flags("--bbox", "", "--output-url", "", "--variables", "T2:max,Q2",
+                                             "--source", str(tmp_path / "store.zarr"), "--keep-hourly"))
+    parser = argparse.ArgumentParser()
+    settings.add_arguments(parser, date_range=False)
+    worker = settings.apply_arguments(settings.from_config(config, env={}),
+                                      parser.parse_args(settings.worker_flags(driver)))
+    for name in ("variables", "statistics", "source", "data_dir", "bbox", "output_url", "keep_hourly", "allow_3d", "chunk_cache"):
+        assert getattr(worker, name) == getattr(driver, name), name
+    assert worker.bbox is None and worker.output_url is None

@@ -80,20 +80,13 @@ def active_run(log_dir: Path) -> int | None:
 
 def _settings_flags(args: argparse.Namespace, settings: settings_mod.Settings) -> list[str]:
     """The effective settings as flags, so driver and retry see exactly what was checked."""
-    statistics = settings_mod.format_statistics(settings.statistics)
     flags = [
         "--start", settings.start_date.isoformat(), "--end", settings.end_date.isoformat(),
-        "--variables", ",".join(settings.variables), "--statistics", statistics,
-        "--source", settings.source, "--data-dir", str(settings.data_dir),
         "--max-processes", str(settings.max_processes), "--days-per-worker", str(settings.days_per_worker),
+        "--executor", settings.executor, "--dask-scheduler", settings.dask_scheduler or "",
+        *settings_mod.worker_flags(settings),
     ]
-    flags += ["--keep-hourly"] if settings.keep_hourly else []
-    flags += ["--allow-3d"] if settings.allow_3d else []
-    flags += [] if settings.chunk_cache else ["--no-chunk-cache"]
     flags += ["--overview"] if settings.overview else []
-    flags += ["--executor", settings.executor, "--dask-scheduler", settings.dask_scheduler or ""]
-    flags += [f"--bbox={settings.bbox}" if settings.bbox is not None else "--bbox="]
-    flags += ["--output-url", settings.output_url or ""]
     for name in ("day_timeout", "progress_interval", "min_available_mb", "log_dir"):
         value = getattr(args, name, None)
         if value is not None:
@@ -184,12 +177,12 @@ def list_variables(settings: settings_mod.Settings, signer: AssetSigner, pattern
 
     try:
         ds = open_checked(settings, signer)
-        rows = describe_variables(ds, pattern.strip())
-        total = len(describe_variables(ds))
+        every = describe_variables(ds)
     finally:
         release_storage_clients()
+    rows = [row for row in every if row.matches(pattern.strip())]
     where = f"{settings.source} ({settings.stac_url})" if settings.uses_planetary_computer else settings.source
-    print(format_listing(rows, total, pattern.strip(), where))
+    print(format_listing(rows, len(every), pattern.strip(), where))
     return 0 if rows else 1
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from conus404 import chunk_cache, source
 from conus404.executors import Executor, Job, SubprocessExecutor, WorkerExit, WorkerLaunch
-from conus404.settings import PROJECT_ROOT, WORKER_ENVIRONMENT, Settings, format_statistics
+from conus404.settings import PROJECT_ROOT, WORKER_ENVIRONMENT, Settings, worker_flags
 
 log = logging.getLogger("conus404.scheduler")
 WORKER_SCRIPT = PROJECT_ROOT / "src" / "single_download.py"
@@ -82,21 +82,9 @@ class AssetSigner:
 
 
 def worker_argv(days: list[dt.date], settings: Settings, options: RunOptions, signed: bool) -> list[str]:
-    statistics = format_statistics(settings.statistics)
-    argv = [
-        sys.executable, str(WORKER_SCRIPT), *(day.isoformat() for day in days),
-        "--variables", ",".join(settings.variables),
-        "--statistics", statistics,
-        "--source", settings.source,
-        "--data-dir", str(settings.data_dir),
-        "--qc-dir", str(options.log_dir / "qc"),
-    ]
+    argv = [sys.executable, str(WORKER_SCRIPT), *(day.isoformat() for day in days), *worker_flags(settings),
+            "--qc-dir", str(options.log_dir / "qc")]
     argv += ["--force"] if options.force else []
-    argv += ["--keep-hourly"] if settings.keep_hourly else []
-    argv += ["--allow-3d"] if settings.allow_3d else []
-    argv += [] if settings.chunk_cache else ["--no-chunk-cache"]
-    argv += [f"--bbox={settings.bbox}"] if settings.bbox is not None else []
-    argv += ["--output-url", settings.output_url] if settings.output_url else []
     argv += ["--signed-asset-stdin"] if signed else []
     return argv
 

@@ -99,10 +99,6 @@ def parse_date(value: str, what: str) -> dt.date:
         raise ConfigurationError(f"{what} {value!r} is not a date of the form YYYY-MM-DD") from None
 
 
-def parse_variables(value: str | list[str] | tuple[str, ...], what: str = "variables") -> tuple[str, ...]:
-    return parse_variable_statistics(value, what)[0]
-
-
 def parse_variable_statistics(
     value: str | list[str] | tuple[str, ...], what: str = "variables"
 ) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
@@ -117,20 +113,19 @@ def parse_variable_statistics(
     inline: dict[str, list[str]] = {}
     current = None
     for token in filter(None, tokens):
-        name, sep, stat = token.partition(":")
-        if sep:
-            names.append(name.strip())
-            current = inline.setdefault(name.strip(), [])
-            token = stat.strip()
-        elif current is not None and token in STATISTICS:
-            pass
-        else:
-            names.append(token)
+        name, sep, stat = (part.strip() for part in token.partition(":"))
+        if not sep and (current is None or token not in STATISTICS):
+            names.append(token)  # a variable without statistics
             current = None
             continue
-        if token not in STATISTICS:
-            raise ConfigurationError(f"{what}: unknown statistic {token!r} for {names[-1]}; use {', '.join(STATISTICS)}")
-        current.append(token)
+        if sep:
+            names.append(name)
+            current = inline.setdefault(name, [])
+        else:
+            stat = token  # one more statistic of the variable before it
+        if stat not in STATISTICS:
+            raise ConfigurationError(f"{what}: unknown statistic {stat!r} for {names[-1]}; use {', '.join(STATISTICS)}")
+        current.append(stat)
     stats = {name: tuple(dict.fromkeys(s)) for name, s in inline.items()}
     return _checked_names(names, what), stats
 
@@ -289,6 +284,27 @@ def parse_storage_options(value: Any, what: str) -> dict[str, Any]:
     return dict(value)
 
 
+def _storage_options(env: Mapping[str, str], env_name: str, values: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The JSON object in the environment variable ``env_name`` if set, else config's ``key``."""
+    if env.get(env_name):
+        return parse_storage_options(env[env_name], env_name)
+    return parse_storage_options(values.get(key) or {}, key)
+
+
+def worker_flags(settings: Settings) -> list[str]:
+    """What a day worker must know of the settings, as its flags. Explicit even when empty, so the
+    worker's own reading of config.py cannot differ from what the driver checked."""
+    flags = [
+        "--variables", ",".join(settings.variables), "--statistics", format_statistics(settings.statistics),
+        "--source", settings.source, "--data-dir", str(settings.data_dir),
+        f"--bbox={settings.bbox if settings.bbox is not None else ''}", "--output-url", settings.output_url or "",
+    ]
+    flags += ["--keep-hourly"] if settings.keep_hourly else []
+    flags += ["--allow-3d"] if settings.allow_3d else []
+    flags += [] if settings.chunk_cache else ["--no-chunk-cache"]
+    return flags
+
+
 def _absolute(path: str | Path) -> Path:
     path = Path(path).expanduser()
     return path if path.is_absolute() else PROJECT_ROOT / path
@@ -316,8 +332,7 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         sas_url=env.get(SAS_URL_ENV) or values.get("SAS_URL", Settings.sas_url),
         collection=values.get("COLLECTION", Settings.collection),
         asset=values.get("ASSET", Settings.asset),
-        storage_options=parse_storage_options(env[STORAGE_OPTIONS_ENV], STORAGE_OPTIONS_ENV) if env.get(STORAGE_OPTIONS_ENV)
-        else parse_storage_options(values.get("STORAGE_OPTIONS") or {}, "STORAGE_OPTIONS"),
+        storage_options=_storage_options(env, STORAGE_OPTIONS_ENV, values, "STORAGE_OPTIONS"),
         statistics=merge_statistics(parse_statistics(values.get("EXTRA_STATISTICS", {}), "EXTRA_STATISTICS"), inline),
         keep_hourly=bool(values.get("KEEP_HOURLY", False)),
         allow_3d=bool(values.get("ALLOW_3D", False)),
@@ -326,9 +341,7 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         bbox=parse_bbox(values.get("BBOX"), "BBOX"),
         overview=bool(values.get("OVERVIEW", False)),
         output_url=parse_output_url(values.get("OUTPUT_URL"), "OUTPUT_URL"),
-        output_storage_options=parse_storage_options(env[OUTPUT_STORAGE_OPTIONS_ENV], OUTPUT_STORAGE_OPTIONS_ENV)
-        if env.get(OUTPUT_STORAGE_OPTIONS_ENV)
-        else parse_storage_options(values.get("OUTPUT_STORAGE_OPTIONS") or {}, "OUTPUT_STORAGE_OPTIONS"),
+        output_storage_options=_storage_options(env, OUTPUT_STORAGE_OPTIONS_ENV, values, "OUTPUT_STORAGE_OPTIONS"),
         executor=parse_executor(values.get("EXECUTOR", "subprocess")),
         dask_scheduler=parse_dask_scheduler(values.get("DASK_SCHEDULER_ADDRESS")),
         retry=parse_retry(values.get("RETRY", {})),
