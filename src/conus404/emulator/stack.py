@@ -35,7 +35,7 @@ class EmulatorStack:
     azurite: Azurite | None = None
     service: StacSasService | None = None
     proxy: FaultProxy | None = None
-    s3: S3Server | None = None  # started by add_osn_store: HyTEST's OSN pod
+    s3: S3Server | None = None  # started by add_osn_store or add_bucket: HyTEST's OSN pod, output buckets
     stores: dict[str, StoreSpec] = field(default_factory=dict)
 
     def start(self) -> EmulatorStack:
@@ -151,10 +151,7 @@ class EmulatorStack:
         ``s3://hytest/conus404/conus404_hourly.zarr``, from moto's S3 server."""
         from conus404.settings import HYTEST_OSN_URL
 
-        if self.s3 is None:
-            assert self.tls is not None, "start() the stack first"
-            self.s3 = S3Server(self.workdir / "s3", self.tls).start()
-        fs = self.s3.filesystem()
+        fs = self._s3_server().filesystem()
         bucket, key = HYTEST_OSN_URL.removeprefix("s3://").split("/", 1)
         self.s3.create_bucket(bucket)
         with tempfile.TemporaryDirectory(dir=self.workdir, prefix="store-") as tmp:
@@ -168,11 +165,15 @@ class EmulatorStack:
         """An empty, writable bucket on moto's S3 server (for OUTPUT_URL); returns the storage options to write it."""
         from conus404.emulator.s3_server import UPLOAD_CREDENTIALS
 
+        self._s3_server().create_bucket(name)
+        return {**UPLOAD_CREDENTIALS, "client_kwargs": {"endpoint_url": self.s3.endpoint_url, "region_name": "us-east-1"}}
+
+    def _s3_server(self) -> S3Server:
+        """moto's S3 server, started on first use."""
         if self.s3 is None:
             assert self.tls is not None, "start() the stack first"
             self.s3 = S3Server(self.workdir / "s3", self.tls).start()
-        self.s3.create_bucket(name)
-        return {**UPLOAD_CREDENTIALS, "client_kwargs": {"endpoint_url": self.s3.endpoint_url, "region_name": "us-east-1"}}
+        return self.s3
 
     def client_env(self) -> dict[str, str]:
         """Environment for a client process: where the catalogue, tokens and OSN pod are, and whom to trust."""
