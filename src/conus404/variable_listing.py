@@ -36,8 +36,8 @@ class VariableInfo:
         return not text or text in self.name.lower() or text in self.description.lower()
 
 
-def describe_variables(ds, pattern: str = "") -> list[VariableInfo]:
-    """Every data variable of ``ds`` (and the derived ones it can feed) whose name or description holds ``pattern``."""
+def describe_variables(ds) -> list[VariableInfo]:
+    """Every data variable of ``ds``, and the derived ones it can feed, by name."""
     rows = []
     for name in sorted(ds.data_vars):
         var = ds[name]
@@ -58,7 +58,7 @@ def describe_variables(ds, pattern: str = "") -> list[VariableInfo]:
             dims = tuple(ds[spec.inputs[0]].dims)
             rows.append(VariableInfo(name, spec.units, "derived", "mean", "mean,min,max", dims,
                                      f"{spec.long_name} (computed)", False))
-    return [row for row in sorted(rows, key=lambda r: r.name) if row.matches(pattern)]
+    return sorted(rows, key=lambda r: r.name)
 
 
 def format_listing(rows: list[VariableInfo], total: int, pattern: str, source: str) -> str:
