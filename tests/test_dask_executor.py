@@ -85,6 +85,11 @@ def assert_same_files(a_dir: Path, b_dir: Path) -> None:
                 xr.testing.assert_identical(a[name], b[name])
 
 
+def day_processes(tmp: Path) -> list[tuple[int, str]]:
+    """The run's single_download.py processes (the driver's command line names the data folder too)."""
+    return [p for p in processes_mentioning("single_download.py 2021-01-0") if f"--data-dir {tmp / 'data'}" in p[1]]
+
+
 def launchers(log_dir: Path) -> set[int]:
     """The PIDs that started the day processes, from each day log's attempt header."""
     pids = set()
@@ -163,7 +168,7 @@ def test_kill_all_stops_the_day_processes_on_an_existing_clusters_workers(stack,
         assert started.returncode == 0, started.stderr
         pgid = int((tmp_path / "logs" / "pipeline.pid").read_text())
         deadline = time.monotonic() + 90
-        while len(processes_mentioning(f"--data-dir {tmp_path / 'data'}")) < 2:
+        while len(day_processes(tmp_path)) < 2:  # both workers' day processes, not just the driver
             assert time.monotonic() < deadline, "the days did not start"
             time.sleep(0.2)
         stopped = subprocess.run([str(ROOT / "kill_all.sh"), "--log-dir", str(tmp_path / "logs"), "--grace", "20"],
@@ -171,7 +176,7 @@ def test_kill_all_stops_the_day_processes_on_an_existing_clusters_workers(stack,
         assert stopped.returncode == 0 and "It did not stop" not in stopped.stdout, stopped.stdout + stopped.stderr
         assert not group_alive(pgid)
         deadline = time.monotonic() + 5
-        while processes_mentioning(f"--data-dir {tmp_path / 'data'}"):
+        while day_processes(tmp_path):
             assert time.monotonic() < deadline, "day processes outlived the run on the cluster's workers"
             time.sleep(0.2)
         assert "SIGTERM received" in (tmp_path / "logs" / "driver_main_run.log").read_text()
