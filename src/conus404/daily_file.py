@@ -52,8 +52,12 @@ def hourly_dir(data_dir: Path) -> Path:
     return Path(data_dir) / "unprocessed" / "24hours"
 
 
+def daily_name(day: dt.date) -> str:
+    return f"{FILE_PREFIX}{day:%Y%m%d}.nc"
+
+
 def daily_path(data_dir: Path, day: dt.date) -> Path:
-    return daily_dir(data_dir) / f"{FILE_PREFIX}{day:%Y%m%d}.nc"
+    return daily_dir(data_dir) / daily_name(day)
 
 
 def content_digest(fields: Iterable[tuple[str, np.ndarray]]) -> str:

@@ -145,7 +145,7 @@ def status(settings: settings_mod.Settings, log_dir: Path) -> int:
         from conus404.remote_output import RemoteOutput
 
         committed = RemoteOutput.of(settings).committed_names()
-        done = [d for d in days if daily_file.daily_path(settings.data_dir, d).name in committed]
+        done = [d for d in days if daily_file.daily_name(d) in committed]
     else:
         done = [d for d in days if daily_file.daily_path(settings.data_dir, d).exists()]
     failed_keys = set(Ledger(settings.data_dir / "failed_jobs.json").entries)

@@ -47,7 +47,7 @@ class RemoteOutput:
         return f"{self.root}/{name}"
 
     def url_of(self, day: dt.date) -> str:
-        return f"{self.url}/{daily_file.daily_path(Path('.'), day).name}"
+        return f"{self.url}/{daily_file.daily_name(day)}"
 
     def check_writable(self) -> None:
         """Write and delete a probe object, or raise ConfigurationError naming the URL."""
@@ -62,7 +62,7 @@ class RemoteOutput:
 
     def record(self, day: dt.date) -> dict[str, Any] | None:
         """The day's commit record, or None if there is none (or it cannot be read)."""
-        name = daily_file.daily_path(Path("."), day).name
+        name = daily_file.daily_name(day)
         try:
             return json.loads(self.fs.cat_file(self._path(name + RECORD_SUFFIX)))
         except (FileNotFoundError, ValueError):
@@ -81,12 +81,10 @@ class RemoteOutput:
     def published(self, day: dt.date, names: Iterable[str], bbox: str | None) -> bool:
         """Whether the day is there as this request would make it: record and file size agree."""
         record = self.record(day)
-        if record is None or record.get("day") != day.isoformat() or record.get("bbox") != bbox:
-            return False
-        if sorted(record.get("variables", [])) != sorted(set(names)):
+        if record is None or record.get("day") != day.isoformat() or not _same_request(record, names, bbox):
             return False
         try:
-            return self.fs.size(self._path(daily_file.daily_path(Path("."), day).name)) == record.get("size")
+            return self.fs.size(self._path(daily_file.daily_name(day))) == record.get("size")
         except FileNotFoundError:
             return False
 
@@ -118,12 +116,11 @@ class RemoteOutput:
     def _set_aside_other_request(self, day: dt.date, record: dict[str, Any]) -> None:
         """An object made for another request (other fields or box) is moved to quarantine/, never
         overwritten, as a local file that does not verify is; the same request's object is replaced."""
-        name = daily_file.daily_path(Path("."), day).name
+        name = daily_file.daily_name(day)
         old = self.record(day)
         if not self.fs.exists(self._path(name)):
             return
-        if old is not None and sorted(old.get("variables", [])) == sorted(record["variables"]) \
-                and old.get("bbox") == record["bbox"]:
+        if old is not None and _same_request(old, record["variables"], record["bbox"]):
             return
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
         for suffix in ("", RECORD_SUFFIX):
@@ -141,3 +138,8 @@ class RemoteOutput:
         finally:
             if self.fs.exists(tmp):
                 self.fs.rm_file(tmp)
+
+
+def _same_request(record: Mapping[str, Any], names: Iterable[str], bbox: str | None) -> bool:
+    """Whether a commit record is of a file with these fields over this box."""
+    return sorted(record.get("variables", [])) == sorted(set(names)) and record.get("bbox") == bbox
