@@ -47,6 +47,10 @@ class Window:
     def selection(self) -> dict[str, slice]:
         return {"south_north": slice(self.j0, self.j1), "west_east": slice(self.i0, self.i1)}
 
+    def cut(self, array):
+        """The window of a 2-D (south_north, west_east) array."""
+        return array[self.j0:self.j1, self.i0:self.i1]
+
     @property
     def shape(self) -> tuple[int, int]:
         return self.j1 - self.j0, self.i1 - self.i0

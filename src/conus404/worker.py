@@ -340,11 +340,12 @@ def run_day(
     timings: dict[str, float] = {}
     step = time.monotonic()
     ds, description, lat, lon = open_and_read_grid(open_source)
-    window = None
+    window, box_attrs = None, {}
     if settings.bbox is not None:
         window = subset.index_window(lat, lon, settings.bbox)
-        ds, lat, lon = ds.isel(window.selection), lat[window.j0:window.j1, window.i0:window.i1], lon[window.j0:window.j1, window.i0:window.i1]
-        description = {**description, "conus404_bbox": str(settings.bbox), "conus404_window": str(window)}
+        ds, lat, lon = ds.isel(window.selection), window.cut(lat), window.cut(lon)
+        box_attrs = {"conus404_bbox": str(settings.bbox), "conus404_window": str(window)}
+    description = {**description, **box_attrs}
     timings["open"] = time.monotonic() - step
     plans, warnings = plan_variables(ds, settings)
     for warning in warnings:
@@ -355,7 +356,6 @@ def run_day(
     if settings.keep_hourly:
         from conus404.hourly_file import HourlyFile
 
-        box_attrs = {k: v for k, v in description.items() if k in ("conus404_bbox", "conus404_window")}
         hourly = HourlyFile(daily_file.hourly_dir(settings.data_dir), day, lat, lon, box_attrs)
     try:
         step = time.monotonic()
