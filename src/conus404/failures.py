@@ -33,7 +33,7 @@ def failure_class(exc: BaseException) -> str:
     if isinstance(exc, MissingDataError | DataValidationError | SourceLayoutError):
         return "permanent"
     if isinstance(exc, AuthenticationError | OutputUploadError):
-        return "transient"  # an expired token: a fresh signature fixes it
+        return "transient"  # an expired token (a fresh signature fixes it), or an upload to OUTPUT_URL
     if isinstance(exc, CatalogError):
         return "transient" if exc.status_code is None or exc.status_code in RETRYABLE_HTTP else "permanent"
     status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
