@@ -106,9 +106,11 @@ def processes_mentioning(text: str) -> list[tuple[int, str]]:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from conus404.launch_template import close_shared_template
     from conus404.source import release_storage_clients
 
     release_storage_clients()  # close adlfs clients while their event loop still runs
+    close_shared_template()  # the launch template of tests that started workers in this process
     leftovers = live_children(os.getpid())
     if leftovers:
         print("\nERROR: the tests left processes running:", *leftovers, sep="\n  ")

@@ -1,5 +1,6 @@
 """The worker-process runner both executors share: standard input, output and log, the timeout,
-the environment handed on, and stopping what a process started (unit tests, no emulator)."""
+the environment handed on, and stopping what a process started (unit tests, no emulator). Each
+case runs twice: a process forked from the launch template, and a cold one."""
 
 from __future__ import annotations
 
@@ -9,19 +10,30 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from conus404 import executors
 from conus404.executors import SubprocessExecutor, WorkerLaunch, run_worker_process, stop_worker_processes
 
+SLEEP_60 = "import time; time.sleep(60)"
 ECHO_STDIN = "import sys; data = sys.stdin.read(); print('{\"got\": %d}' % len(data)); print('to the log', file=sys.stderr)"
 
 
-def launch(tmp: Path, code: str, stdin_text: str | None = None, timeout_s: float = 30, header: str = "attempt",
-           env: dict | None = None) -> WorkerLaunch:
-    return WorkerLaunch([sys.executable, "-c", code], stdin_text, tmp / "day.log", timeout_s, header, tmp, env)
+LAUNCHES = {"prewarmed": True, "cold": False}
 
 
-def test_stdin_reaches_the_process_stdout_comes_back_and_stderr_goes_to_the_log(tmp_path):
-    ended = run_worker_process(launch(tmp_path, ECHO_STDIN, "x" * 70_000, header="attempt for D"))
+@pytest.fixture(params=list(LAUNCHES))
+def prewarmed(request) -> bool:
+    return LAUNCHES[request.param]
+
+
+def launch(tmp: Path, code: str, prewarmed: bool, stdin_text: str | None = None, timeout_s: float = 30,
+           header: str = "attempt", env: dict | None = None) -> WorkerLaunch:
+    return WorkerLaunch([sys.executable, "-c", code], stdin_text, tmp / "day.log", timeout_s, header, tmp, env, prewarmed)
+
+
+def test_stdin_reaches_the_process_stdout_comes_back_and_stderr_goes_to_the_log(prewarmed, tmp_path):
+    ended = run_worker_process(launch(tmp_path, ECHO_STDIN, prewarmed, "x" * 70_000, header="attempt for D"))
     assert ended.returncode == 0 and not ended.timed_out and not ended.lost
     assert ended.stdout.strip() == '{"got": 70000}'
     log = (tmp_path / "day.log").read_text()
@@ -29,35 +41,35 @@ def test_stdin_reaches_the_process_stdout_comes_back_and_stderr_goes_to_the_log(
     assert log.rstrip().endswith("to the log")
 
 
-def test_a_process_past_its_timeout_is_terminated_and_reported_as_timed_out(tmp_path):
+def test_a_process_past_its_timeout_is_terminated_and_reported_as_timed_out(prewarmed, tmp_path):
     started = time.monotonic()
-    ended = run_worker_process(launch(tmp_path, "import time; time.sleep(60)", timeout_s=0.5))
+    ended = run_worker_process(launch(tmp_path, SLEEP_60, prewarmed, timeout_s=0.5))
     assert ended.timed_out and ended.returncode == -15
     assert time.monotonic() - started < 10
 
 
-def test_a_process_that_ignores_sigterm_is_killed_after_the_grace(tmp_path, monkeypatch):
+def test_a_process_that_ignores_sigterm_is_killed_after_the_grace(prewarmed, tmp_path, monkeypatch):
     monkeypatch.setattr(executors, "KILL_GRACE_S", 0.5)
     code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
-    ended = run_worker_process(launch(tmp_path, code, timeout_s=0.5))
+    ended = run_worker_process(launch(tmp_path, code, prewarmed, timeout_s=0.5))
     assert ended.timed_out and ended.returncode == -9
 
 
-def test_the_environment_handed_on_is_added_to_the_processes_own(tmp_path, monkeypatch):
+def test_the_environment_handed_on_is_added_to_the_processes_own(prewarmed, tmp_path, monkeypatch):
     monkeypatch.setenv("CONUS404_TEST_INHERITED", "here")
     code = "import os; print(os.environ['CONUS404_STAC_URL'], os.environ['CONUS404_TEST_INHERITED'])"
-    job, where = SubprocessExecutor().submit(launch(tmp_path, code, env={"CONUS404_STAC_URL": "https://127.0.0.1:1/stac"}))
+    job, where = SubprocessExecutor().submit(launch(tmp_path, code, prewarmed, env={"CONUS404_STAC_URL": "https://127.0.0.1:1/stac"}))
     while not job.done():
         time.sleep(0.05)
     assert job.result().stdout.split() == ["https://127.0.0.1:1/stac", "here"]
     assert where.startswith("pid ")
 
 
-def test_stop_worker_processes_kills_what_this_process_started_by_pid(tmp_path):
+def test_stop_worker_processes_kills_what_this_process_started_by_pid(prewarmed, tmp_path):
     """What a Dask worker is asked to do when a run is interrupted while its task runs."""
     results = []
     thread = threading.Thread(target=lambda: results.append(run_worker_process(
-        launch(tmp_path, "import time; time.sleep(60)", timeout_s=120))))
+        launch(tmp_path, SLEEP_60, prewarmed, timeout_s=120))))
     thread.start()
     deadline = time.monotonic() + 10
     while not executors._live:
@@ -71,8 +83,8 @@ def test_stop_worker_processes_kills_what_this_process_started_by_pid(tmp_path):
     assert stop_worker_processes() == 0
 
 
-def test_a_job_stopped_at_once_leaves_no_process(tmp_path):
-    job, _ = SubprocessExecutor().submit(launch(tmp_path, "import time; time.sleep(60)", timeout_s=120))
+def test_a_job_stopped_at_once_leaves_no_process(prewarmed, tmp_path):
+    job, _ = SubprocessExecutor().submit(launch(tmp_path, SLEEP_60, prewarmed, timeout_s=120))
     pid = job.pid
     job.stop()
     assert not Path(f"/proc/{pid}").exists()

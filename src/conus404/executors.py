@@ -41,6 +41,7 @@ class WorkerLaunch:
     header: str  # first line of this attempt in the log
     cwd: Path
     env: Mapping[str, str] | None = None  # added to the environment of the machine it runs on
+    prewarmed: bool = True  # fork it from this machine's launch template (conus404.launch_template)
 
 
 @dataclass
@@ -80,11 +81,7 @@ class WorkerProcess:
         self._log.write(f"\n===== {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} {launch.header}, "
                         f"started by {socket.gethostname()} pid {os.getpid()} =====\n")
         self._log.flush()
-        self.proc = subprocess.Popen(
-            launch.argv, stdin=subprocess.PIPE if launch.stdin_text is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=self._log, text=True, cwd=launch.cwd,
-            env={**os.environ, **launch.env} if launch.env else None,
-        )
+        self.proc = _start(launch, self._log)
         self.started = time.monotonic()
         with _live_lock:
             _live.add(self)
@@ -131,6 +128,24 @@ class WorkerProcess:
             _live.discard(self)
 
 
+def _start(launch: WorkerLaunch, log_file):
+    """The process of ``launch``: forked from the launch template when asked and possible, else cold."""
+    env = {**os.environ, **(launch.env or {})}
+    if launch.prewarmed:
+        from conus404 import launch_template
+
+        template = launch_template.shared_template(launch.cwd, env)
+        if template is not None:
+            try:
+                return template.popen(launch.argv, launch.stdin_text is not None, log_file.fileno())
+            except launch_template.LaunchTemplateError as exc:
+                log.warning("%s: starting a cold worker process instead", exc)
+    return subprocess.Popen(
+        launch.argv, stdin=subprocess.PIPE if launch.stdin_text is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=log_file, text=True, cwd=launch.cwd, env=env,
+    )
+
+
 def run_worker_process(launch: WorkerLaunch) -> WorkerExit:
     """Run one worker process to its end: the body of a Dask task (runs on a Dask worker)."""
     process = WorkerProcess(launch)
@@ -159,7 +174,9 @@ class SubprocessExecutor:
         return process, f"pid {process.pid}"
 
     def close(self) -> None:
-        pass
+        from conus404.launch_template import close_shared_template
+
+        close_shared_template()
 
 
 def open_executor(settings) -> Executor:

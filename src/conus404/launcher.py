@@ -84,7 +84,7 @@ def _settings_flags(args: argparse.Namespace, settings: settings_mod.Settings) -
         "--start", settings.start_date.isoformat(), "--end", settings.end_date.isoformat(),
         "--max-processes", str(settings.max_processes), "--days-per-worker", str(settings.days_per_worker),
         "--executor", settings.executor, "--dask-scheduler", settings.dask_scheduler or "",
-        *settings_mod.worker_flags(settings),
+        "--launch", settings.launch, *settings_mod.worker_flags(settings),
     ]
     flags += ["--overview"] if settings.overview else []
     for name in ("day_timeout", "progress_interval", "min_available_mb", "log_dir"):

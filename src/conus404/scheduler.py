@@ -238,7 +238,8 @@ class DayScheduler:
         stdin_text = json.dumps(asset.to_json()) if asset is not None else None
         env = {name: os.environ[name] for name in WORKER_ENVIRONMENT if name in os.environ}
         job, where = self.executor.submit(WorkerLaunch(argv, stdin_text, log_path, self._timeout_s(days),
-                                                       f"attempt for {which}", PROJECT_ROOT / "src", env))
+                                                       f"attempt for {which}", PROJECT_ROOT / "src", env,
+                                                       prewarmed=self.settings.launch == "prewarmed"))
         log.info("started %s (%s)", which, where)
         return _Running(days, job, time.monotonic(), log_path)
 

@@ -80,6 +80,7 @@ class Settings:
     chunk_cache: bool = True  # share chunks that several days read through a disk cache (conus404.chunk_cache)
     executor: str = "subprocess"  # where worker processes run: "subprocess" (children) or "dask" (tasks)
     dask_scheduler: str | None = None  # the "dask" executor's scheduler address or file; None = a LocalCluster
+    launch: str = "prewarmed"  # worker processes forked from a template that did the imports, or "cold"
     retry: Any = None  # conus404.retry_policy.RetrySettings; None = its defaults
 
     @property
@@ -203,6 +204,16 @@ def parse_executor(value: Any, what: str = "EXECUTOR") -> str:
     name = str(value).strip().lower()
     if name not in EXECUTORS:
         raise ConfigurationError(f"{what} {value!r} is not an executor: use {' or '.join(EXECUTORS)}")
+    return name
+
+
+LAUNCHES = ("prewarmed", "cold")
+
+
+def parse_launch(value: Any, what: str = "LAUNCH") -> str:
+    name = str(value).strip().lower()
+    if name not in LAUNCHES:
+        raise ConfigurationError(f"{what} {value!r} is not a way to launch workers: use {' or '.join(LAUNCHES)}")
     return name
 
 
@@ -344,6 +355,7 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         output_storage_options=_storage_options(env, OUTPUT_STORAGE_OPTIONS_ENV, values, "OUTPUT_STORAGE_OPTIONS"),
         executor=parse_executor(values.get("EXECUTOR", "subprocess")),
         dask_scheduler=parse_dask_scheduler(values.get("DASK_SCHEDULER_ADDRESS")),
+        launch=parse_launch(values.get("LAUNCH", "prewarmed")),
         retry=parse_retry(values.get("RETRY", {})),
     )
     return check(settings)
@@ -382,6 +394,9 @@ def add_arguments(parser: argparse.ArgumentParser, date_range: bool = True) -> N
         group.add_argument("--dask-scheduler", metavar="ADDRESS_OR_FILE",
                            help="with --executor dask: an existing scheduler, e.g. tcp://10.0.0.5:8786 or a "
                            "scheduler file; default a LocalCluster here (DASK_SCHEDULER_ADDRESS)")
+        group.add_argument("--launch", metavar="HOW",
+                           help="prewarmed: fork each worker process from a template process that has done the "
+                           "imports; cold: a new interpreter per worker (LAUNCH)")
 
 
 def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -406,6 +421,8 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
         changes["overview"] = True
     if getattr(args, "executor", None) is not None:
         changes["executor"] = parse_executor(args.executor, "--executor")
+    if getattr(args, "launch", None) is not None:
+        changes["launch"] = parse_launch(args.launch, "--launch")
     if getattr(args, "dask_scheduler", None) is not None:
         changes["dask_scheduler"] = parse_dask_scheduler(args.dask_scheduler, "--dask-scheduler")
     if args.variables is not None:
