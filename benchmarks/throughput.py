@@ -13,6 +13,8 @@ local STAC + SAS service) for every contender:
   seed      the seed design: one process per day (2 at once) that opens the catalogue, signs,
             opens the store, .load()s the day whole and writes it
   notebook  one process: open once, loop over the days, mean/sum, to_netcdf
+  pipeline-local, notebook-local  the same two on a copy of the store on local disk (an HPC
+            user's own copy): no network, so fixed per-day costs show undiluted
 
 Bytes and requests are counted by the proxy; "needed" is the compressed size of the distinct
 chunks the days' hour windows touch (plus lat/lon and .zmetadata), from the blob listing.
@@ -35,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 CONTENDERS = ROOT / "benchmarks" / "contenders"
-ORDER = ("limit", "pipeline", "pipeline-batched", "seed", "notebook")
+ORDER = ("limit", "pipeline", "pipeline-batched", "seed", "notebook", "pipeline-local", "notebook-local")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -150,13 +152,14 @@ def run_limit(ctx: dict, keys: set[str]) -> dict:
     return {"wall_s": wall, "overhead_s": 0.0, "peak_rss_mb": max(r["peak_rss_mb"] for r in results)}
 
 
-def run_pipeline(ctx: dict, work: Path, days_per_worker: int = 1) -> dict:
+def run_pipeline(ctx: dict, work: Path, days_per_worker: int = 1, local: bool = False) -> dict:
     days, args = ctx["days"], ctx["args"]
-    logs = work / f"pipeline-{days_per_worker}-logs"
+    name = f"pipeline-{days_per_worker}{'-local' if local else ''}"
+    logs = work / f"{name}-logs"
     argv = [sys.executable, str(ROOT / "src" / "driver.py"), "--start", days[0].isoformat(), "--end", days[-1].isoformat(),
             "--max-processes", "2", "--days-per-worker", str(days_per_worker), "--variables", args.variables,
-            "--statistics", "", "--data-dir", str(work / f"pipeline-{days_per_worker}"),
-            "--log-dir", str(logs), "--progress-interval", "5"]
+            "--statistics", "", "--data-dir", str(work / name), "--log-dir", str(logs), "--progress-interval", "5",
+            *(["--source", str(ctx["local_store"])] if local else [])]
     started = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, env=ctx["env"], timeout=7200)
     wall = time.monotonic() - started
@@ -166,9 +169,10 @@ def run_pipeline(ctx: dict, work: Path, days_per_worker: int = 1) -> dict:
     if proc.returncode != 0 or len(published) != len(days):
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
         raise SystemExit(f"the pipeline did not publish every day (exit {proc.returncode}):\n{tail}")
-    overhead = sum(r["timings"].get("startup", 0) + r["timings"].get("open", 0) for r in published) / len(published)
+    fixed = ("startup", "open", "verify")  # not reading, aggregating or compressing
+    overhead = sum(sum(r["timings"].get(k, 0) for k in fixed) for r in published) / len(published)
     phases = {k: round(sum(r["timings"].get(k, 0) for r in published) / len(published), 2)
-              for k in ("startup", "open", "read", "aggregate", "write")}
+              for k in ("startup", "open", "read", "aggregate", "write", "verify")}
     return {"wall_s": wall, "overhead_s": overhead, "peak_rss_mb": max(r["peak_rss_mb"] for r in published),
             "phases_s": phases}
 
@@ -189,10 +193,11 @@ def run_seed(ctx: dict, work: Path) -> dict:
     return {"wall_s": wall, "overhead_s": overhead, "peak_rss_mb": max(r["peak_rss_mb"] for r in results)}
 
 
-def run_notebook(ctx: dict, work: Path) -> dict:
+def run_notebook(ctx: dict, work: Path, local: bool = False) -> dict:
     days = ctx["days"]
     argv = [sys.executable, str(CONTENDERS / "notebook_loop.py"), days[0].isoformat(), str(len(days)),
-            ctx["args"].variables, str(work / "notebook")]
+            ctx["args"].variables, str(work / ("notebook-local" if local else "notebook")),
+            *([str(ctx["local_store"])] if local else [])]
     started = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, env=ctx["env"], timeout=7200)
     wall = time.monotonic() - started
@@ -215,8 +220,7 @@ def measure_layout(stack, layout: str, args, work: Path, progress) -> list[dict]
                               variables=store_variables(variables, layout))
     progress(f"{layout}: writing a {args.ny}x{args.nx} store of {spec.hours} hours ({', '.join(spec.variables)})")
     store_path = f"conus404-{layout}.zarr"
-    local = args.store_cache / f"{layout}-{args.ny}x{args.nx}-{args.days}d-{'_'.join(spec.variables)}.zarr" if (
-        args.store_cache) else None
+    local = (args.store_cache or work) / f"{layout}-{args.ny}x{args.nx}-{args.days}d-{'_'.join(spec.variables)}.zarr"
     stack.add_store(spec, store_path=store_path, local_copy=local)
     container = stack.blob_service().get_container_client("noaa")
     blobs = {b.name[len(store_path) + 1:]: b.size for b in container.list_blobs(name_starts_with=store_path + "/")}
@@ -227,7 +231,7 @@ def measure_layout(stack, layout: str, args, work: Path, progress) -> list[dict]
     defaults = Settings(start_date=days[0], end_date=days[-1], variables=tuple(variables))
     asset = sign_collection_asset(env["CONUS404_STAC_URL"], "conus404", "zarr-abfs", env["PC_SDK_SAS_URL"])
     ctx = {"args": args, "days": days, "env": env, "proxy": stack.proxy, "zmeta": zmeta, "blobs": blobs,
-           "asset": asset.to_json(), "settings": defaults}
+           "asset": asset.to_json(), "settings": defaults, "local_store": local}
     rows = []
     for name in args.contender_list:
         progress(f"{layout}: running {name} over {len(days)} day(s)")
@@ -236,7 +240,9 @@ def measure_layout(stack, layout: str, args, work: Path, progress) -> list[dict]
             row = run_limit(ctx, keys)
         else:
             run = {"pipeline": run_pipeline, "seed": run_seed, "notebook": run_notebook,
-                   "pipeline-batched": lambda c, w: run_pipeline(c, w, args.days_per_worker)}[name]
+                   "pipeline-batched": lambda c, w: run_pipeline(c, w, args.days_per_worker),
+                   "pipeline-local": lambda c, w: run_pipeline(c, w, local=True),
+                   "notebook-local": lambda c, w: run_notebook(c, w, local=True)}[name]
             row = run(ctx, work / layout)
         row.update({
             "layout": layout, "contender": name, "days": len(days),
@@ -260,10 +266,13 @@ def table(rows: list[dict], args) -> str:
         limit = next((r for r in group if r["contender"] == "limit"), None)
         for r in group:
             per_min = r["days"] / r["wall_s"] * 60
-            versus = f"{per_min / (limit['days'] / limit['wall_s'] * 60):.2f}" if limit else "–"
+            local = r["contender"].endswith("-local")  # no network: the limit and the proxy's counts do not apply
+            fetched = "–" if local else f"{r['bytes_fetched'] / r['bytes_needed']:.2f}"
+            requests = "–" if local else f"{r['requests'] / r['days']:.0f}"
+            versus = f"{per_min / (limit['days'] / limit['wall_s'] * 60):.2f}" if limit and not local else "–"
             lines.append(
                 f"| {layout} | {r['contender']} | {per_min:.1f} | {r['wall_s'] / r['days']:.2f} | {versus} | "
-                f"{r['overhead_s']:.2f} | {r['bytes_fetched'] / r['bytes_needed']:.2f} | {r['requests'] / r['days']:.0f} | "
+                f"{r['overhead_s']:.2f} | {fetched} | {requests} | "
                 f"{r['peak_rss_mb']:.0f} |")
     phases = [r for r in rows if r.get("phases_s")]
     if phases:

@@ -11,12 +11,14 @@ import os
 import shutil
 import socket
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from conus404.emulator.tls import make_tls_files
 
+ROOT = Path(__file__).resolve().parents[1]
 _TLS_DIR = Path(tempfile.mkdtemp(prefix="conus404-tests-tls-"))
 TLS = make_tls_files(_TLS_DIR)
 os.environ.update(TLS.client_env())
@@ -105,6 +107,20 @@ def processes_mentioning(text: str) -> list[tuple[int, str]]:
     return out
 
 
+# The longest files first (measured with --durations), so that two xdist workers finish together.
+SLOW_FIRST = ("test_reliability", "test_pipeline", "test_dask_executor", "test_bad_input", "test_benchmarks",
+              "test_worker", "test_remote_output", "test_quick_look", "test_sources", "test_emulator_stack",
+              "test_days_per_worker", "test_bbox_run", "test_launch_template", "test_executors")
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = Path(str(item.fspath)).stem
+        return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: a file's own order is kept
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from conus404.launch_template import close_shared_template
     from conus404.source import release_storage_clients
@@ -124,18 +140,49 @@ def tls_files():
     return TLS
 
 
-@pytest.fixture(scope="session")
-def emulator(tmp_path_factory):
-    """A running emulator serving a small two-day PC-layout store as collection ``conus404``."""
+@contextmanager
+def running_emulator(workdir: Path, spec=None):
+    """An emulator stack (Azurite, STAC/SAS; moto on first use) serving ``spec`` as collection
+    ``conus404``, stopped when the block ends."""
     from conus404.emulator.stack import EmulatorStack
-    from conus404.emulator.synthetic_store import StoreSpec
 
-    stack = EmulatorStack(tmp_path_factory.mktemp("emulator"), tls=TLS).start()
+    stack = EmulatorStack(workdir, tls=TLS).start()
     try:
-        stack.add_store(StoreSpec.for_days("2021-01-01", 2, ny=24, nx=32))
+        if spec is not None:
+            stack.add_store(spec)
         yield stack
     finally:
         stack.stop()
+
+
+def emulator_serving(spec, name: str = "emulator"):
+    """A module-scoped fixture: one emulator serving ``spec`` for every test of the module."""
+
+    @pytest.fixture(scope="module")
+    def fixture(tmp_path_factory):
+        with running_emulator(tmp_path_factory.mktemp(name), spec) as stack:
+            yield stack
+
+    return fixture
+
+
+def reset_faults(stack) -> None:
+    """Undo what a test did to a shared stack: no faults, hour-long tokens."""
+    import datetime as dt
+
+    if stack.proxy is not None:
+        stack.inject_faults([])
+    stack.service.token_lifetime = dt.timedelta(hours=1)
+    stack.service.stac_unavailable_first = stack.service.token_throttle_first = 0
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    """A running emulator serving a small two-day PC-layout store as collection ``conus404``."""
+    from conus404.emulator.synthetic_store import StoreSpec
+
+    with running_emulator(tmp_path_factory.mktemp("emulator"), StoreSpec.for_days("2021-01-01", 2, ny=24, nx=32)) as stack:
+        yield stack
 
 
 @pytest.fixture
@@ -148,12 +195,26 @@ def fresh_sdk():
     sas.TOKEN_CACHE.clear()
 
 
+def run_pipeline(tmp: Path, stack, days, variables: str, *flags: str, env: dict | None = None, timeout: float = 300,
+                 statistics: str = "", retry_backoff: str = "0.5", progress_interval: str = "1"):
+    """./run_pipeline.sh over ``days`` (first..last) against ``stack`` (None: no emulator), 2 processes,
+    data and logs in ``tmp``; add ``--foreground`` to wait for the run."""
+    import subprocess
+
+    argv = [str(ROOT / "run_pipeline.sh"), "--start", str(days[0]), "--end", str(days[-1]), "--variables", variables,
+            "--statistics", statistics, "--max-processes", "2", "--data-dir", str(tmp / "data"),
+            "--log-dir", str(tmp / "logs"), "--progress-interval", progress_interval, "--retry-backoff", retry_backoff,
+            *flags]
+    full_env = {**os.environ, **(stack.client_env() if stack is not None else {}), **(env or {})}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=full_env, stdin=subprocess.DEVNULL)
+
+
 def run_driver(stack, tmp, days, variables: str, *flags: str, timeout: float = 300, env: dict | None = None):
     """src/driver.py over ``days`` (first..last) against ``stack``, 2 processes, logs and data in ``tmp``."""
     import subprocess
     import sys
 
-    argv = [sys.executable, str(Path(__file__).resolve().parents[1] / "src" / "driver.py"),
+    argv = [sys.executable, str(ROOT / "src" / "driver.py"),
             "--start", days[0].isoformat(), "--end", days[-1].isoformat(), "--variables", variables,
             "--statistics", "", "--max-processes", "2", "--data-dir", str(tmp / "data"), "--log-dir", str(tmp / "logs"),
             "--progress-interval", "1", *flags]

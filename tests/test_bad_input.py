@@ -14,20 +14,14 @@ import xarray as xr
 
 from conus404.emulator.stack import EmulatorStack
 from conus404.emulator.synthetic_store import StoreSpec
+from tests import conftest
 
 pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parents[1]
 STORE_VARIABLES = ("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB", "TK")
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, tls_files):
-    stack = EmulatorStack(tmp_path_factory.mktemp("bad-input"), tls=tls_files).start()
-    try:
-        stack.add_store(StoreSpec.for_days("2021-01-01", 2, ny=6, nx=7, variables=STORE_VARIABLES))
-        yield stack
-    finally:
-        stack.stop()
+stack = conftest.emulator_serving(StoreSpec.for_days("2021-01-01", 2, ny=6, nx=7, variables=STORE_VARIABLES), "bad-input")
 
 
 def run(tmp: Path, stack: EmulatorStack, *flags: str, env: dict | None = None):

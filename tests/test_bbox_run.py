@@ -11,7 +11,6 @@ import pytest
 import xarray as xr
 
 from conus404 import daily_file, subset
-from conus404.emulator.stack import EmulatorStack
 from conus404.emulator.synthetic_store import StoreSpec
 from tests import conftest
 
@@ -21,15 +20,7 @@ VARIABLES = "T2,PREC_ACC_NC,ACSWDNB"
 BOX = "-105.5,38.5,-101,41.5"  # Colorado's Front Range and plains
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, tls_files):
-    stack = EmulatorStack(tmp_path_factory.mktemp("emulator"), tls=tls_files).start()
-    try:
-        stack.add_store(StoreSpec.for_days("2021-01-01", 2, ny=40, nx=50,
-                                           variables=("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB")))
-        yield stack
-    finally:
-        stack.stop()
+stack = conftest.emulator_serving(StoreSpec.for_days("2021-01-01", 2, ny=40, nx=50, variables=("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB")))
 
 
 def test_a_box_run_equals_the_window_cut_from_a_whole_domain_run(stack, tmp_path):

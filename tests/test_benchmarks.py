@@ -19,15 +19,18 @@ def test_throughput_smoke_run(tmp_path):
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {(r["layout"], r["contender"]): r for r in json.loads((tmp_path / "throughput.json").read_text())["rows"]}
-    assert set(rows) == {(layout, c) for layout in ("pc", "hytest") for c in ("limit", "pipeline", "pipeline-batched", "seed", "notebook")}
+    contenders = ("limit", "pipeline", "pipeline-batched", "seed", "notebook", "pipeline-local", "notebook-local")
+    assert set(rows) == {(layout, c) for layout in ("pc", "hytest") for c in contenders}
+    for layout in ("pc", "hytest"):  # a copy on local disk: nothing crosses the network
+        assert rows[(layout, "pipeline-local")]["bytes_fetched"] == rows[(layout, "notebook-local")]["bytes_fetched"] == 0
     for layout, variant in [(layout, v) for layout in ("pc", "hytest") for v in ("pipeline", "pipeline-batched")]:
         limit, pipeline = rows[(layout, "limit")], rows[(layout, variant)]
         # The limit fetches exactly the needed keys once: the proxy's count must equal the listing's sizes.
         assert limit["bytes_fetched"] == limit["bytes_needed"]
         assert pipeline["bytes_needed"] <= pipeline["bytes_fetched"] <= 1.1 * pipeline["bytes_needed"]
         assert pipeline["peak_rss_mb"] > 50 and pipeline["overhead_s"] > 0
-        assert set(pipeline["phases_s"]) == {"startup", "open", "read", "aggregate", "write"}
+        assert set(pipeline["phases_s"]) == {"startup", "open", "read", "aggregate", "write", "verify"}
     # Two days inside one 144-hour chunk: whoever reads per day without the cache fetches it twice.
     assert rows[("hytest", "seed")]["bytes_fetched"] > 1.8 * rows[("hytest", "seed")]["bytes_needed"]
     table = (tmp_path / "throughput.md").read_text()
-    assert table.count("\n| pc |") == 5 and table.count("\n| hytest |") == 5
+    assert table.count("\n| pc |") == 7 and table.count("\n| hytest |") == 7

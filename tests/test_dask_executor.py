@@ -24,6 +24,7 @@ from conus404.emulator.fault_proxy import FaultRule
 from conus404.emulator.stack import EmulatorStack
 from conus404.emulator.synthetic_store import StoreSpec
 from conus404.processes import free_loopback_port, start_process_group, stop_process_group, wait_for_port
+from tests import conftest
 from tests.conftest import group_alive, processes_mentioning
 
 pytestmark = pytest.mark.emulator
@@ -33,14 +34,8 @@ VARIABLES = "T2,PREC_ACC_NC,ACSWDNB"
 RUN_MARKER = "CONUS404_TEST_RUN"  # in the environment of every process a test run starts
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, tls_files):
-    stack = EmulatorStack(tmp_path_factory.mktemp("emulator"), tls=tls_files).start()
-    try:
-        stack.add_store(StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20, variables=("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB")))
-        yield stack
-    finally:
-        stack.stop()
+stack = conftest.emulator_serving(
+    StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20, variables=("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB")))
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +48,7 @@ def subprocess_run(stack, tmp_path_factory):
 
 
 def pipeline(tmp: Path, stack: EmulatorStack, *flags: str, timeout: float = 300):
-    argv = [str(ROOT / "run_pipeline.sh"), "--start", DAYS[0], "--end", DAYS[-1], "--variables", VARIABLES,
-            "--statistics", "", "--max-processes", "2", "--data-dir", str(tmp / "data"), "--log-dir", str(tmp / "logs"),
-            "--progress-interval", "1", "--retry-backoff", "0.5", *flags]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                          env={**os.environ, **stack.client_env(), RUN_MARKER: str(tmp)})
+    return conftest.run_pipeline(tmp, stack, DAYS, VARIABLES, *flags, timeout=timeout, env={RUN_MARKER: str(tmp)})
 
 
 def processes_of_run(tmp: Path) -> list[int]:
@@ -162,7 +153,7 @@ def test_kill_all_stops_the_day_processes_on_an_existing_clusters_workers(stack,
     """The day processes are children of the cluster's workers, outside the run's process group:
     only the driver, on SIGTERM, can have them stopped, by PID, on every worker."""
     address, scheduler, workers = external_cluster
-    stack.inject_faults([FaultRule(r"/T2/\d+\.0\.0$", delay_s=30.0)])  # days that cannot finish before the check
+    stack.inject_faults([FaultRule(r"/T2/\d+\.0\.0$", delay_s=600.0)])  # days that cannot finish before the check
     try:
         started = pipeline(tmp_path, stack, "--executor", "dask", "--dask-scheduler", address)
         assert started.returncode == 0, started.stderr
@@ -186,13 +177,13 @@ def test_kill_all_stops_the_day_processes_on_an_existing_clusters_workers(stack,
 
 
 def test_kill_all_stops_a_dask_run_with_its_cluster_and_day_processes(stack, tmp_path):
-    stack.inject_faults([FaultRule(r"/T2/\d+\.0\.0$", delay_s=2.0)])  # slow days: time to interrupt
+    stack.inject_faults([FaultRule(r"/T2/\d+\.0\.0$", delay_s=600.0)])  # days that cannot finish before the kill
     try:
         started = pipeline(tmp_path, stack, "--executor", "dask")
         assert started.returncode == 0, started.stderr
         pgid = int((tmp_path / "logs" / "pipeline.pid").read_text())
         deadline = time.monotonic() + 90
-        while not processes_mentioning("single_download.py 2021-01-0"):
+        while not day_processes(tmp_path):
             assert time.monotonic() < deadline, "no day started"
             time.sleep(0.2)
         assert len(processes_of_run(tmp_path)) >= 5, "the run, its LocalCluster (scheduler + 2 nannies + 2 workers) and days"

@@ -22,15 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DAYS = [dt.date(2021, 1, 1) + dt.timedelta(days=i) for i in range(4)]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, tls_files):
-    stack = EmulatorStack(tmp_path_factory.mktemp("emulator"), tls=tls_files).start()
-    try:
-        stack.add_store(StoreSpec.for_days("2021-01-01", 4, ny=16, nx=20, variables=("T2", "PREC_ACC_NC"),
-                                           defects=(Defect("negative", "2021-01-02T05"),)))
-        yield stack
-    finally:
-        stack.stop()
+stack = conftest.emulator_serving(StoreSpec.for_days("2021-01-01", 4, ny=16, nx=20, variables=("T2", "PREC_ACC_NC"), defects=(Defect("negative", "2021-01-02T05"),)))
 
 
 def run_driver(stack: EmulatorStack, tmp: Path, *flags: str) -> subprocess.CompletedProcess:
@@ -60,9 +52,19 @@ def test_batches_give_per_day_outcomes_and_the_same_files(stack, tmp_path):
 
 
 def test_a_batch_stopped_by_its_timeout_fails_its_unfinished_days_as_transient(stack, tmp_path):
-    proc = run_driver(stack, tmp_path, "--days-per-worker", "2", "--day-timeout", "0.2")
+    """Days 2 and 4 hang (their T2 reads are held for 10 minutes, released when the emulator stops)
+    far past a 10 s-per-day timeout that a healthy day of this size meets many times over."""
+    from conus404.emulator.fault_proxy import FaultRule
+
+    stack.inject_faults([FaultRule(r"/T2/(2[4-9]|3\d|4[0-7]|7[2-9]|8\d|9[0-5])\.0\.0$", delay_s=600.0)])
+    try:
+        proc = run_driver(stack, tmp_path, "--days-per-worker", "2", "--day-timeout", "10")
+    finally:
+        stack.inject_faults([])
     assert proc.returncode == 1
     ledger = json.loads((tmp_path / "data" / "failed_jobs.json").read_text())
-    assert sorted(ledger) == [d.isoformat() for d in DAYS]
+    assert sorted(ledger) == ["2021-01-02", "2021-01-04"], "the finished first day of each batch is kept"
     assert {e["error_class"] for e in ledger.values()} == {"transient"}
-    assert all("timed out after 0.4 s" in e["message"] for e in ledger.values()), ledger
+    assert all("timed out after 20 s" in e["message"] for e in ledger.values()), ledger
+    for day in (DAYS[0], DAYS[2]):
+        assert daily_file.verify(daily_file.daily_path(tmp_path / "data", day), day, ["T2", "PREC_ACC_NC"]) is None

@@ -74,7 +74,10 @@ def test_a_forked_worker_is_its_own_process_with_the_scripts_command_line(tmp_pa
     process = WorkerProcess(WorkerLaunch([sys.executable, str(script), "2021-01-02"], None, tmp_path / "slow.log", 60,
                                          "slow", tmp_path, None, prewarmed=True))
     try:
-        assert command_line(process.pid) == f"{sys.executable} {script} 2021-01-02"
+        deadline = time.monotonic() + 30  # the child writes its command line first thing after the fork
+        while command_line(process.pid) != f"{sys.executable} {script} 2021-01-02":
+            assert time.monotonic() < deadline, command_line(process.pid)
+            time.sleep(0.02)
     finally:
         process.stop()
     assert process.proc.returncode == -signal.SIGKILL

@@ -19,6 +19,7 @@ from conus404.emulator.fault_proxy import FaultRule
 from conus404.emulator.stack import EmulatorStack
 from conus404.emulator.synthetic_store import Defect, StoreSpec
 from conus404.processes import start_process_group, stop_process_group
+from tests import conftest
 from tests.conftest import group_alive
 
 pytestmark = pytest.mark.emulator
@@ -27,27 +28,32 @@ DAYS = ["2021-01-01", "2021-01-02", "2021-01-03", "2021-01-04"]
 VARIABLES = "T2,PREC_ACC_NC,ACSWDNB"
 
 
+shared_stack = conftest.emulator_serving(StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20))
+
+
 @pytest.fixture
-def make_emulator(tmp_path, tls_files):
+def stack(shared_stack):
+    """The module's emulator, with whatever a test injected undone afterwards."""
+    yield shared_stack
+    conftest.reset_faults(shared_stack)
+
+
+@pytest.fixture
+def make_emulator(tmp_path):
+    """A stack of a test's own, for a store with planted defects."""
     stacks = []
 
     def make(spec: StoreSpec) -> EmulatorStack:
-        stack = EmulatorStack(tmp_path / f"emulator{len(stacks)}", tls=tls_files).start()
-        stacks.append(stack)
-        stack.add_store(spec)
-        return stack
+        stacks.append(conftest.running_emulator(tmp_path / f"emulator{len(stacks)}", spec))
+        return stacks[-1].__enter__()
 
     yield make
-    for stack in stacks:
-        stack.stop()
+    for context in stacks:
+        context.__exit__(None, None, None)
 
 
 def pipeline(tmp: Path, stack: EmulatorStack | None, *flags: str, env: dict | None = None, timeout: float = 300):
-    argv = [str(ROOT / "run_pipeline.sh"), "--start", DAYS[0], "--end", DAYS[-1], "--variables", VARIABLES,
-            "--statistics", "", "--max-processes", "2", "--data-dir", str(tmp / "data"), "--log-dir", str(tmp / "logs"),
-            "--progress-interval", "1", "--retry-backoff", "0.5", *flags]
-    full_env = {**os.environ, **(stack.client_env() if stack else {}), **(env or {})}
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=full_env, stdin=subprocess.DEVNULL)
+    return conftest.run_pipeline(tmp, stack, DAYS, VARIABLES, *flags, env=env, timeout=timeout)
 
 
 def verified_days(tmp: Path) -> list[str]:
@@ -62,9 +68,9 @@ def verified_days(tmp: Path) -> list[str]:
     return out
 
 
-def test_a_four_day_run_publishes_four_verified_files_and_a_rerun_does_nothing(make_emulator, tmp_path):
-    stack = make_emulator(StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20))
+def test_a_four_day_run_publishes_four_verified_files_and_a_rerun_does_nothing(stack, tmp_path):
     key = "subscription-key-that-must-never-be-written"
+    tokens_before = stack.service.requests["token"]
     result = pipeline(tmp_path, stack, "--foreground", env={"PC_SDK_SUBSCRIPTION_KEY": key})
     assert result.returncode == 0, result.stdout + result.stderr
     assert verified_days(tmp_path) == DAYS
@@ -73,7 +79,7 @@ def test_a_four_day_run_publishes_four_verified_files_and_a_rerun_does_nothing(m
     assert json.loads((tmp_path / "data" / "failed_jobs.json").read_text() if (tmp_path / "data" / "failed_jobs.json").exists() else "{}") == {}
     assert json.loads((tmp_path / "ultimate_failures.json").read_text()) == {}
     # one token for the whole run: signed once, handed to the driver and its workers
-    assert stack.service.requests["token"] == 1
+    assert stack.service.requests["token"] - tokens_before == 1
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "data" / "unprocessed" / "daily").glob("*.nc")}
     workers_before = len(list((tmp_path / "logs" / "subprocesses").glob("*.log")))
 
@@ -113,9 +119,9 @@ def test_transient_failures_are_retried_and_data_defects_are_not(make_emulator, 
 
 
 
-def test_kill_all_stops_the_run_spares_a_decoy_and_the_next_run_completes(make_emulator, tmp_path):
-    stack = make_emulator(StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20))
-    stack.inject_faults([FaultRule(r"/T2/\d+\.0\.0$", delay_s=2.0)])  # slow days: time to interrupt
+def test_kill_all_stops_the_run_spares_a_decoy_and_the_next_run_completes(stack, tmp_path):
+    # days that cannot finish before kill_all.sh (reads held for 10 minutes, released when the emulator stops)
+    stack.inject_faults([FaultRule(r"/T2/\d+\.0\.0$", delay_s=600.0)])
     started = pipeline(tmp_path, stack)  # background, as a user would start it
     assert started.returncode == 0, started.stderr
     assert "tail -f" in started.stdout and "driver_main_run.log" in started.stdout
@@ -145,11 +151,10 @@ def test_kill_all_stops_the_run_spares_a_decoy_and_the_next_run_completes(make_e
         status = pipeline(tmp_path, stack, "--status")
         assert "run: active" in status.stdout and "range 2021-01-01..2021-01-04 (4 days)" in status.stdout
 
-        t0 = time.monotonic()
-        stopped = subprocess.run([str(ROOT / "kill_all.sh"), "--log-dir", str(tmp_path / "logs"), "--grace", "10"],
+        stopped = subprocess.run([str(ROOT / "kill_all.sh"), "--log-dir", str(tmp_path / "logs"), "--grace", "20"],
                                  capture_output=True, text=True, timeout=60)
         assert stopped.returncode == 0 and f"Stopped process group {pgid}" in stopped.stdout
-        assert time.monotonic() - t0 < 12
+        assert "It did not stop" not in stopped.stdout, "SIGTERM alone stopped the run (no SIGKILL was needed)"
         assert not group_alive(pgid)
         assert decoy.poll() is None, "a process elsewhere named single_download.py was touched"
         leftovers = list((tmp_path / "data" / "unprocessed" / "daily").glob(".tmp-*")) if (tmp_path / "data" / "unprocessed" / "daily").exists() else []
@@ -158,20 +163,14 @@ def test_kill_all_stops_the_run_spares_a_decoy_and_the_next_run_completes(make_e
         if group_alive(pgid):
             os.killpg(pgid, signal.SIGKILL)
         stop_process_group(decoy)
-    stack.proxy.rules = []
+    stack.inject_faults([])
     finished = pipeline(tmp_path, stack, "--foreground")
     assert finished.returncode == 0, finished.stderr
     assert verified_days(tmp_path) == DAYS
 
 
-@pytest.fixture(scope="module")
-def usage_emulator(tmp_path_factory, tls_files):
-    stack = EmulatorStack(tmp_path_factory.mktemp("usage-emulator"), tls=tls_files).start()
-    try:
-        stack.add_store(StoreSpec.for_days(DAYS[0], 4, ny=6, nx=7, variables=("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB", "TK")))
-        yield stack
-    finally:
-        stack.stop()
+usage_emulator = conftest.emulator_serving(
+    StoreSpec.for_days(DAYS[0], 4, ny=6, nx=7, variables=("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB", "TK")), "usage-emulator")
 
 
 @pytest.mark.parametrize(
@@ -197,32 +196,32 @@ def test_usage_errors_exit_2_with_one_line_before_any_download(usage_emulator, t
     assert not (tmp_path / "logs" / "pipeline.pid").exists()
 
 
-def test_a_day_over_the_timeout_is_stopped_and_retried(make_emulator, tmp_path):
-    stack = make_emulator(StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20))
-    stack.inject_faults([FaultRule(r"/T2/53\.0\.0$", delay_s=30.0, times=1)])  # day 3 hangs once
-    result = pipeline(tmp_path, stack, "--foreground", "--day-timeout", "4")
+def test_a_day_over_the_timeout_is_stopped_and_retried(stack, tmp_path):
+    # Day 3 hangs once: a read held for 10 minutes (released when the emulator stops) against a 20 s
+    # timeout, which a healthy day of this size meets many times over even on a loaded machine.
+    stack.inject_faults([FaultRule(r"/T2/53\.0\.0$", delay_s=600.0, times=1)])
+    result = pipeline(tmp_path, stack, "--foreground", "--day-timeout", "20")
     assert result.returncode == 0, result.stdout + result.stderr
     failed = json.loads((tmp_path / "data" / "failed_jobs.json").read_text())
-    assert list(failed) == ["2021-01-03"] and failed["2021-01-03"]["message"] == "timed out after 4 s"
+    assert list(failed) == ["2021-01-03"] and failed["2021-01-03"]["message"] == "timed out after 20 s"
     assert verified_days(tmp_path) == DAYS
     assert json.loads((tmp_path / "ultimate_failures.json").read_text()) == {}
 
 
-def test_short_lived_tokens_are_renewed_during_the_run(make_emulator, tmp_path):
+def test_short_lived_tokens_are_renewed_during_the_run(stack, tmp_path):
     import datetime as dt
 
-    stack = make_emulator(StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20))
+    tokens_before = stack.service.requests["token"]
     stack.service.token_lifetime = dt.timedelta(seconds=8)  # longer than a day, shorter than the run
     stack.inject_faults([FaultRule(r"/T2/\d+\.0\.0$", delay_s=0.5)])
     result = pipeline(tmp_path, stack, "--foreground", "--max-processes", "1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert verified_days(tmp_path) == DAYS
-    assert stack.service.requests["token"] >= 2
+    assert stack.service.requests["token"] - tokens_before >= 2
     assert "signing again" in (tmp_path / "logs" / "driver_main_run.log").read_text()
 
 
-def test_no_new_worker_starts_while_memory_is_short(make_emulator, tmp_path):
-    stack = make_emulator(StoreSpec.for_days(DAYS[0], 4, ny=8, nx=9))
+def test_no_new_worker_starts_while_memory_is_short(stack, tmp_path):
     result = pipeline(tmp_path, stack, "--foreground", "--min-available-mb", "100000000")
     assert result.returncode == 0, result.stderr
     log = (tmp_path / "logs" / "driver_main_run.log").read_text()
@@ -234,11 +233,13 @@ def test_no_new_worker_starts_while_memory_is_short(make_emulator, tmp_path):
 def test_the_demo_runs_end_to_end_and_stops_its_emulator(tmp_path):
     from tests.conftest import processes_mentioning
 
+    scratch = tmp_path / "tmp"  # the demo's emulator works in a temporary folder: ours, to find it by
+    scratch.mkdir()
     result = subprocess.run(
         [str(ROOT / "run_pipeline.sh"), "--demo", "--data-dir", str(tmp_path / "data"), "--log-dir", str(tmp_path / "logs")],
-        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(scratch)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo: 3 daily file(s)" in result.stdout
     assert len(list((tmp_path / "data" / "unprocessed" / "daily").glob("conus404_daily_*.nc"))) == 3
-    assert processes_mentioning("conus404-demo-") == [], "the demo's emulator was stopped"
+    assert processes_mentioning(f"{scratch}/conus404-demo-") == [], "the demo's emulator was stopped"

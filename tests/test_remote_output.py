@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from conus404.emulator.stack import EmulatorStack
 from conus404.emulator.synthetic_store import StoreSpec, write_store
 from conus404.failures import failure_class
 from conus404.remote_output import RemoteOutput
+from tests import conftest
 
 pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,22 +28,16 @@ OUTPUT = "s3://results/conus404/daily"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, tls_files):
-    stack = EmulatorStack(tmp_path_factory.mktemp("emulator"), tls=tls_files).start()
-    try:
-        stack.add_store(StoreSpec.for_days(DAYS[0], 4, ny=12, nx=14, variables=("T2", "PREC_ACC_NC")))
+def stack(tmp_path_factory):
+    with conftest.running_emulator(tmp_path_factory.mktemp("emulator"),
+                                   StoreSpec.for_days(DAYS[0], 4, ny=12, nx=14, variables=("T2", "PREC_ACC_NC"))) as stack:
         stack.output_options = stack.add_bucket("results")
         yield stack
-    finally:
-        stack.stop()
 
 
 def pipeline(tmp: Path, stack: EmulatorStack, *flags: str) -> subprocess.CompletedProcess:
-    argv = [str(ROOT / "run_pipeline.sh"), "--foreground", "--start", DAYS[0], "--end", DAYS[-1], "--variables", VARIABLES,
-            "--statistics", "", "--max-processes", "2", "--data-dir", str(tmp / "data"), "--log-dir", str(tmp / "logs"),
-            "--progress-interval", "1", "--retry-backoff", "0.5", *flags]
-    env = {**os.environ, **stack.client_env(), "CONUS404_OUTPUT_STORAGE_OPTIONS": json.dumps(stack.output_options)}
-    return subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env, stdin=subprocess.DEVNULL)
+    env = {"CONUS404_OUTPUT_STORAGE_OPTIONS": json.dumps(stack.output_options)}
+    return conftest.run_pipeline(tmp, stack, DAYS, VARIABLES, "--foreground", *flags, env=env)
 
 
 def test_a_dask_run_publishes_to_s3_and_a_rerun_skips_by_the_records(stack, tmp_path):

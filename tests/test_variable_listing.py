@@ -12,20 +12,14 @@ import pytest
 
 from conus404.emulator.stack import EmulatorStack
 from conus404.emulator.synthetic_store import StoreSpec, build_dataset
+from tests import conftest
 
 pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parents[1]
 STORE_VARIABLES = ("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB", "TK", "U10", "V10", "ACLWDNB", "I_ACLWDNB")
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, tls_files):
-    stack = EmulatorStack(tmp_path_factory.mktemp("emulator"), tls=tls_files).start()
-    try:
-        stack.add_store(StoreSpec.for_days("2021-01-01", 1, ny=6, nx=7, variables=STORE_VARIABLES))
-        yield stack
-    finally:
-        stack.stop()
+stack = conftest.emulator_serving(StoreSpec.for_days("2021-01-01", 1, ny=6, nx=7, variables=STORE_VARIABLES))
 
 
 def list_variables(stack: EmulatorStack, tmp: Path, *args: str) -> subprocess.CompletedProcess:

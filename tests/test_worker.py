@@ -106,7 +106,8 @@ def test_hytest_layout_gives_the_same_daily_fields(tmp_path):
     spec = StoreSpec.for_days("2021-03-01", 2, ny=20, nx=24, variables=names, layout="hytest", space_chunk=8)
     store = tmp_path / "hytest.zarr"
     write_store(spec, str(store))
-    code, result, err = run_worker("2021-03-02", tmp_path, "--source", str(store), "--variables", ",".join(names))
+    code, result, err = run_worker("2021-03-02", tmp_path, "--source", str(store), "--variables", ",".join(names),
+                                   "--statistics", "T2:min,max")
     assert code == 0, err
     hourly = xr.open_zarr(store).rename({"y": "south_north", "x": "west_east"}).load()
     ds = assert_matches(daily(tmp_path, "2021-03-02"), expected_daily(hourly, "2021-03-02"))

@@ -1,9 +1,10 @@
 """A notebook-style loop in one process: sign and open once, then each day mean/sum and write.
 
-    python notebook_loop.py FIRST_DAY DAYS VAR1,VAR2 OUT_DIR
+    python notebook_loop.py FIRST_DAY DAYS VAR1,VAR2 OUT_DIR [LOCAL_STORE]
 
 The pattern of the PC and HyTEST example notebooks: ``xr.open_zarr`` once (dask chunks), then
 for each day select 00Z..23Z, average instantaneous and sum accumulated variables, ``to_netcdf``.
+With LOCAL_STORE, the store is opened from that path instead (a copy on local disk).
 Prints one JSON line: per-day seconds, the one-off open cost and peak RSS.
 """
 
@@ -29,10 +30,13 @@ def main() -> int:
 
     startup = process_age_s() or 0.0
     step = time.monotonic()
-    catalog = pystac_client.Client.open(os.environ["CONUS404_STAC_URL"], modifier=planetary_computer.sign_inplace)
-    asset = catalog.get_collection("conus404").assets["zarr-abfs"]
-    ds = xr.open_zarr(asset.href, storage_options=asset.extra_fields["xarray:storage_options"],
-                      **asset.extra_fields.get("xarray:open_kwargs", {}))
+    if len(sys.argv) > 5:
+        ds = xr.open_zarr(sys.argv[5])
+    else:
+        catalog = pystac_client.Client.open(os.environ["CONUS404_STAC_URL"], modifier=planetary_computer.sign_inplace)
+        asset = catalog.get_collection("conus404").assets["zarr-abfs"]
+        ds = xr.open_zarr(asset.href, storage_options=asset.extra_fields["xarray:storage_options"],
+                          **asset.extra_fields.get("xarray:open_kwargs", {}))
     open_s = time.monotonic() - step
     out_dir.mkdir(parents=True, exist_ok=True)
     per_day = []

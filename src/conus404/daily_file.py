@@ -118,13 +118,19 @@ def _encoding(ds) -> dict[str, dict[str, Any]]:
     return enc
 
 
-def publish(ds, final_path: Path) -> None:
-    """Write ``ds`` to a temporary sibling, verify the copy on disk, then rename it into place."""
+def publish(ds, final_path: Path, timings: dict[str, float] | None = None) -> None:
+    """Write ``ds`` to a temporary sibling, verify the copy on disk, then rename it into place.
+    Seconds spent verifying go to ``timings["verify"]`` when given."""
+    import time
+
     expected_day = dt.date.fromisoformat(ds.attrs["conus404_day"])
     expected_vars = ds.attrs["conus404_variables"].split()
     with temporary_sibling(final_path) as tmp:
         ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=_encoding(ds))
+        checking = time.monotonic()
         problem = verify(tmp, expected_day, expected_vars)
+        if timings is not None:
+            timings["verify"] = time.monotonic() - checking
         if problem:
             raise OSError(f"the daily file did not read back correctly before publishing: {problem}")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conus404 import daily_file
+from conus404 import daily_file, verified_files
 from conus404 import settings as settings_mod
 from conus404.exceptions import (
     AuthenticationError,
@@ -119,7 +119,9 @@ def _check_against_source(settings: Settings, signer: AssetSigner) -> None:
 
 
 def verified_on_disk(settings: Settings) -> Callable[[dt.date], bool]:
-    """A check that a day's daily file exists and re-verifies (data checksum included).
+    """A check that a day's daily file exists and verifies: by its record in .verified.jsonl when
+    the file is unchanged since it was verified, else in full (data checksum included), after
+    which it is recorded (:mod:`conus404.verified_files`).
 
     Run in the driver's one thread: the HDF5 library under netCDF4 is not thread-safe.
     """
@@ -128,12 +130,21 @@ def verified_on_disk(settings: Settings) -> Callable[[dt.date], bool]:
 
     names, box = output_names(settings), bbox_text(settings)
     remote = RemoteOutput.of(settings)
+    records = None
+    if remote is None:
+        records = verified_files.VerifiedFiles(daily_file.daily_dir(settings.data_dir))
+        records.compact()
 
     def check(day: dt.date) -> bool:
         if remote is not None:
             return remote.published(day, names, box)
         path = daily_file.daily_path(settings.data_dir, day)
-        return path.exists() and daily_file.verify(path, day, names, box) is None
+        if records.unchanged(path, names, box):
+            return True
+        if path.exists() and daily_file.verify(path, day, names, box) is None:
+            verified_files.remember(path, names, box)
+            return True
+        return False
 
     return check
 

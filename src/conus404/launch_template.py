@@ -41,6 +41,7 @@ PRELOAD = (  # what a day imports; importing it once is the whole point
     "conus404.chunk_cache", "conus404.storage_retry", "conus404.remote_output", "conus404.subset",
 )
 READY_TIMEOUT_S = 120.0  # imports on a loaded 2-core machine
+_ARGV_ROOM = 8192  # bytes of command line a forked worker can show as its own
 _MAX_MESSAGE = 1 << 20
 
 
@@ -121,7 +122,7 @@ class LaunchTemplate:
         src = str(Path(__file__).resolve().parents[1])
         boot = f"import sys; sys.path.insert(0, {src!r}); from conus404.launch_template import serve; serve({theirs.fileno()})"
         try:
-            self.proc = subprocess.Popen([sys.executable, "-c", boot], pass_fds=[theirs.fileno()], cwd=self.cwd,
+            self.proc = subprocess.Popen([sys.executable, "-c", boot, " " * _ARGV_ROOM], pass_fds=[theirs.fileno()], cwd=self.cwd,
                                          env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         finally:
             theirs.close()
@@ -289,7 +290,7 @@ def serve(fd: int) -> None:
     import importlib
 
     sock = socket.socket(fileno=fd)
-    _show_command_line([sys.executable, "-m", "conus404.launch_template", "(worker launch template)"])
+    _show_command_line([sys.executable, "-m", "conus404.launch_template", "(the run's worker launch template)"])
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C of a foreground run ends it at once
     for name in PRELOAD:
         try:
@@ -355,14 +356,21 @@ def _reap(sock: socket.socket) -> None:
 
 
 def _show_command_line(argv: list[str]) -> None:
-    """ps and /proc/PID/cmdline show the day's own command, as for a cold start (operators and
-    kill_all.sh's checks look for single_download.py there)."""
-    try:
-        import setproctitle
+    """Make ps and /proc/PID/cmdline show ``argv``, as for a cold start (operators and tests look
+    for single_download.py there). A forked process keeps the template's command-line memory; the
+    template was started with room to spare in it (``_ARGV_ROOM``), which is overwritten here, as
+    setproctitle(3) does. Python's own copies (sys.argv) are not touched."""
+    import ctypes
 
-        setproctitle.setproctitle(" ".join(argv))
-    except ImportError:
-        pass
+    try:
+        with open("/proc/self/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end: fields 48 and 49 of stat(5)
+    except (OSError, ValueError, IndexError):
+        return
+    room = end - start
+    text = b"\0".join(arg.encode(errors="replace") for arg in argv)[: room - 1]
+    ctypes.memmove(start, text + b"\0" * (room - len(text)), room)
 
 
 def _run_child(request: dict, fds: list[int], template_fds: tuple[int, ...]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from conus404 import __version__, aggregation, daily_file, source_commit, subset, validation
+from conus404 import __version__, aggregation, daily_file, source_commit, subset, validation, verified_files
 from conus404.atomic import atomic_write_json
 from conus404.exceptions import AuthenticationError, ConfigurationError, MissingDataError
 from conus404.remote_output import RemoteOutput
@@ -61,7 +61,7 @@ class DayResult:
     output: str | None = None
     qc_report: str | None = None
     warnings: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)  # startup, open, read, aggregate, write (s)
+    timings: dict[str, float] = field(default_factory=dict)  # startup, open, read, aggregate, write, verify (s)
     peak_rss_mb: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -368,8 +368,10 @@ def run_day(
         report.raise_if_failed()
         step = time.monotonic()
         dataset = daily_file.build_dataset(day, lat, lon, fields, provenance(description, plans))
-        daily_file.publish(dataset, final)
-        timings["write"] = time.monotonic() - step
+        daily_file.publish(dataset, final, timings)
+        verified_files.remember(final, dataset.attrs["conus404_variables"].split(), bbox_text(settings),
+                                dataset.attrs["conus404_data_sha256"])
+        timings["write"] = time.monotonic() - step - timings.get("verify", 0.0)
         if hourly is not None:
             hourly.publish()
     except BaseException:
