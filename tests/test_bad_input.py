@@ -111,6 +111,15 @@ def test_a_corrupt_failure_ledger_is_kept_aside_and_the_run_goes_on(stack, tmp_p
     assert "could not be read" in (tmp_path / "logs" / "driver_main_run.log").read_text()
 
 
+def test_a_driver_that_fails_fails_the_run_and_says_so_on_the_terminal(stack, tmp_path):
+    (tmp_path / "data" / "failed_jobs.json").mkdir(parents=True)  # the ledger cannot be written: the driver fails
+    result = run(tmp_path, stack)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "the run failed: the driver stopped with an error" in lines[0], result.stderr
+    assert "ERROR the driver failed" in (tmp_path / "logs" / "driver_main_run.log").read_text()
+
+
 @pytest.mark.parametrize("content", [b"\x89HDF\r\n\x1a\n truncated", b"someone else's notes"], ids=["truncated", "foreign"])
 def test_a_bad_file_under_a_final_name_is_kept_aside_and_redone(stack, tmp_path, content):
     daily = tmp_path / "data" / "unprocessed" / "daily"

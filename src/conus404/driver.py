@@ -34,6 +34,9 @@ from conus404.settings import PROJECT_ROOT, Settings
 log = logging.getLogger("conus404.driver")
 
 
+EXIT_DRIVER_FAILED = 70  # EX_SOFTWARE: the run could not go on (the retry pass still runs, the run fails)
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("how the days are run")
     group.add_argument("--day-timeout", type=float, metavar="SECONDS", help="stop a day's worker after this long (default 3600)")
@@ -215,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return run(settings, signer, options, executor)
+    except Exception:  # a fault of the driver itself (e.g. its disk): never mistaken for a finished run
+        log.exception("the driver failed")
+        return EXIT_DRIVER_FAILED
     finally:
         executor.close()
 

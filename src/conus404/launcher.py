@@ -24,7 +24,7 @@ from pathlib import Path
 from conus404 import daily_file
 from conus404 import settings as settings_mod
 from conus404.atomic import atomic_write_text
-from conus404.driver import add_run_arguments, ensure_writable, open_checked, preflight, run_options
+from conus404.driver import EXIT_DRIVER_FAILED, add_run_arguments, ensure_writable, open_checked, preflight, run_options
 from conus404.exceptions import ConfigurationError
 from conus404.ledgers import Ledger
 from conus404.processes import start_process_group, stop_process_group
@@ -104,10 +104,12 @@ def start_run(args: argparse.Namespace, settings: settings_mod.Settings, signer:
         retry += ["--rounds", str(args.retry_rounds)]
     if args.retry_backoff is not None:
         retry += ["--backoff", str(args.retry_backoff)]
-    # bash leads the group: driver, then (unless a usage error or a kill) the retry pass
+    # bash leads the group: driver, then (unless a usage error or a kill) the retry pass; a driver
+    # that failed itself fails the run whatever the retry pass mends
     script = (
         f"{shlex.join(driver)}; rc=$?; "
-        f"if [ $rc -ne 2 ] && [ $rc -lt 128 ]; then {shlex.join(retry)} </dev/null; rc=$?; fi; "
+        f"if [ $rc -ne 2 ] && [ $rc -lt 128 ]; then {shlex.join(retry)} </dev/null; retry_rc=$?; "
+        f"if [ $rc -ne {EXIT_DRIVER_FAILED} ]; then rc=$retry_rc; fi; fi; "
         f"rm -f {shlex.quote(str(pid_file))}; exit $rc"
     )
     proc = subprocess.Popen(
@@ -135,6 +137,17 @@ def wait_foreground(proc: subprocess.Popen) -> int:
     if code in (0, 1, 2):
         return code
     return 1
+
+
+def _outcome(code: int, returncode: int | None) -> str:
+    """What a foreground run's exit means, for the one line the terminal gets."""
+    if returncode == EXIT_DRIVER_FAILED:
+        return "failed: the driver stopped with an error"
+    if returncode is not None and returncode >= 128 or (returncode or 0) < 0:
+        return "was stopped by a signal"
+    if code == 2:
+        return "was refused (usage or configuration error)"
+    return "ended with days that still failed (see ultimate_failures.json)"
 
 
 def status(settings: settings_mod.Settings, log_dir: Path) -> int:
@@ -247,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"running {settings.start_date}..{settings.end_date} in the foreground; log: "
               f"{log_dir / 'driver_main_run.log'}", flush=True)
         code = wait_foreground(proc)
+        if code != 0:
+            print(f"run_pipeline.sh: the run {_outcome(code, proc.returncode)}; see "
+                  f"{log_dir / 'driver_main_run.log'} and {log_dir / 'pipeline_console.log'}", file=sys.stderr)
         if args.demo:
             files = sorted(daily_file.daily_dir(settings.data_dir).glob("*.nc"))
             print(f"demo: {len(files)} daily file(s) in {daily_file.daily_dir(settings.data_dir)}:")
