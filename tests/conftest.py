@@ -121,6 +121,19 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     items.sort(key=rank)  # stable: a file's own order is kept
 
 
+FORKED = "forked from launch template pid"  # in a day log's attempt header when started the new way
+
+
+def parent_command_line(pid: int) -> str:
+    """The command line of ``pid``'s parent ('' once either is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        return Path(f"/proc/{ppid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, ValueError):
+        return ""
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from conus404.launch_template import close_shared_template
     from conus404.source import release_storage_clients

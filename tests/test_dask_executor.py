@@ -85,7 +85,8 @@ def launchers(log_dir: Path) -> set[int]:
     """The PIDs that started the day processes, from each day log's attempt header."""
     pids = set()
     for path in (log_dir / "subprocesses").glob("download_*.log"):
-        pids |= {int(pid) for pid in re.findall(r"attempt for .*, started by \S+ pid (\d+) =====", path.read_text())}
+        pids |= {int(pid) for pid in re.findall(r"attempt for .*, started by \S+ pid (\d+)(?:, forked from launch template pid \d+)? =====",
+                                                path.read_text())}
     return pids
 
 
@@ -112,6 +113,7 @@ def test_a_local_cluster_publishes_the_same_files_records_a_failure_and_retries_
     assert json.loads((tmp_path / "ultimate_failures.json").read_text()) == {}
     day3 = (tmp_path / "logs" / "subprocesses" / "download_20210103.log").read_text()
     assert day3.count("attempt for 2021-01-03") == 2
+    assert day3.count(conftest.FORKED) == 2, "each Dask worker forked its day processes from its launch template"
     assert_same_files(subprocess_run, tmp_path)
     assert processes_of_run(tmp_path) == [], "the cluster and its day processes are gone"
 
@@ -186,6 +188,8 @@ def test_kill_all_stops_a_dask_run_with_its_cluster_and_day_processes(stack, tmp
         while not day_processes(tmp_path):
             assert time.monotonic() < deadline, "no day started"
             time.sleep(0.2)
+        assert all("conus404.launch_template" in conftest.parent_command_line(pid) for pid, _ in day_processes(tmp_path)), \
+            "each Dask worker forked its day processes from its own launch template"
         assert len(processes_of_run(tmp_path)) >= 5, "the run, its LocalCluster (scheduler + 2 nannies + 2 workers) and days"
         stopped = subprocess.run([str(ROOT / "kill_all.sh"), "--log-dir", str(tmp_path / "logs"), "--grace", "10"],
                                  capture_output=True, text=True, timeout=60)

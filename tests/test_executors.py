@@ -37,7 +37,8 @@ def test_stdin_reaches_the_process_stdout_comes_back_and_stderr_goes_to_the_log(
     assert ended.returncode == 0 and not ended.timed_out and not ended.lost
     assert ended.stdout.strip() == '{"got": 70000}'
     log = (tmp_path / "day.log").read_text()
-    assert f"attempt for D, started by {os.uname().nodename} pid {os.getpid()} =====" in log
+    how = ", forked from launch template pid " if prewarmed else " ====="
+    assert f"attempt for D, started by {os.uname().nodename} pid {os.getpid()}{how}" in log
     assert log.rstrip().endswith("to the log")
 
 

@@ -56,6 +56,18 @@ def pipeline(tmp: Path, stack: EmulatorStack | None, *flags: str, env: dict | No
     return conftest.run_pipeline(tmp, stack, DAYS, VARIABLES, *flags, env=env, timeout=timeout)
 
 
+def day_processes_of(pgid: int) -> list[int]:
+    """The run's single_download.py processes (by process group, never by name alone)."""
+    found = []
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            if os.getpgid(pid) == pgid and b"single_download.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except (ProcessLookupError, OSError):
+            continue
+    return found
+
+
 def verified_days(tmp: Path) -> list[str]:
     import datetime as dt
 
@@ -136,6 +148,11 @@ def test_kill_all_stops_the_run_spares_a_decoy_and_the_next_run_completes(stack,
         while not list((tmp_path / "logs" / "subprocesses").glob("download_*.log")):
             assert time.monotonic() < deadline, "no worker started"
             time.sleep(0.2)
+        while not (days := day_processes_of(pgid)):
+            assert time.monotonic() < deadline, "no day process"
+            time.sleep(0.2)
+        assert all("conus404.launch_template" in conftest.parent_command_line(pid) for pid in days), \
+            "the days were forked from the run's launch template (the default launch)"
         again = pipeline(tmp_path, stack)
         assert again.returncode == 1 and "already active" in again.stderr
         for script in ("clean_data.sh", "archive_logs.sh"):
@@ -204,6 +221,8 @@ def test_a_day_over_the_timeout_is_stopped_and_retried(stack, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     failed = json.loads((tmp_path / "data" / "failed_jobs.json").read_text())
     assert list(failed) == ["2021-01-03"] and failed["2021-01-03"]["message"] == "timed out after 20 s"
+    day3_log = (tmp_path / "logs" / "subprocesses" / "download_20210103.log").read_text()
+    assert day3_log.count(conftest.FORKED) == 2, "the timed-out attempt and its retry were forked processes"
     assert verified_days(tmp_path) == DAYS
     assert json.loads((tmp_path / "ultimate_failures.json").read_text()) == {}
 

@@ -77,11 +77,14 @@ class WorkerProcess:
         self.timeout_s = launch.timeout_s
         self.terminated_at: float | None = None
         self._log = open(launch.log_path, "a")
+        env = {**os.environ, **(launch.env or {})}
+        template = _template_for(launch, env)
+        how = f", forked from launch template pid {template.proc.pid}" if template is not None else ""
         # Which machine and process started it: on a cluster, where to look for this day.
         self._log.write(f"\n===== {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} {launch.header}, "
-                        f"started by {socket.gethostname()} pid {os.getpid()} =====\n")
+                        f"started by {socket.gethostname()} pid {os.getpid()}{how} =====\n")
         self._log.flush()
-        self.proc = _start(launch, self._log)
+        self.proc = _start(launch, self._log, env, template)
         self.started = time.monotonic()
         with _live_lock:
             _live.add(self)
@@ -128,18 +131,26 @@ class WorkerProcess:
             _live.discard(self)
 
 
-def _start(launch: WorkerLaunch, log_file):
-    """The process of ``launch``: forked from the launch template when asked and possible, else cold."""
-    env = {**os.environ, **(launch.env or {})}
-    if launch.prewarmed:
-        from conus404 import launch_template
+def _template_for(launch: WorkerLaunch, env: dict[str, str]):
+    """This machine's launch template for ``launch``, or None for a cold start."""
+    from conus404 import launch_template
 
-        template = launch_template.shared_template(launch.cwd, env)
-        if template is not None:
-            try:
-                return template.popen(launch.argv, launch.stdin_text is not None, log_file.fileno())
-            except launch_template.LaunchTemplateError as exc:
-                log.warning("%s: starting a cold worker process instead", exc)
+    if not launch.prewarmed or not launch_template.can_run(launch.argv):
+        return None
+    return launch_template.shared_template(launch.cwd, env)
+
+
+def _start(launch: WorkerLaunch, log_file, env: dict[str, str], template):
+    """The process of ``launch``: forked from ``template``, or a cold one (also if the fork fails)."""
+    if template is not None:
+        from conus404.launch_template import LaunchTemplateError
+
+        try:
+            return template.popen(launch.argv, launch.stdin_text is not None, log_file.fileno())
+        except LaunchTemplateError as exc:
+            log.warning("%s: starting a cold worker process instead", exc)
+            log_file.write(f"(not forked: {exc}; started cold)\n")
+            log_file.flush()
     return subprocess.Popen(
         launch.argv, stdin=subprocess.PIPE if launch.stdin_text is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=log_file, text=True, cwd=launch.cwd, env=env,

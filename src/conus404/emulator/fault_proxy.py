@@ -114,6 +114,11 @@ class FaultProxy:
     async def _shutdown(self) -> None:
         await self._runner.cleanup()
         await self._session.close()
+        # Requests still held by a long delay are released here, not left pending in a closed loop.
+        held = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in held:
+            task.cancel()
+        await asyncio.gather(*held, return_exceptions=True)
 
     def _pick(self, path: str) -> FaultRule | None:
         with self._lock:
