@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bandwidth-mbps", type=float, default=0.0,
                         help="model a network link of this many megabits per second shared by all requests (0: loopback)")
     parser.add_argument("--days-per-worker", type=int, default=4, help="for pipeline-batched (default 4)")
+    parser.add_argument("--launch", default="prewarmed", choices=("prewarmed", "cold"),
+                        help="how the pipeline starts its worker processes (LAUNCH; default prewarmed)")
     parser.add_argument("--store-cache", type=Path, metavar="DIR",
                         help="keep the generated stores here and reuse them in later runs (they take minutes to make)")
     parser.add_argument("--out", type=Path, help="write throughput.md and throughput.json here")
@@ -159,6 +161,7 @@ def run_pipeline(ctx: dict, work: Path, days_per_worker: int = 1, local: bool = 
     argv = [sys.executable, str(ROOT / "src" / "driver.py"), "--start", days[0].isoformat(), "--end", days[-1].isoformat(),
             "--max-processes", "2", "--days-per-worker", str(days_per_worker), "--variables", args.variables,
             "--statistics", "", "--data-dir", str(work / name), "--log-dir", str(logs), "--progress-interval", "5",
+            "--launch", args.launch,
             *(["--source", str(ctx["local_store"])] if local else [])]
     started = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, env=ctx["env"], timeout=7200)
@@ -258,6 +261,7 @@ def table(rows: list[dict], args) -> str:
     lines = [f"Grid {args.ny}x{args.nx}, {args.days} day(s), variables {args.variables}, "
              f"added latency {args.latency_ms:g} ms per request, "
              f"{f'a shared {args.bandwidth_mbps:g} Mbit/s link' if args.bandwidth_mbps else 'loopback bandwidth'}, "
+             f"{args.launch} launch, "
              "2 processes where the design has several.", "",
              "| layout | contender | days/min | s/day | × limit | fixed overhead s/day | fetched ÷ needed | requests/day | peak RSS MB/worker |",
              "|---|---|---|---|---|---|---|---|---|"]

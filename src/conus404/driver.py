@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     exit_on_sigterm("driver")
     try:
         settings = settings_mod.load(args)
+        start_launch_template_early(settings)
         signed = None
         if args.signed_asset_stdin:
             from conus404.source import SignedAsset
@@ -223,6 +224,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_DRIVER_FAILED
     finally:
         executor.close()
+
+
+def start_launch_template_early(settings: Settings) -> None:
+    """With the default launch, the template's imports overlap with the checks before the first day
+    (src/driver.py may have started it already); with any other, a template started early goes."""
+    from conus404 import launch_template
+    from conus404.executors import SUBPROCESS
+
+    if settings.launch == "prewarmed" and settings.executor == SUBPROCESS:
+        launch_template.prestart(PROJECT_ROOT / "src", os.environ)
+    else:
+        launch_template.close_shared_template()
 
 
 def ensure_writable(folder: Path, what: str) -> None:

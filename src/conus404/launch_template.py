@@ -275,6 +275,26 @@ def shared_template(cwd: Path, env: Mapping[str, str]) -> LaunchTemplate | None:
         return _shared
 
 
+def prestart(cwd: Path, env: Mapping[str, str]) -> None:
+    """Start this process's template in the background, so its imports overlap with whatever this
+    process does before its first launch (the first launch waits for it if it is not ready yet)."""
+    if supported():
+        threading.Thread(target=shared_template, args=(cwd, dict(env)), name="launch-template-start",
+                         daemon=True).start()
+
+
+def prestart_unless_declined(argv: list[str]) -> None:
+    """For an entry script, before its own heavy imports: start the template unless the command line
+    asks for cold or Dask launches (a config.py that does is honoured later: the driver closes it)."""
+    if "-h" in argv or "--help" in argv:
+        return
+    words = " ".join(argv).replace("=", " ").split()
+    declined = any(words[i] in ("--launch", "--executor") and words[i + 1] in ("cold", "dask")
+                   for i in range(len(words) - 1))
+    if not declined:
+        prestart(Path(__file__).resolve().parents[1], os.environ)
+
+
 def close_shared_template() -> None:
     global _shared
     with _shared_lock:
@@ -297,14 +317,17 @@ def serve(fd: int) -> None:
             importlib.import_module(name)
         except ImportError:
             pass  # an optional part; the child imports (and reports) it itself
-    if threading.active_count() > 1:  # forking a process with threads could copy a held lock
-        _send(sock, {"refused": f"{threading.active_count()} threads after the imports"})
-        return
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    _send(sock, {"ready": os.getpid()})
+    try:
+        if threading.active_count() > 1:  # forking a process with threads could copy a held lock
+            _send(sock, {"refused": f"{threading.active_count()} threads after the imports"})
+            return
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        _send(sock, {"ready": os.getpid()})
+    except OSError:
+        return  # the launcher ended while this was importing (e.g. a usage error): nothing to serve
     while True:
         try:
             readable, _, _ = select.select([sock, wake_r], [], [])
