@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
             seconds = time.monotonic() - started
             log = (tmp / "logs" / "driver_main_run.log").read_text()
-            if proc.returncode != 0 or f"already valid        {args.days}" not in log.split("summary:")[-1]:
+            summary = log.split("summary:")[-1]
+            if proc.returncode != 0 or f"already valid   {args.days:6d}" not in summary or "published            0" not in summary:
                 raise SystemExit(f"the rerun did not skip every day (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
             results[name] = {"seconds": round(seconds, 2), "ms_per_day": round(seconds / args.days * 1000, 2)}
     print(f"No-op rerun over {args.days} finished days ({ny}x{nx} files):")
