@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     exit_on_sigterm("driver")
     try:
         settings = settings_mod.load(args)
-        start_launch_template_early(settings)
+        close_unused_launch_template(settings)
         signed = None
         if args.signed_asset_stdin:
             from conus404.source import SignedAsset
@@ -226,16 +226,15 @@ def main(argv: list[str] | None = None) -> int:
         executor.close()
 
 
-def start_launch_template_early(settings: Settings) -> None:
-    """With the default launch, the template's imports overlap with the checks before the first day
-    (src/driver.py may have started it already); with any other, a template started early goes."""
-    from conus404 import launch_template
+def close_unused_launch_template(settings: Settings) -> None:
+    """src/driver.py starts the launch template before knowing the settings; a run whose config.py
+    asks for cold launches or the Dask executor (whose workers have their own) does not keep it."""
     from conus404.executors import SUBPROCESS
 
-    if settings.launch == "prewarmed" and settings.executor == SUBPROCESS:
-        launch_template.prestart(PROJECT_ROOT / "src", os.environ)
-    else:
-        launch_template.close_shared_template()
+    if settings.launch != "prewarmed" or settings.executor != SUBPROCESS:
+        from conus404.launch_template import close_shared_template
+
+        close_shared_template()
 
 
 def ensure_writable(folder: Path, what: str) -> None:

@@ -65,8 +65,7 @@ def can_run(argv: Sequence[str]) -> bool:
 class ForkedProcess:
     """A child of the template, with the part of ``subprocess.Popen``'s interface the executors use."""
 
-    def __init__(self, template: LaunchTemplate, pid: int, pidfd: int, stdin, stdout) -> None:
-        self.template = template
+    def __init__(self, pid: int, pidfd: int, stdin, stdout) -> None:
         self.pid = pid
         self.args = ["<forked from the launch template>"]
         self._pidfd = pidfd
@@ -180,7 +179,7 @@ class LaunchTemplate:
         finally:
             os.close(out_w)
             os.close(in_r)
-        child = ForkedProcess(self, pid, pidfd, os.fdopen(in_w, "w") if in_w >= 0 else None, os.fdopen(out_r, "r"))
+        child = ForkedProcess(pid, pidfd, os.fdopen(in_w, "w") if in_w >= 0 else None, os.fdopen(out_r, "r"))
         with self._reply_ready:
             early = self._early_exits.pop(pid, None)
             if early is None:
