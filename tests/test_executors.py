@@ -43,10 +43,8 @@ def test_stdin_reaches_the_process_stdout_comes_back_and_stderr_goes_to_the_log(
 
 
 def test_a_process_past_its_timeout_is_terminated_and_reported_as_timed_out(prewarmed, tmp_path):
-    started = time.monotonic()
     ended = run_worker_process(launch(tmp_path, SLEEP_60, prewarmed, timeout_s=0.5))
-    assert ended.timed_out and ended.returncode == -15
-    assert time.monotonic() - started < 10
+    assert ended.timed_out and ended.returncode == -15, "stopped by SIGTERM, not left to sleep its 60 s"
 
 
 def test_a_process_that_ignores_sigterm_is_killed_after_the_grace(prewarmed, tmp_path, monkeypatch):
@@ -72,7 +70,7 @@ def test_stop_worker_processes_kills_what_this_process_started_by_pid(prewarmed,
     thread = threading.Thread(target=lambda: results.append(run_worker_process(
         launch(tmp_path, SLEEP_60, prewarmed, timeout_s=120))))
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 180  # a first launch waits for the template's imports
     while not executors._live:
         assert time.monotonic() < deadline
         time.sleep(0.02)

@@ -90,7 +90,11 @@ def open_checked(settings: Settings, signer: AssetSigner):
 
     what = settings.stac_url if settings.uses_planetary_computer else settings.source
     try:
-        ds, _ = source.open_source(settings, signer.current())
+        try:
+            ds, _ = source.open_source(settings, signer.current())
+        except AuthenticationError:  # the token handed over expired on the way here: sign again, once
+            log.warning("storage refused the token: signing again")
+            ds, _ = source.open_source(settings, signer.renew())
     except (CatalogError, AuthenticationError, SourceLayoutError) as exc:
         raise ConfigurationError(f"cannot read the source: {exc}") from None
     except Exception as exc:  # whatever the storage stack raises, the answer is "unreadable source"

@@ -66,6 +66,11 @@ class AssetSigner:
         left = asset.seconds_left()
         self._margin_s = 600.0 if left is None else min(600.0, max(left, 0.0) / 2)
 
+    def renew(self) -> source.SignedAsset | None:
+        """Sign again now (storage refused the current token)."""
+        self.asset = None
+        return self.current()
+
     def current(self) -> source.SignedAsset | None:
         if not self.settings.uses_planetary_computer:
             return None
