@@ -10,14 +10,15 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source src/setup_env.sh
-ensure_venv
 if [ "${1:-}" = "--setup-only" ]; then
-    ensure_emulator_packages
+    ensure_venv_and_emulator_packages
     echo "Setup complete: .venv and the emulator's node packages are ready."
     exit 0
 fi
+needs_emulator=0
 for arg in "$@"; do
-    if [ "$arg" = "--demo" ]; then ensure_emulator_packages; fi
+    if [ "$arg" = "--demo" ]; then needs_emulator=1; fi
 done
+if [ "$needs_emulator" = 1 ]; then ensure_venv_and_emulator_packages; else ensure_venv; fi
 cd src
 exec "$PYTHON" -m conus404.launcher "$@"

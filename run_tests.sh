@@ -12,8 +12,7 @@ if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
     exit 0
 fi
 source src/setup_env.sh
-ensure_venv
-ensure_emulator_packages
+ensure_venv_and_emulator_packages
 marker=(-m "not slow")
 if [ "${1:-}" = "--all" ]; then
     marker=()

@@ -60,3 +60,13 @@ ensure_emulator_packages() {
     fi
     echo "$want" > "$stamp"
 }
+
+ensure_venv_and_emulator_packages() {
+    # npm ci (about half a minute on a fresh clone) runs while the Python packages install
+    local npm_pid venv_status=0 npm_status=0
+    ensure_emulator_packages &
+    npm_pid=$!
+    ensure_venv || venv_status=$?
+    wait "$npm_pid" || npm_status=$?
+    [ "$venv_status" -eq 0 ] && [ "$npm_status" -eq 0 ]
+}

@@ -173,22 +173,47 @@ class Watcher(threading.Thread):
             time.sleep(0.02)
 
 
-def test_a_crash_campaign_loses_nothing_and_ends_identical(stack, clean_run, tmp_path):
+def kill_schedule(rng: random.Random, rounds: int) -> list[str]:
+    """What each round kills, shuffled: half of them a day's worker, a quarter the driver or retry
+    pass, a quarter the whole process group."""
+    kinds = (["worker", "worker", "driver", "group"] * rounds)[:rounds]
+    rng.shuffle(kinds)
+    return kinds
+
+
+def _wait_for_workers(pgid: int, seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and group_alive(pgid):
+        found = _workers_of(pgid)
+        if found:
+            return found
+        time.sleep(0.05)
+    return []
+
+
+@pytest.mark.parametrize("rounds", [12, pytest.param(40, marks=pytest.mark.slow)])
+def test_a_crash_campaign_loses_nothing_and_ends_identical(stack, clean_run, tmp_path, rounds):
     rng = random.Random(20261125)
     stack.proxy.rules = [FaultRule(CHUNKS, delay_s=0.15)]  # days of a few seconds: time to land kills
     data, logs = tmp_path / "data", tmp_path / "logs"
     watcher = Watcher(data, ["T2", "T2_min", "T2_max", "TD2", "PREC_ACC_NC", "ACSNOM", "ACSWDNB"])
     watcher.start()
     kills = {"worker": 0, "driver": 0, "group": 0}
+    rounds_taken: list[tuple[str, float]] = []  # (what was killed, seconds the round took): printed, not asserted
     try:
-        while sum(kills.values()) < 20:
+        for target in kill_schedule(rng, rounds):
+            round_started = time.monotonic()
             started = run_pipeline(tmp_path, stack, "--force", background=True)
             assert started.returncode == 0, started.stdout + started.stderr
             pgid = int((logs / "pipeline.pid").read_text())
-            time.sleep(rng.uniform(0.3, 2.5))
-            target = rng.choice(["worker", "worker", "driver", "group"])
-            if target == "worker" and _workers_of(pgid):
-                os.kill(rng.choice(_workers_of(pgid)), signal.SIGKILL)
+            if target == "worker":  # at a random moment of a running day's work
+                workers = _wait_for_workers(pgid, 60)
+                time.sleep(rng.uniform(0.0, 1.0))
+                workers = [pid for pid in workers if Path(f"/proc/{pid}").exists()] or _workers_of(pgid)
+            else:
+                time.sleep(rng.uniform(0.3, 2.5))
+            if target == "worker" and workers:
+                os.kill(rng.choice(workers), signal.SIGKILL)
                 kills["worker"] += 1
             elif target == "driver" and _drivers_of(pgid):
                 os.kill(_drivers_of(pgid)[0], signal.SIGKILL)
@@ -204,6 +229,7 @@ def test_a_crash_campaign_loses_nothing_and_ends_identical(stack, clean_run, tmp
                 kills["group"] += 1
                 while group_alive(pgid):
                     time.sleep(0.1)
+            rounds_taken.append((target, round(time.monotonic() - round_started, 1)))
             ledger = data / "failed_jobs.json"
             if ledger.exists():
                 json.loads(ledger.read_text())  # always whole, valid JSON
@@ -212,8 +238,9 @@ def test_a_crash_campaign_loses_nothing_and_ends_identical(stack, clean_run, tmp
     final = run_pipeline(tmp_path, stack)
     watcher.stop.set()
     watcher.join(10)
-    print(json.dumps({"kills": kills, "watcher_samples": watcher.samples}))
+    print(json.dumps({"kills": kills, "watcher_samples": watcher.samples, "rounds": rounds_taken}))
     assert final.returncode == 0, final.stdout + final.stderr
+    assert min(kills.values()) >= 1 and sum(kills.values()) >= rounds, kills  # every kind of kill landed
     assert watcher.bad == [], watcher.bad[:3]
     assert watcher.samples > 50
     assert digests(data) == clean_run, "every day complete and identical to the clean run"

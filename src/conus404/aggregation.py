@@ -22,8 +22,6 @@ import pandas as pd
 
 from conus404.variables import BUCKET_J, VariableClass
 
-STATISTICS = ("mean", "sum", "min", "max")
-
 
 @dataclass(frozen=True)
 class HourWindow:

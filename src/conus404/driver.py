@@ -191,13 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     settings_mod.add_arguments(parser)
     parser.add_argument("--force", action="store_true", help="redo days whose files already verify")
-    parser.add_argument("--signed-asset-stdin", action="store_true", help="read the signed asset from standard input")
+    parser.add_argument("--launcher-stdin", action="store_true",
+                        help="wait for run_pipeline.sh's go-ahead (the signed asset, checks passed) on standard input")
     add_run_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    go_ahead = _read_go_ahead() if args.launcher_stdin else None  # before anything is written
     try:
         options = prepare_run(args, "driver_main_run.log", force=args.force)
     except ConfigurationError as exc:
@@ -208,15 +210,16 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_mod.load(args)
         close_unused_launch_template(settings)
         signed = None
-        if args.signed_asset_stdin:
+        if go_ahead is not None:
             from conus404.source import SignedAsset
 
             try:
-                signed = SignedAsset.from_json(json.load(sys.stdin))
+                signed = SignedAsset.from_json(go_ahead["asset"])
             except (ValueError, KeyError, TypeError) as exc:
-                raise ConfigurationError(f"--signed-asset-stdin: not a signed asset ({exc})") from None
+                raise ConfigurationError(f"--launcher-stdin: not a signed asset ({exc})") from None
         signer = AssetSigner(settings, signed)
-        preflight(settings, signer)
+        if not (go_ahead or {}).get("checked"):  # the launcher has just made the same checks
+            preflight(settings, signer)
         executor = open_executor(settings)
     except ConfigurationError as exc:
         log.error("usage error: %s", exc)
@@ -228,6 +231,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_DRIVER_FAILED
     finally:
         executor.close()
+
+
+def _read_go_ahead() -> dict:
+    """The launcher's go-ahead: ``{"asset": signed asset, "checked": true}``. It is written once the
+    launcher's checks pass; if they fail, the launcher ends this process group instead."""
+    text = sys.stdin.read()
+    if not text.strip():
+        sys.exit(2)  # the launcher went away without a go-ahead: nothing to run, nothing written
+    try:
+        message = json.loads(text)
+    except ValueError as exc:
+        print(f"driver.py: --launcher-stdin: not the launcher's go-ahead ({exc})", file=sys.stderr)
+        sys.exit(2)
+    if not isinstance(message, dict) or "asset" not in message:
+        print("driver.py: --launcher-stdin: not the launcher's go-ahead (no asset)", file=sys.stderr)
+        sys.exit(2)
+    return message
 
 
 def close_unused_launch_template(settings: Settings) -> None:

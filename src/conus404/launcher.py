@@ -94,11 +94,14 @@ def _settings_flags(args: argparse.Namespace, settings: settings_mod.Settings) -
     return flags
 
 
-def start_run(args: argparse.Namespace, settings: settings_mod.Settings, signer: AssetSigner) -> subprocess.Popen:
+def start_run(args: argparse.Namespace, settings: settings_mod.Settings) -> subprocess.Popen:
+    """Start the run's process group at once: its driver starts the launch template and then waits
+    for :func:`go_ahead` on its standard input, so the template's imports overlap with the checks
+    this process makes meanwhile. Nothing is written by the group before the go-ahead."""
     log_dir = run_options(args).log_dir
     pid_file = log_dir / "pipeline.pid"
     common = _settings_flags(args, settings)
-    driver = [sys.executable, str(SRC / "driver.py"), *common, "--signed-asset-stdin"] + (["--force"] if args.force else [])
+    driver = [sys.executable, str(SRC / "driver.py"), *common, "--launcher-stdin"] + (["--force"] if args.force else [])
     retry = [sys.executable, str(SRC / "retry_failed.py"), *common]
     if args.retry_rounds is not None:
         retry += ["--rounds", str(args.retry_rounds)]
@@ -118,10 +121,30 @@ def start_run(args: argparse.Namespace, settings: settings_mod.Settings, signer:
     )
     atomic_write_text(pid_file, f"{proc.pid}\n")
     atomic_write_text(log_dir / "pipeline.data_dir", f"{settings.data_dir}\n")  # for kill_all.sh
-    asset = signer.current()
-    proc.stdin.write(json.dumps(asset.to_json() if asset else {"href": settings.source}))
-    proc.stdin.close()
     return proc
+
+
+def go_ahead(proc: subprocess.Popen, settings: settings_mod.Settings, signer: AssetSigner) -> None:
+    """Let the waiting driver run: hand it the signed asset, and that the checks passed."""
+    asset = signer.current()
+    proc.stdin.write(json.dumps({"asset": asset.to_json() if asset else {"href": settings.source}, "checked": True}))
+    proc.stdin.close()
+
+
+def cancel_run(proc: subprocess.Popen, log_dir: Path) -> None:
+    """The checks failed (or the user interrupted them): end the waiting group, which has written
+    nothing yet, and forget it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    pid_file = log_dir / "pipeline.pid"
+    try:
+        if pid_file.read_text().strip() == str(proc.pid):
+            pid_file.unlink()
+    except OSError:
+        pass
 
 
 def wait_foreground(proc: subprocess.Popen) -> int:
@@ -252,8 +275,13 @@ def main(argv: list[str] | None = None) -> int:
         signer = AssetSigner(settings)
         if args.list_variables is not None:
             return list_variables(settings, signer, args.list_variables)
-        preflight(settings, signer)
-        proc = start_run(args, settings, signer)
+        proc = start_run(args, settings)
+        try:
+            preflight(settings, signer)
+            go_ahead(proc, settings, signer)
+        except BaseException:
+            cancel_run(proc, log_dir)
+            raise
         if not args.foreground:
             print(BANNER.format(log=os.path.relpath(log_dir / "driver_main_run.log", PROJECT_ROOT), pgid=proc.pid))
             return 0
@@ -280,4 +308,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from conus404.processes import exit_without_teardown
+
+    exit_without_teardown(main())

@@ -11,6 +11,26 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
+def exit_without_teardown(code: int | str | None) -> None:
+    """End an entry script as ``sys.exit(code)`` would, minus the interpreter's teardown of every
+    loaded module (half a second with xarray, zarr and adlfs loaded, paid at every run's end).
+    Exit handlers still run and every stream and log is flushed first."""
+    import atexit
+    import logging
+    import sys
+
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    try:
+        atexit._run_exitfuncs()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code or 0)
+
+
 def start_process_group(
     argv: Sequence[str],
     log_path: Path,

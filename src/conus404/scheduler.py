@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conus404 import chunk_cache, source
+from conus404 import source
 from conus404.executors import Executor, Job, SubprocessExecutor, WorkerExit, WorkerLaunch
 from conus404.settings import PROJECT_ROOT, WORKER_ENVIRONMENT, Settings, worker_flags
 
@@ -157,6 +157,11 @@ class DayScheduler:
         # later days overlap with running workers instead of delaying the whole run.
         self.already_valid = already_valid
         self.executor: Executor = executor or SubprocessExecutor()
+        self.chunk_cache = None
+        if settings.chunk_cache:  # imports zarr: here, while the launch template starts, not at a day's end
+            from conus404 import chunk_cache
+
+            self.chunk_cache = chunk_cache
 
     def run(self, days: list[dt.date]) -> dict[dt.date, DayOutcome]:
         progress = self.progress or Progress(total=len(days))
@@ -202,8 +207,8 @@ class DayScheduler:
         finally:
             for job in running:  # interrupted: leave no orphan behind
                 job.job.stop()
-            if self.settings.chunk_cache:  # the run is over: a later one fetches afresh
-                chunk_cache.prune(chunk_cache.cache_root(self.settings.data_dir))
+            if self.chunk_cache is not None:  # the run is over: a later one fetches afresh
+                self.chunk_cache.prune(self.chunk_cache.cache_root(self.settings.data_dir))
         log.info(progress.line(0, 0))
         return outcomes
 
@@ -228,11 +233,11 @@ class DayScheduler:
 
     def _prune_cache(self, pending: list[dt.date], running: list[_Running]) -> None:
         """Drop cached chunks that no unfinished day of this run can need any more."""
-        if not self.settings.chunk_cache:
+        if self.chunk_cache is None:
             return
         unfinished = [*pending, *(day for job in running for day in job.days)]
         if unfinished:
-            chunk_cache.prune(chunk_cache.cache_root(self.settings.data_dir), before=min(unfinished))
+            self.chunk_cache.prune(self.chunk_cache.cache_root(self.settings.data_dir), before=min(unfinished))
 
     def _launch(self, days: list[dt.date]) -> _Running:
         asset = self.signer.current()

@@ -106,7 +106,7 @@ def parse_variable_statistics(
     """Names, and the statistics asked for inline: ``"T2:mean,min,max,PREC_ACC_NC"`` ->
     (("T2", "PREC_ACC_NC"), {"T2": ("mean", "min", "max")}). After ``NAME:STAT`` further
     statistic names belong to NAME until the next variable."""
-    from conus404.aggregation import STATISTICS
+    from conus404.variables import STATISTICS
 
     tokens = [v.strip() for v in value.split(",")] if isinstance(value, str) else [
         part.strip() for v in value for part in str(v).split(",")]
@@ -168,7 +168,7 @@ def merge_statistics(*parts: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[s
 
 def parse_statistics(value: str | Mapping[str, Any], what: str = "statistics") -> dict[str, tuple[str, ...]]:
     """``"T2:min,max;Q2:max"`` or ``{"T2": ["min", "max"]}`` -> {"T2": ("min", "max")}."""
-    from conus404.aggregation import STATISTICS
+    from conus404.variables import STATISTICS
 
     if isinstance(value, str):
         pairs = {}

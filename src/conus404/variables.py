@@ -25,6 +25,7 @@ from typing import Any
 from conus404.reference_metadata import collection_document
 
 BUCKET_J = 1.0e9  # WRF bucket_J: radiation totals reset every 1e9 J m-2
+STATISTICS = ("mean", "sum", "min", "max")  # the daily statistics a field can ask for
 SPATIAL_DIMS = {("south_north", "west_east"), ("y", "x")}
 
 
