@@ -36,6 +36,14 @@ done
 if kill -0 -- "-$pgid" 2>/dev/null; then
     echo "It did not stop within $grace s; sending SIGKILL."
     kill -KILL -- "-$pgid" 2>/dev/null || true
+    for _ in $(seq 1 40); do  # until the killed processes are gone (reaped), not merely signalled
+        kill -0 -- "-$pgid" 2>/dev/null || break
+        sleep 0.25
+    done
+    if kill -0 -- "-$pgid" 2>/dev/null; then
+        echo "kill_all.sh: process group $pgid still exists 10 s after SIGKILL (see ps -e -o pid,pgid,stat,args)" >&2
+        exit 1
+    fi
 fi
 rm -f "$PID_FILE"
 # Temporaries of workers stopped mid-write (a new run would remove them too).

@@ -3,7 +3,6 @@ recorded and handled, never a traceback, never deleted data."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -133,13 +132,16 @@ def test_a_bad_file_under_a_final_name_is_kept_aside_and_redone(stack, tmp_path,
         assert ds.attrs["conus404_day"] == "2021-01-01"
 
 
-def test_a_day_missing_from_the_source_is_recorded_not_a_crash(stack, tmp_path):
-    # the store's last record is 2021-01-03T00Z: that day is in range but its records are not there
+def test_a_last_day_whose_records_the_source_lacks_is_refused_before_the_run(stack, tmp_path):
+    # the store's last record is 2021-01-03T00Z: that date is in the record, but its day's records
+    # are not (T2 needs 00Z..23Z of the day, PREC_ACC_NC the hours ending 01Z..24Z); the worker's own
+    # check for a gap inside the record is in test_worker.py
     result = run(tmp_path, stack, "--start", "2021-01-03", "--end", "2021-01-03")
-    assert result.returncode == 1, result.stdout + result.stderr
-    failed = json.loads((tmp_path / "ultimate_failures.json").read_text())
-    assert failed["2021-01-03"]["error_class"] == "permanent"
-    assert "ends at 2021-01-03T00Z" in failed["2021-01-03"]["message"]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(lines) == 1 and "its days use the hourly records 2021-01-03T00Z..2021-01-04T00Z" in lines[0], lines
+    assert not (tmp_path / "logs" / "subprocesses").exists(), "nothing was started"
+    assert not (tmp_path / "ultimate_failures.json").exists()
 
 
 @pytest.mark.parametrize(("value", "message"), [

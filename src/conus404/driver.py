@@ -106,7 +106,7 @@ def _check_against_source(settings: Settings, signer: AssetSigner) -> None:
     from conus404 import worker
 
     ds = open_checked(settings, signer)
-    worker.plan_variables(ds, settings)  # unknown / 3-D / counter variables
+    plans, _ = worker.plan_variables(ds, settings)  # unknown / 3-D / counter variables
     if settings.bbox is not None:
         from conus404 import subset
 
@@ -116,12 +116,22 @@ def _check_against_source(settings: Settings, signer: AssetSigner) -> None:
             raise ConfigurationError(f"--bbox: {exc}") from None
         log.info("the box %s is the grid window %s (%d x %d cells)%s", settings.bbox, window, *window.shape,
                  "; it reaches past the domain, so the window stops at its edge" if window.clipped else "")
-    times = ds.indexes["time"]
+    _check_record_covers(settings, plans, ds.indexes["time"])
+
+
+def _check_record_covers(settings: Settings, plans, times) -> None:
+    """Every hourly record the range's days use is in the source: by the day windows of the
+    requested variables' classes (a day of 60-minute sums ends with the next day's 00Z record)."""
+    from conus404.aggregation import hour_window
+
     first, last = times.min(), times.max()
-    if settings.start_date < first.date() or settings.end_date > last.date():
+    need_first = min(hour_window(p.var_class, settings.start_date).first for p in plans)
+    need_last = max(hour_window(p.var_class, settings.end_date).last for p in plans)
+    if need_first < first or need_last > last:
         raise ConfigurationError(
             f"the range {settings.start_date}..{settings.end_date} is outside the source's record "
-            f"{first:%Y-%m-%dT%HZ}..{last:%Y-%m-%dT%HZ}"
+            f"{first:%Y-%m-%dT%HZ}..{last:%Y-%m-%dT%HZ}: its days use the hourly records "
+            f"{need_first:%Y-%m-%dT%HZ}..{need_last:%Y-%m-%dT%HZ}"
         )
 
 
