@@ -1,40 +1,85 @@
 #!/usr/bin/env bash
 # Delete the processed daily files so the next run starts from nothing.
-#   ./clean_data.sh                  list what would be deleted and ask before deleting
-#   ./clean_data.sh --yes            delete without asking
-#   ./clean_data.sh --data-dir DIR   clean DIR/unprocessed instead of data/unprocessed
+#   ./clean_data.sh                       list every file it would delete, then ask
+#   ./clean_data.sh --yes                 delete without asking
+#   ./clean_data.sh --data-dir DIR        clean DIR (default: DATA_DIR of src/config.py, as the pipeline reads it)
+#   ./clean_data.sh --include-quarantine  also delete daily/quarantine/ (files that failed verification)
 #   ./clean_data.sh --help
-# Refuses while a pipeline run from this checkout is active. Logs and ledgers are kept.
-# Also empties DIR/.chunk_cache, which an interrupted run may have left behind.
+# Deletes unprocessed/daily (with its .verified.jsonl), unprocessed/24hours and .chunk_cache.
+# Never deletes quarantine/ unless asked, logs or ledgers. Refuses while a run is active.
 set -euo pipefail
+caller_dir="$PWD"
 cd "$(dirname "$0")"
 assume_yes=0
-data_dir="data"
+include_quarantine=0
+data_dir=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -y|--yes) assume_yes=1 ;;
-        --data-dir) [ $# -ge 2 ] || { echo "clean_data.sh: --data-dir needs a folder" >&2; exit 2; }; data_dir="$2"; shift ;;
+        --include-quarantine) include_quarantine=1 ;;
+        --data-dir)
+            [ $# -ge 2 ] && [ -n "$2" ] || { echo "clean_data.sh: --data-dir needs a folder" >&2; exit 2; }
+            case "$2" in /*) data_dir="$2" ;; *) data_dir="$caller_dir/$2" ;; esac
+            shift ;;
         *) echo "clean_data.sh: unknown option '$1' (see ./clean_data.sh --help)" >&2; exit 2 ;;
     esac
     shift
 done
+
+configured_data_dir() {
+    # DATA_DIR of src/config.py, relative to the project folder as for the pipeline
+    local python=python3
+    [ -x .venv/bin/python ] && python="$PWD/.venv/bin/python"
+    (cd src && "$python" -c '
+import os, sys
+try:
+    import config
+except Exception as exc:
+    sys.exit(f"clean_data.sh: src/config.py cannot be loaded: {type(exc).__name__}: {exc}")
+path = os.path.expanduser(str(getattr(config, "DATA_DIR", "data")))
+print(path if os.path.isabs(path) else os.path.join(os.path.dirname(os.getcwd()), path))')
+}
+
+if [ -z "$data_dir" ]; then
+    data_dir="$(configured_data_dir)" || exit 2
+fi
 source src/run_state.sh
 if pgid="$(active_run_pgid)"; then
     echo "clean_data.sh: a pipeline run is active (process group $pgid); stop it first with ./kill_all.sh" >&2
     exit 1
 fi
-targets=()
+# a run with another log folder holds the data folder's lock (src/conus404/run_lock.py)
+if [ -f "$data_dir/.pipeline.lock" ] && command -v flock >/dev/null && ! flock -n "$data_dir/.pipeline.lock" true; then
+    echo "clean_data.sh: a pipeline run is active on $data_dir; stop it first with ./kill_all.sh --log-dir ITS_LOG_FOLDER" >&2
+    exit 1
+fi
+
+files=()
 for sub in unprocessed/daily unprocessed/24hours .chunk_cache; do
-    [ -d "$data_dir/$sub" ] && targets+=("$data_dir/$sub")
+    [ -d "$data_dir/$sub" ] || continue
+    if [ "$sub" = unprocessed/daily ] && [ "$include_quarantine" -ne 1 ]; then
+        mapfile -t -O "${#files[@]}" files < <(find "$data_dir/$sub" -path "$data_dir/$sub/quarantine" -prune -o \( -type f -o -type l \) -print | sort)
+    else
+        mapfile -t -O "${#files[@]}" files < <(find "$data_dir/$sub" \( -type f -o -type l \) -print | sort)
+    fi
 done
-count=0
-for t in "${targets[@]}"; do count=$((count + $(find "$t" -mindepth 1 -maxdepth 1 | wc -l))); done
-if [ "$count" -eq 0 ]; then
-    echo "Nothing to delete: no files under $data_dir/unprocessed/daily or 24hours."
+kept=0
+if [ "$include_quarantine" -ne 1 ] && [ -d "$data_dir/unprocessed/daily/quarantine" ]; then
+    kept="$(find "$data_dir/unprocessed/daily/quarantine" -type f | wc -l)"
+fi
+if [ "${#files[@]}" -eq 0 ]; then
+    echo "Nothing to delete under $data_dir (unprocessed/daily, unprocessed/24hours, .chunk_cache)."
     exit 0
 fi
-echo "This deletes $count file(s) under: ${targets[*]}"
+echo "This deletes ${#files[@]} file(s) under $data_dir:"
+shown=0
+for f in "${files[@]}"; do
+    if [ "$shown" -lt 50 ]; then echo "  ${f#"$data_dir"/}"; fi
+    shown=$((shown + 1))
+done
+[ "${#files[@]}" -gt 50 ] && echo "  ... and $(( ${#files[@]} - 50 )) more"
+[ "$kept" -gt 0 ] && echo "Kept: $kept quarantined file(s) in unprocessed/daily/quarantine/ (--include-quarantine deletes them too)."
 if [ "$assume_yes" -ne 1 ]; then
     if [ ! -t 0 ]; then
         echo "clean_data.sh: not asking without a terminal; rerun with --yes to confirm" >&2
@@ -43,5 +88,11 @@ if [ "$assume_yes" -ne 1 ]; then
     read -r -p "Delete them? [y/N] " answer
     case "$answer" in y|Y|yes|YES) ;; *) echo "Nothing deleted."; exit 0 ;; esac
 fi
-for t in "${targets[@]}"; do find "$t" -mindepth 1 -maxdepth 1 -exec rm -rf {} +; done
-echo "Deleted $count file(s)."
+deleted=0
+for f in "${files[@]}"; do
+    rm -f -- "$f" && deleted=$((deleted + 1))
+done
+for sub in unprocessed/24hours .chunk_cache unprocessed/daily; do  # folders left empty (the kept ones stay)
+    [ -d "$data_dir/$sub" ] && find "$data_dir/$sub" -mindepth 1 -type d -empty -delete
+done
+echo "Deleted $deleted file(s)."

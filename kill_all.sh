@@ -6,12 +6,13 @@
 #   ./kill_all.sh --grace SECONDS  grace period before SIGKILL (default 20)
 #   ./kill_all.sh --help
 set -euo pipefail
+caller_dir="$PWD"
 cd "$(dirname "$0")"
 grace=20
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        --log-dir) [ $# -ge 2 ] || { echo "kill_all.sh: --log-dir needs a folder" >&2; exit 2; }; export CONUS404_LOG_DIR="$2"; shift ;;
+        --log-dir) [ $# -ge 2 ] || { echo "kill_all.sh: --log-dir needs a folder" >&2; exit 2; }; case "$2" in /*) CONUS404_LOG_DIR="$2" ;; *) CONUS404_LOG_DIR="$caller_dir/$2" ;; esac; export CONUS404_LOG_DIR; shift ;;
         --grace) [[ "${2:-}" =~ ^[0-9]+$ ]] || { echo "kill_all.sh: --grace needs whole seconds" >&2; exit 2; }; grace="$2"; shift ;;
         *) echo "kill_all.sh: unknown option '$1' (see ./kill_all.sh --help)" >&2; exit 2 ;;
     esac

@@ -8,6 +8,7 @@
 #   ./run_pipeline.sh --status        is a run active, and how far is the configured range
 #   ./run_pipeline.sh --setup-only    only prepare .venv and the emulator's packages
 set -euo pipefail
+export CONUS404_CALLER_DIR="$PWD"  # relative paths on the command line are the user's, not src/'s
 cd "$(dirname "$0")"
 source src/setup_env.sh
 if [ "${1:-}" = "--setup-only" ]; then

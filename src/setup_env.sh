@@ -32,10 +32,13 @@ ensure_venv() {
     # uv installs the same pins in seconds where pip takes minutes; pip remains the fallback.
     # Bytecode is compiled at install time, as pip does: where PYTHONDONTWRITEBYTECODE is set,
     # nothing would ever write it and every process would compile every module again (3 x slower).
+    # Packages' own test suites and the two big packages nothing here imports are left out (a
+    # quarter of the compile time; a module imported anyway is compiled in memory, as without).
     if "$PYTHON" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION" 2>/dev/null \
-        && "$VENV/bin/uv" pip install --quiet --native-tls --compile-bytecode --python "$PYTHON" \
+        && "$VENV/bin/uv" pip install --quiet --native-tls --python "$PYTHON" \
             -r "$PROJECT_ROOT/requirements-dev.txt"; then
-        :
+        "$PYTHON" -m compileall -q -j 0 -x '/(tests?|sympy|cfnlint)/' \
+            "$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null || true
     else
         _say "uv was not usable here: installing with pip instead (a few minutes)"
         if ! "$PYTHON" -m pip install --quiet --disable-pip-version-check -r "$PROJECT_ROOT/requirements-dev.txt"; then

@@ -60,3 +60,19 @@ def test_names_and_cell_methods():
     assert aggregation.output_name("PREC_ACC_NC", "sum", VariableClass.PRIOR_HOUR) == "PREC_ACC_NC"
     assert aggregation.cell_methods("min") == "time: minimum"
     assert aggregation.allowed_statistics(VariableClass.SINCE_START) == ("sum",)
+
+
+@pytest.mark.parametrize(("source_long_name", "var_class", "statistic", "daily"), [
+    ("Accumulated total liquid water out of the snowpack since model initial time", VariableClass.SINCE_START, "sum",
+     "daily total (over the UTC day) of liquid water out of the snowpack"),
+    ("Accumulated downwelling shortwave radiation flux at bottom, accumulated since last bucket_J (1.0e9 J m-2) reset",
+     VariableClass.BUCKET, "sum", "daily total (over the UTC day) of downwelling shortwave radiation flux at bottom"),
+    ("Accumulated grid scale  precipitation , accumulated over prior 60 minutes", VariableClass.PRIOR_HOUR, "sum",
+     "daily total (over the UTC day) of grid scale precipitation"),
+    ("Accumulated grid scale  precipitation , accumulated over prior 60 minutes", VariableClass.PRIOR_HOUR, "max",
+     "largest hourly amount in the UTC day of grid scale precipitation"),
+    ("Temperature at 2 m", VariableClass.INSTANTANEOUS, "mean", "Temperature at 2 m"),
+])
+def test_daily_long_names_say_what_the_day_holds_not_the_running_total(source_long_name, var_class, statistic, daily):
+    # the source strings are the CONUS404 collection's (ACSNOM, ACSWDNB, PREC_ACC_NC)
+    assert aggregation.daily_long_name(source_long_name, var_class, statistic) == daily

@@ -4,6 +4,7 @@ recorded and handled, never a traceback, never deleted data."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -69,6 +70,8 @@ USAGE_ERRORS = [
     (("--days-per-worker", "two"), "--days-per-worker 'two' is not a whole number"),
     (("--day-timeout", "-5"), "must be a positive number of seconds"),
     (("--progress-interval", "0"), "must be a positive number of seconds"),
+    (("--retry-rounds", "-1"), "--retry-rounds -1 cannot be negative"),
+    (("--retry-backoff", "-2"), "--retry-backoff -2 must be zero or more seconds"),
     (("--bbox", "-105,39,-104"), "--bbox '-105,39,-104' is not MIN_LON,MIN_LAT,MAX_LON,MAX_LAT"),
     (("--bbox", "10,45,20,50"), "the box 10.0,45.0,20.0,50.0 lies outside the CONUS404 domain"),
     (("--executor", "threads"), "--executor 'threads' is not an executor: use subprocess or dask"),
@@ -113,7 +116,7 @@ def test_a_corrupt_failure_ledger_is_kept_aside_and_the_run_goes_on(stack, tmp_p
 def test_a_driver_that_fails_fails_the_run_and_says_so_on_the_terminal(stack, tmp_path):
     (tmp_path / "data" / "failed_jobs.json").mkdir(parents=True)  # the ledger cannot be written: the driver fails
     result = run(tmp_path, stack)
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == 70, result.stdout + result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "the run failed: the driver stopped with an error" in lines[0], result.stderr
     assert "ERROR the driver failed" in (tmp_path / "logs" / "driver_main_run.log").read_text()
@@ -126,6 +129,7 @@ def test_a_bad_file_under_a_final_name_is_kept_aside_and_redone(stack, tmp_path,
     (daily / "conus404_daily_20210101.nc").write_bytes(content)
     result = run(tmp_path, stack)
     assert result.returncode == 0, result.stderr
+    assert re.search(r"quarantined\s+1\s+\(files that did not verify", result.stdout), result.stdout
     [kept] = list((daily / "quarantine").iterdir())
     assert kept.read_bytes() == content, "never deleted"
     with xr.open_dataset(daily / "conus404_daily_20210101.nc") as ds:
@@ -141,7 +145,7 @@ def test_a_last_day_whose_records_the_source_lacks_is_refused_before_the_run(sta
     assert result.returncode == 2, result.stdout + result.stderr
     assert len(lines) == 1 and "its days use the hourly records 2021-01-03T00Z..2021-01-04T00Z" in lines[0], lines
     assert not (tmp_path / "logs" / "subprocesses").exists(), "nothing was started"
-    assert not (tmp_path / "ultimate_failures.json").exists()
+    assert not (tmp_path / "data" / "ultimate_failures.json").exists()
 
 
 @pytest.mark.parametrize(("value", "message"), [

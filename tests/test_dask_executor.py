@@ -110,7 +110,7 @@ def test_a_local_cluster_publishes_the_same_files_records_a_failure_and_retries_
     assert failed["2021-01-03"]["error_class"] == "transient" and "ServerBusy" in failed["2021-01-03"]["message"]
     retry_log = (tmp_path / "logs" / "retry_run.log").read_text()
     assert "1 transient failure(s) to retry" in retry_log and "executor: dask" in retry_log
-    assert json.loads((tmp_path / "ultimate_failures.json").read_text()) == {}
+    assert json.loads((tmp_path / "data" / "ultimate_failures.json").read_text()) == {}
     day3 = (tmp_path / "logs" / "subprocesses" / "download_20210103.log").read_text()
     assert day3.count("attempt for 2021-01-03") == 2
     assert day3.count(conftest.FORKED) == 2, "each Dask worker forked its day processes from its launch template"

@@ -24,6 +24,7 @@ def project(tmp_path):
         shutil.copy2(ROOT / name, tmp_path / name)
     (tmp_path / "src").mkdir()
     shutil.copy2(ROOT / "src" / "run_state.sh", tmp_path / "src" / "run_state.sh")
+    shutil.copy2(ROOT / "src" / "config.py", tmp_path / "src" / "config.py")
     for d in ["logs", "archive", "data/unprocessed/daily"]:
         (tmp_path / d).mkdir(parents=True)
     return tmp_path
@@ -79,6 +80,42 @@ def test_clean_data_asks_first_and_deletes_only_with_consent(project):
     done = _run(project, "clean_data.sh", "--yes")
     assert done.returncode == 0 and "Deleted 1 file" in done.stdout
     assert list(daily.iterdir()) == []
+
+
+def test_clean_data_lists_exactly_what_it_deletes_keeps_quarantine_and_follows_config_py(project):
+    elsewhere = project / "elsewhere"
+    config = project / "src" / "config.py"
+    config.write_text(config.read_text().replace('DATA_DIR = "data"', f'DATA_DIR = "{elsewhere}"'))
+    daily = elsewhere / "unprocessed" / "daily"
+    (daily / "quarantine").mkdir(parents=True)
+    (elsewhere / ".chunk_cache" / "20210101").mkdir(parents=True)
+    doomed = [daily / "conus404_daily_20210101.nc", daily / "conus404_daily_20210102.nc", daily / ".verified.jsonl",
+              elsewhere / ".chunk_cache" / "20210101" / "T2.0.0.0", elsewhere / ".chunk_cache" / "20210101" / "T2.1.0.0"]
+    for path in doomed:
+        path.write_bytes(b"x")
+    quarantined = daily / "quarantine" / "conus404_daily_20201231.nc.20261201T000000000000Z"
+    quarantined.write_bytes(b"someone's file")
+    untouched = project / "data" / "unprocessed" / "daily" / "conus404_daily_20210101.nc"  # data/: not configured
+    untouched.write_bytes(b"x")
+    done = _run(project, "clean_data.sh", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert f"This deletes 5 file(s) under {elsewhere}:" in done.stdout
+    for path in doomed:
+        assert f"  {path.relative_to(elsewhere)}\n" in done.stdout
+        assert not path.exists()
+    assert "Kept: 1 quarantined file(s)" in done.stdout and "Deleted 5 file(s)." in done.stdout
+    assert quarantined.read_bytes() == b"someone's file" and untouched.exists()
+    gone = _run(project, "clean_data.sh", "--yes", "--include-quarantine")
+    assert gone.returncode == 0 and "Deleted 1 file(s)." in gone.stdout and not quarantined.exists()
+
+
+def test_clean_data_refuses_a_broken_config_py_in_one_line(project):
+    (project / "src" / "config.py").write_text("DATA_DIR = (\n")
+    (project / "data" / "unprocessed" / "daily" / "conus404_daily_20210101.nc").write_bytes(b"x")
+    refused = _run(project, "clean_data.sh", "--yes")
+    assert refused.returncode == 2 and "src/config.py cannot be loaded: SyntaxError" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert (project / "data" / "unprocessed" / "daily" / "conus404_daily_20210101.nc").exists()
 
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -89,7 +90,7 @@ def test_a_four_day_run_publishes_four_verified_files_and_a_rerun_does_nothing(s
     log = (tmp_path / "logs" / "driver_main_run.log").read_text()
     assert "progress: done 4/4" in log and "summary:" in log
     assert json.loads((tmp_path / "data" / "failed_jobs.json").read_text() if (tmp_path / "data" / "failed_jobs.json").exists() else "{}") == {}
-    assert json.loads((tmp_path / "ultimate_failures.json").read_text()) == {}
+    assert json.loads((tmp_path / "data" / "ultimate_failures.json").read_text()) == {}
     # one token for the whole run: signed once, handed to the driver and its workers
     assert stack.service.requests["token"] - tokens_before == 1
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "data" / "unprocessed" / "daily").glob("*.nc")}
@@ -102,7 +103,7 @@ def test_a_four_day_run_publishes_four_verified_files_and_a_rerun_does_nothing(s
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
     assert len(list((tmp_path / "logs" / "subprocesses").glob("*.log"))) == workers_before
     # no SAS token or subscription key in any log, ledger, QC report or output file
-    for path in [*(tmp_path / "logs").rglob("*"), *(tmp_path / "data").rglob("*"), tmp_path / "ultimate_failures.json"]:
+    for path in [*(tmp_path / "logs").rglob("*"), *(tmp_path / "data").rglob("*"), tmp_path / "data" / "ultimate_failures.json"]:
         if path.is_file():
             content = path.read_bytes()
             assert b"sig=" not in content and key.encode() not in content, path
@@ -121,13 +122,46 @@ def test_transient_failures_are_retried_and_data_defects_are_not(make_emulator, 
     assert failed["2021-01-03"]["error_class"] == "transient" and "ServerBusy" in failed["2021-01-03"]["message"]
     assert failed["2021-01-02"]["error_class"] == "permanent"
     assert set(failed["2021-01-02"]) >= {"variables", "error_class", "message", "exit_code", "attempts", "log", "last_attempt"}
-    ultimate = json.loads((tmp_path / "ultimate_failures.json").read_text())
+    ultimate = json.loads((tmp_path / "data" / "ultimate_failures.json").read_text())
     assert list(ultimate) == ["2021-01-02"]
     assert "PREC_ACC_NC at 2021-01-02T06Z has -1.5 mm" in ultimate["2021-01-02"]["message"]
     retry_log = (tmp_path / "logs" / "retry_run.log").read_text()
     assert "1 transient failure(s) to retry, 1 permanent listed without retry" in retry_log
     day2_log = (tmp_path / "logs" / "subprocesses" / "download_20210102.log").read_text()
     assert day2_log.count("attempt for 2021-01-02") == 1, "a permanent failure is never retried"
+    # the terminal gets the summary table and the failures that remain, with where to read more
+    table = result.stdout
+    for row in (r"days in range\s+4", r"already valid\s+0", r"published\s+2", r"failed\s+2\s+\(transient 1, permanent 1\)",
+                r"quarantined\s+0", r"wall time\s+\d+:\d\d:\d\d"):
+        assert re.search(row, table), (row, table)
+    assert f"retry pass: 1 day(s) still failed; every reason is in {tmp_path / 'data' / 'ultimate_failures.json'}" in table
+    assert re.search(r"2021-01-02\s+permanent\s+.*PREC_ACC_NC at 2021-01-02T06Z has -1.5 mm", table), table
+
+
+def test_ctrl_c_stops_a_foreground_run_with_exit_130_and_one_line(stack, tmp_path):
+    stack.inject_faults([FaultRule(r"/T2/\d+\.0\.0$", delay_s=600.0)])  # days that cannot finish first
+    try:
+        argv = [str(ROOT / "run_pipeline.sh"), "--foreground", "--start", str(DAYS[0]), "--end", str(DAYS[-1]),
+                "--variables", VARIABLES, "--data-dir", str(tmp_path / "data"), "--log-dir", str(tmp_path / "logs")]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **stack.client_env()}, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 120
+            while not (tmp_path / "logs" / "subprocesses").is_dir() or not list((tmp_path / "logs" / "subprocesses").iterdir()):
+                assert time.monotonic() < deadline and proc.poll() is None, "no day started"
+                time.sleep(0.2)
+            pgid = int((tmp_path / "logs" / "pipeline.pid").read_text())
+            os.kill(proc.pid, signal.SIGINT)  # what the terminal sends the foreground command on Ctrl-C
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        stack.inject_faults([])
+    assert proc.returncode == 130, out + err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "was interrupted (Ctrl-C) and stopped" in lines[0], err
+    assert not group_alive(pgid), "the run's process group is gone"
 
 
 
@@ -154,7 +188,15 @@ def test_kill_all_stops_the_run_spares_a_decoy_and_the_next_run_completes(stack,
         assert all("conus404.launch_template" in conftest.parent_command_line(pid) for pid in days), \
             "the days were forked from the run's launch template (the default launch)"
         again = pipeline(tmp_path, stack)
-        assert again.returncode == 1 and "already active" in again.stderr
+        assert again.returncode == 75 and "already active" in again.stderr
+        elsewhere = pipeline(tmp_path, stack, "--log-dir", str(tmp_path / "other-logs"))  # the same data folder
+        assert elsewhere.returncode == 75, elsewhere.stdout + elsewhere.stderr
+        assert f"another run is active on the data folder {tmp_path / 'data'} (its log folder: {tmp_path / 'logs'})" \
+            in elsewhere.stderr
+        cleaning = subprocess.run([str(ROOT / "clean_data.sh"), "--yes", "--data-dir", str(tmp_path / "data")],
+                                  capture_output=True, text=True, timeout=30,
+                                  env={**os.environ, "CONUS404_LOG_DIR": str(tmp_path / "other-logs")})
+        assert cleaning.returncode == 1 and f"active on {tmp_path / 'data'}" in cleaning.stderr, cleaning.stderr
         for script in ("clean_data.sh", "archive_logs.sh"):
             refused = subprocess.run([str(ROOT / script), "--yes"] if script == "clean_data.sh" else [str(ROOT / script)],
                                      capture_output=True, text=True, env=env, timeout=30)
@@ -167,6 +209,9 @@ def test_kill_all_stops_the_run_spares_a_decoy_and_the_next_run_completes(stack,
                 pass
         status = pipeline(tmp_path, stack, "--status")
         assert "run: active" in status.stdout and "range 2021-01-01..2021-01-04 (4 days)" in status.stdout
+        bare = subprocess.run([str(ROOT / "run_pipeline.sh"), "--status", "--log-dir", str(tmp_path / "logs")],
+                              capture_output=True, text=True, env=env, timeout=60)  # config.py's range is not the run's
+        assert f"range 2021-01-01..2021-01-04 (4 days) in {tmp_path / 'data'}:" in bare.stdout, bare.stdout
 
         stopped = subprocess.run([str(ROOT / "kill_all.sh"), "--log-dir", str(tmp_path / "logs"), "--grace", "20"],
                                  capture_output=True, text=True, timeout=60)
@@ -224,7 +269,7 @@ def test_a_day_over_the_timeout_is_stopped_and_retried(stack, tmp_path):
     day3_log = (tmp_path / "logs" / "subprocesses" / "download_20210103.log").read_text()
     assert day3_log.count(conftest.FORKED) == 2, "the timed-out attempt and its retry were forked processes"
     assert verified_days(tmp_path) == DAYS
-    assert json.loads((tmp_path / "ultimate_failures.json").read_text()) == {}
+    assert json.loads((tmp_path / "data" / "ultimate_failures.json").read_text()) == {}
 
 
 def test_short_lived_tokens_are_renewed_during_the_run(stack, tmp_path):

@@ -157,3 +157,42 @@ def test_worker_flags_reproduce_the_drivers_settings_over_any_config(tmp_path):
     for name in ("variables", "statistics", "source", "data_dir", "bbox", "output_url", "keep_hourly", "allow_3d", "chunk_cache"):
         assert getattr(worker, name) == getattr(driver, name), name
     assert worker.bbox is None and worker.output_url is None
+
+
+def test_command_line_paths_are_relative_to_the_users_folder_not_the_project(tmp_path, monkeypatch):
+    monkeypatch.setenv(settings.CALLER_DIR_ENV, str(tmp_path))
+    (tmp_path / "mine.zarr").mkdir()
+    s = settings.apply_arguments(settings.from_config(CONFIG, env={}),
+                                 _flags("--data-dir", "out/data", "--source", "mine.zarr"))
+    assert s.data_dir == tmp_path / "out" / "data"
+    assert s.source == str(tmp_path / "mine.zarr")
+    assert settings.from_config(CONFIG, env={}).data_dir == settings.PROJECT_ROOT / "data", "config.py: the project's"
+    kept = settings.apply_arguments(settings.from_config(CONFIG, env={}), _flags("--source", "s3://bucket/store.zarr"))
+    assert kept.source == "s3://bucket/store.zarr"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("--data-dir", ""), "--data-dir is empty"),
+    (("--data-dir", "  "), "--data-dir is empty"),
+    (("--source", "hytest-osm"), "--source 'hytest-osm' is neither a known source nor an existing path (did you mean hytest-osn?)"),
+    (("--source", "planetary_computer"), "(did you mean planetary-computer?)"),
+])
+def test_an_empty_data_folder_or_a_misspelt_source_name_is_refused(tmp_path, monkeypatch, argv, message):
+    monkeypatch.setenv(settings.CALLER_DIR_ENV, str(tmp_path))
+    with pytest.raises(ConfigurationError) as caught:
+        settings.apply_arguments(settings.from_config(CONFIG, env={}), _flags(*argv))
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("START_DATE = '2021-01-01'\nVARIABLES = ['T2'\n", "line 2 cannot be loaded: SyntaxError"),
+    ("import nonexistent_module_for_the_test\n", "cannot be loaded: ModuleNotFoundError: No module named"),
+])
+def test_a_broken_config_py_is_one_configuration_error_naming_the_file(tmp_path, monkeypatch, text, message):
+    (tmp_path / "config.py").write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "config", raising=False)
+    with pytest.raises(ConfigurationError) as caught:
+        settings.load()
+    assert message in str(caught.value)
+    assert str(tmp_path / "config.py") in str(caught.value) or "config.py" in str(caught.value)

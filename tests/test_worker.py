@@ -131,6 +131,8 @@ def test_output_is_cf_with_bounds_cell_methods_units_and_crs(tmp_path):
     assert ds["PREC_ACC_NC"].attrs["cell_methods"] == "time: sum" and ds["PREC_ACC_NC"].attrs["units"] == "mm"
     assert ds["PREC_ACC_NC"].attrs["conus404_hour_window"].startswith("2021-01-01T01:00Z..2021-01-02T00:00Z")
     assert ds["ACSWDNB"].attrs["units"] == "J m-2"
+    assert ds["ACSWDNB"].attrs["long_name"] == "daily total (over the UTC day) of downwelling shortwave radiation flux at bottom"
+    assert ds["PREC_ACC_NC"].attrs["long_name"] == "daily total (over the UTC day) of grid scale precipitation"
     assert ds["T2"].dtype == np.float32 and ds["T2"].encoding["zlib"]
     assert ds["lat"].dims == ("south_north", "west_east")
     assert ds["T2"].attrs["grid_mapping"] == "crs"

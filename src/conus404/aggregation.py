@@ -15,6 +15,7 @@ NaN propagates: a cell missing in any record is missing in the day (as ``skipna=
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,6 +104,23 @@ def default_statistic(var_class: VariableClass) -> str:
 def cell_methods(statistic: str) -> str:
     """CF cell_methods for a daily statistic over time."""
     return {"mean": "time: mean", "sum": "time: sum", "min": "time: minimum", "max": "time: maximum"}[statistic]
+
+
+_RUNNING_TOTAL_WORDS = re.compile(
+    r"[\s,]*(accumulated\s+)?(since\s+(last|model)\b.*|over\s+prior\s+\d+\s+minutes.*)$", re.IGNORECASE)
+
+
+def daily_long_name(long_name: str, var_class: VariableClass, statistic: str) -> str:
+    """The daily field's long_name: a day's difference of a running total, or sum of hourly amounts,
+    is the day's total, not the source's "accumulated since ..." (instantaneous fields keep theirs;
+    cell_methods says how the day was made)."""
+    if var_class == VariableClass.INSTANTANEOUS:
+        return long_name
+    what = _RUNNING_TOTAL_WORDS.sub("", " ".join(long_name.replace(" ,", ",").split()))
+    what = re.sub(r"^(accumulated\s+)?(total\s+)?", "", what, flags=re.IGNORECASE).strip(" ,")
+    if var_class == VariableClass.PRIOR_HOUR and statistic == "max":
+        return f"largest hourly amount in the UTC day of {what}"
+    return f"daily total (over the UTC day) of {what}"
 
 
 def output_name(variable: str, statistic: str, var_class: VariableClass) -> str:

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from conus404.executors import DASK, open_executor
 from conus404.ledgers import FailureEntry, Ledger, now_iso
 from conus404.processes import exit_on_sigterm
 from conus404.scheduler import AssetSigner, DayOutcome, DayScheduler, Progress, RunOptions
-from conus404.settings import PROJECT_ROOT, Settings
+from conus404.settings import Settings
 
 log = logging.getLogger("conus404.driver")
 
@@ -62,7 +63,7 @@ def run_options(args: argparse.Namespace, force: bool = False) -> RunOptions:
         raise ConfigurationError(f"--min-available-mb {args.min_available_mb:g} cannot be negative")
     options = RunOptions(force=force)
     if getattr(args, "log_dir", None):
-        options.log_dir = args.log_dir if args.log_dir.is_absolute() else PROJECT_ROOT / args.log_dir
+        options.log_dir = settings_mod.from_command_line(args.log_dir)
     if getattr(args, "day_timeout", None):
         options.day_timeout_s = args.day_timeout
     if getattr(args, "progress_interval", None):
@@ -174,10 +175,14 @@ def failure_entry(settings: Settings, outcome: DayOutcome, attempts: int = 1) ->
     )
 
 
-def summary_lines(title: str, total: int, outcomes: dict[dt.date, DayOutcome]) -> list[str]:
+def summary_lines(title: str, total: int, outcomes: dict[dt.date, DayOutcome], quarantined: int = 0,
+                  wall_s: float | None = None, every_failure: bool = True) -> list[str]:
+    """The end-of-run table; with ``every_failure`` False only the first failures (for the terminal)."""
+    from conus404 import run_report
+
     published = sum(o.status == "published" for o in outcomes.values())
     skipped = sum(o.status == "skipped" for o in outcomes.values())
-    failed = [o for o in outcomes.values() if o.status == "failed"]
+    failed = sorted((o for o in outcomes.values() if o.status == "failed"), key=lambda o: o.day)
     lines = [
         f"summary: {title}",
         f"  days in range   {total:6d}",
@@ -185,10 +190,20 @@ def summary_lines(title: str, total: int, outcomes: dict[dt.date, DayOutcome]) -
         f"  published       {published:6d}",
         f"  failed          {len(failed):6d}  (transient {sum(o.error_class == 'transient' for o in failed)}, "
         f"permanent {sum(o.error_class != 'transient' for o in failed)})",
+        f"  quarantined     {quarantined:6d}" + ("  (files that did not verify, kept in daily/quarantine/)" if quarantined else ""),
     ]
-    for o in sorted(failed, key=lambda o: o.day):
-        lines.append(f"    {o.day}  {o.error_class:9s}  {o.message}  (log: {o.log_path})")
+    if wall_s is not None:
+        lines.append(f"  wall time       {dt.timedelta(seconds=round(wall_s))!s:>6}")
+    if every_failure:
+        lines += [f"    {o.day}  {o.error_class:9s}  {o.message}  (log: {o.log_path})" for o in failed]
+    else:
+        lines += run_report.failure_lines([(str(o.day), o.error_class or "", o.message) for o in failed])
     return lines
+
+
+def _quarantined(settings: Settings) -> set[str]:
+    folder = daily_file.daily_dir(settings.data_dir) / "quarantine"
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -350,7 +365,13 @@ def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=N
             ledger.clear(key)
 
     check = None if options.force else verified_on_disk(settings)
+    started, kept_aside = time.monotonic(), _quarantined(settings)
     outcomes = DayScheduler(settings, signer, options, record, Progress(total=len(days)), check, executor).run(days)
-    for line in summary_lines(title, len(days), outcomes):
+    quarantined, wall_s = len(_quarantined(settings) - kept_aside), time.monotonic() - started
+    for line in summary_lines(title, len(days), outcomes, quarantined, wall_s):
         log.info(line)
+    from conus404 import run_report
+
+    run_report.save(options.log_dir, run_report.DRIVER_SUMMARY,
+                    summary_lines(title, len(days), outcomes, quarantined, wall_s, every_failure=False))
     return 1 if any(o.status == "failed" for o in outcomes.values()) else 0

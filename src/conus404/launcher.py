@@ -21,14 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from conus404 import daily_file
+from conus404 import daily_file, run_lock, run_report, run_status
 from conus404 import settings as settings_mod
 from conus404.atomic import atomic_write_text
 from conus404.driver import EXIT_DRIVER_FAILED, add_run_arguments, ensure_writable, open_checked, preflight, run_options
 from conus404.exceptions import ConfigurationError
-from conus404.ledgers import Ledger
 from conus404.processes import start_process_group, stop_process_group
-from conus404.retry import ultimate_failures_path
 from conus404.scheduler import AssetSigner
 from conus404.settings import PROJECT_ROOT
 
@@ -51,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Download CONUS404 days and aggregate them into daily files. By default the run goes "
         "to the background under nohup (driver.py, then retry_failed.py) and this command returns at once.",
         epilog="Exit codes (--foreground and --demo): 0 every day published or already valid, 1 some day "
-        "ultimately failed (see ultimate_failures.json), 2 usage or configuration error.",
+        "ultimately failed (see ultimate_failures.json), 2 usage or configuration error (nothing started), "
+        "70 the driver itself failed, 75 another run is active (any mode), 130 interrupted by Ctrl-C.",
     )
     mode = parser.add_argument_group("mode")
     mode.add_argument("--demo", action="store_true", help="run a few days against the local emulator, in the foreground")
@@ -67,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--retry-rounds", type=int, metavar="N", help="rounds of retries for transient failures (default 3)")
     retry.add_argument("--retry-backoff", type=float, metavar="SECONDS", help="wait before the first retry round (default 60)")
     return parser
+
+
+def check_retry_options(args: argparse.Namespace) -> None:
+    """The retry pass's flags, checked here: the retry pass itself runs only after the whole driver."""
+    if args.retry_rounds is not None and args.retry_rounds < 0:
+        raise ConfigurationError(f"--retry-rounds {args.retry_rounds} cannot be negative (0 = no retries)")
+    if args.retry_backoff is not None and not args.retry_backoff >= 0:
+        raise ConfigurationError(f"--retry-backoff {args.retry_backoff:g} must be zero or more seconds")
 
 
 def active_run(log_dir: Path) -> int | None:
@@ -90,6 +97,7 @@ def _settings_flags(args: argparse.Namespace, settings: settings_mod.Settings) -
     for name in ("day_timeout", "progress_interval", "min_available_mb", "log_dir"):
         value = getattr(args, name, None)
         if value is not None:
+            value = settings_mod.from_command_line(value) if name == "log_dir" else value
             flags += [f"--{name.replace('_', '-')}", str(value)]
     return flags
 
@@ -115,12 +123,17 @@ def start_run(args: argparse.Namespace, settings: settings_mod.Settings) -> subp
         f"if [ $rc -ne {EXIT_DRIVER_FAILED} ]; then rc=$retry_rc; fi; fi; "
         f"rm -f {shlex.quote(str(pid_file))}; exit $rc"
     )
-    proc = subprocess.Popen(
-        ["bash", "-c", script], stdin=subprocess.PIPE, stdout=open(log_dir / "pipeline_console.log", "ab"),
-        stderr=subprocess.STDOUT, cwd=SRC, start_new_session=True, text=True,
-    )
+    lock_fd = run_lock.acquire(settings.data_dir, log_dir)  # held by the run's group from here on
+    try:
+        proc = subprocess.Popen(
+            ["bash", "-c", script], stdin=subprocess.PIPE, stdout=open(log_dir / "pipeline_console.log", "ab"),
+            stderr=subprocess.STDOUT, cwd=SRC, start_new_session=True, text=True, pass_fds=(lock_fd,),
+        )
+    finally:
+        os.close(lock_fd)  # this process's copy: the group keeps the lock
     atomic_write_text(pid_file, f"{proc.pid}\n")
     atomic_write_text(log_dir / "pipeline.data_dir", f"{settings.data_dir}\n")  # for kill_all.sh
+    run_status.record_run(log_dir, common)  # for --status
     return proc
 
 
@@ -147,8 +160,16 @@ def cancel_run(proc: subprocess.Popen, log_dir: Path) -> None:
         pass
 
 
+EXIT_ANOTHER_RUN = 75  # EX_TEMPFAIL: refused while another run is active; try again later
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
+
+
 def wait_foreground(proc: subprocess.Popen) -> int:
+    """The run's exit code; on Ctrl-C (or SIGTERM/SIGHUP) the run is stopped and 128 + the signal."""
+    received: list[int] = []
+
     def forward(signum, _frame):
+        received.append(signum)
         try:
             os.killpg(proc.pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -157,13 +178,35 @@ def wait_foreground(proc: subprocess.Popen) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, forward)
     code = proc.wait()
-    if code in (0, 1, 2):
+    if received:
+        _wait_until_gone(proc.pid)
+        return 128 + received[0]
+    if code in (0, 1, 2, EXIT_DRIVER_FAILED):
         return code
     return 1
 
 
+def _wait_until_gone(pgid: int, grace_s: float = 20.0) -> None:
+    """After an interrupt: the run is over only when no process of its group is left."""
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def _outcome(code: int, returncode: int | None) -> str:
     """What a foreground run's exit means, for the one line the terminal gets."""
+    if code == EXIT_INTERRUPTED:
+        return "was interrupted (Ctrl-C) and stopped; finished days are kept and the same command resumes"
+    if code > 128:
+        return f"was stopped by signal {code - 128}; finished days are kept and the same command resumes"
     if returncode == EXIT_DRIVER_FAILED:
         return "failed: the driver stopped with an error"
     if returncode is not None and returncode >= 128 or (returncode or 0) < 0:
@@ -171,40 +214,6 @@ def _outcome(code: int, returncode: int | None) -> str:
     if code == 2:
         return "was refused (usage or configuration error)"
     return "ended with days that still failed (see ultimate_failures.json)"
-
-
-def status(settings: settings_mod.Settings, log_dir: Path) -> int:
-    pgid = active_run(log_dir)
-    print(f"run: {f'active (process group {pgid})' if pgid else 'not active'}")
-    days = settings.days
-    if settings.output_url:
-        from conus404.remote_output import RemoteOutput
-
-        committed = RemoteOutput.of(settings).committed_names()
-        done = [d for d in days if daily_file.daily_name(d) in committed]
-    else:
-        done = [d for d in days if daily_file.daily_path(settings.data_dir, d).exists()]
-    failed_keys = set(Ledger(settings.data_dir / "failed_jobs.json").entries)
-    ultimate = ultimate_failures_path(settings.data_dir)
-    if ultimate.exists():
-        try:
-            failed_keys |= set(json.loads(ultimate.read_text()))
-        except ValueError:
-            pass
-    failed = [d for d in days if d.isoformat() in failed_keys and d not in done]
-    pending = len(days) - len(done) - len(failed)
-    print(f"range {settings.start_date}..{settings.end_date} ({len(days)} days): "
-          f"done {len(done)}, failed {len(failed)}, pending {pending}")
-    log_path = log_dir / "driver_main_run.log"
-    last = ""
-    if log_path.exists():
-        for line in log_path.read_text(errors="replace").splitlines():
-            if "progress:" in line:
-                last = line
-    print(f"last progress: {last or '(none yet)'}")
-    if failed:
-        print("failed days: " + ", ".join(d.isoformat() for d in failed[:10]) + (" ..." if len(failed) > 10 else ""))
-    return 0
 
 
 def list_variables(settings: settings_mod.Settings, signer: AssetSigner, pattern: str) -> int:
@@ -257,15 +266,16 @@ def main(argv: list[str] | None = None) -> int:
             args.data_dir = args.data_dir or str(PROJECT_ROOT / "data" / "demo")
             args.source = "planetary-computer"
         settings = settings_mod.load(args)
+        check_retry_options(args)
         log_dir = run_options(args).log_dir
         ensure_writable(log_dir, "log folder")
         if args.status:
-            return status(settings, log_dir)
+            return run_status.print_report(run_status.report(settings, log_dir, active_run(log_dir), build_parser))
         pgid = active_run(log_dir) if args.list_variables is None else None
         if pgid:
             print(f"run_pipeline.sh: a run from this checkout is already active (process group {pgid}); "
                   "see ./run_pipeline.sh --status, or stop it with ./kill_all.sh", file=sys.stderr)
-            return 1
+            return EXIT_ANOTHER_RUN
         if args.demo:
             scratch = Path(tempfile.mkdtemp(prefix="conus404-demo-"))
             print("demo: starting the local Planetary Computer emulator ...", flush=True)
@@ -275,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         signer = AssetSigner(settings)
         if args.list_variables is not None:
             return list_variables(settings, signer, args.list_variables)
+        run_started = time.time()
+        ensure_writable(daily_file.daily_dir(settings.data_dir), "data folder")  # before its lock is taken
         proc = start_run(args, settings)
         try:
             preflight(settings, signer)
@@ -283,11 +295,13 @@ def main(argv: list[str] | None = None) -> int:
             cancel_run(proc, log_dir)
             raise
         if not args.foreground:
-            print(BANNER.format(log=os.path.relpath(log_dir / "driver_main_run.log", PROJECT_ROOT), pgid=proc.pid))
+            print(BANNER.format(log=log_dir / "driver_main_run.log", pgid=proc.pid))
             return 0
         print(f"running {settings.start_date}..{settings.end_date} in the foreground; log: "
               f"{log_dir / 'driver_main_run.log'}", flush=True)
         code = wait_foreground(proc)
+        for line in run_report.written_since(log_dir, run_started):
+            print(line)
         if code != 0:
             print(f"run_pipeline.sh: the run {_outcome(code, proc.returncode)}; see "
                   f"{log_dir / 'driver_main_run.log'} and {log_dir / 'pipeline_console.log'}", file=sys.stderr)
@@ -297,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
             for path in files:
                 print(f"  {path.name}")
         return code
+    except run_lock.AnotherRunActive as exc:
+        print(f"run_pipeline.sh: {exc}", file=sys.stderr)
+        return EXIT_ANOTHER_RUN
     except ConfigurationError as exc:
         print(f"run_pipeline.sh: {exc}", file=sys.stderr)
         return 2

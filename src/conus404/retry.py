@@ -29,8 +29,21 @@ log = logging.getLogger("conus404.retry")
 
 
 def ultimate_failures_path(data_dir: Path) -> Path:
-    """Beside the data folder: the project root for the default data/, as in the original pipeline."""
-    return Path(data_dir).parent / "ultimate_failures.json"
+    """In the data folder it describes, beside failed_jobs.json: two data folders never share one,
+    and it is always writable where the data are (the seed kept it in the data folder's parent)."""
+    return Path(data_dir) / "ultimate_failures.json"
+
+
+def _kept_outside(target: Path, in_range: set[str]) -> dict:
+    """The days an earlier run left in ``target`` outside this run's range: this pass did not look
+    at them, so they stay as they were."""
+    import json
+
+    try:
+        earlier = json.loads(target.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {day: entry for day, entry in earlier.items() if day not in in_range} if isinstance(earlier, dict) else {}
 
 
 def backoff_seconds(round_number: int, initial: float, maximum: float, rng: random.Random) -> float:
@@ -94,10 +107,19 @@ def main(argv: list[str] | None = None) -> int:
         if executor is not None:
             executor.close()
     target = args.ultimate_failures or ultimate_failures_path(settings.data_dir)
-    atomic_write_json(target, {day: asdict(e) for day, e in sorted(ultimate.items())})
+    listed = {**_kept_outside(target, in_range), **{day: asdict(e) for day, e in ultimate.items()}}
+    atomic_write_json(target, dict(sorted(listed.items())))
     log.info("retry pass done: %d day(s) still failed; see %s", len(ultimate), target)
     for day, entry in sorted(ultimate.items()):
         log.info("  %s  %s  %s", day, entry.error_class, entry.message)
+    from conus404 import run_report
+
+    if ultimate:
+        report = [f"retry pass: {len(ultimate)} day(s) still failed; every reason is in {target}"]
+        report += run_report.failure_lines([(day, e.error_class, e.message) for day, e in sorted(ultimate.items())])
+    else:
+        report = [f"retry pass: {len(to_retry)} day(s) retried; no day failed in the end"]
+    run_report.save(options.log_dir, run_report.RETRY_SUMMARY, report)
     if settings.overview and settings.output_url:
         log.info("no overview: the daily files are at %s, not on this disk", settings.output_url)
     elif settings.overview:

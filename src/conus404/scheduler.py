@@ -121,19 +121,22 @@ class Progress:
     failed: int = 0
 
     def line(self, active: int, pending: int) -> str:
-        elapsed_h = (time.monotonic() - self.started) / 3600
-        finished = self.published + self.failed
-        rate = finished / elapsed_h if elapsed_h > 0 else 0.0
-        if rate > 0 and (active + pending):
+        elapsed_s = time.monotonic() - self.started
+        worked = self.published + self.failed  # days skipped as already valid say nothing of the rate
+        rate = worked / elapsed_s * 3600 if elapsed_s > 0 else 0.0
+        rate_text = f"{rate:.1f} days/hour" if worked else "no day worked yet"
+        if not (active + pending):
+            eta_text = f"finished in {dt.timedelta(seconds=round(elapsed_s))}"
+        elif rate > 0:
             eta_s = (active + pending) / rate * 3600
             eta = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=eta_s)).strftime("%Y-%m-%d %H:%MZ")
             eta_text = f"ETA {eta} (in {dt.timedelta(seconds=int(eta_s))})"
         else:
-            eta_text = "ETA unknown"
+            eta_text = "ETA once a day has finished"
         done = self.published + self.skipped
         return (
             f"progress: done {done}/{self.total} (published {self.published}, skipped {self.skipped}), "
-            f"failed {self.failed}, active {active}, pending {pending}, {rate:.1f} days/hour, {eta_text}"
+            f"failed {self.failed}, active {active}, pending {pending}, {rate_text}, {eta_text}"
         )
 
 

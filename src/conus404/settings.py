@@ -24,6 +24,8 @@ STAC_URL_ENV = "CONUS404_STAC_URL"
 SAS_URL_ENV = "PC_SDK_SAS_URL"  # the planetary-computer SDK reads the same variable
 HYTEST_OSN = "hytest-osn"  # USGS HyTEST's copy on the Open Storage Network (anonymous S3)
 HYTEST_OSN_URL = "s3://hytest/conus404/conus404_hourly.zarr"
+KNOWN_SOURCES = (PLANETARY_COMPUTER, HYTEST_OSN)
+CALLER_DIR_ENV = "CONUS404_CALLER_DIR"  # the folder run_pipeline.sh was run from
 OSN_ENDPOINT = "https://usgs.osn.mghpcc.org/"
 OSN_ENDPOINT_ENV = "CONUS404_OSN_ENDPOINT"  # the emulator's S3 server instead of the OSN pod
 # fsspec options for a SOURCE URL as a JSON object (overrides STORAGE_OPTIONS): the place for
@@ -317,8 +319,34 @@ def worker_flags(settings: Settings) -> list[str]:
 
 
 def _absolute(path: str | Path) -> Path:
+    """A path from config.py: relative to the project folder, as the shipped DATA_DIR = "data"."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def from_command_line(path: str | Path) -> Path:
+    """A path given on the command line: relative to the folder the user ran the command in
+    (run_pipeline.sh records it in CONUS404_CALLER_DIR before it moves to src/)."""
+    path = Path(path).expanduser()
+    if path.is_absolute():
+        return path
+    return Path(os.environ.get(CALLER_DIR_ENV) or os.getcwd()) / path
+
+
+def source_from_command_line(value: str) -> str:
+    """--source: a known name, a URL, or a path (relative to the user's folder); a missing path
+    that looks like a misspelt name is refused with a suggestion."""
+    from conus404.variables import suggest
+
+    value = value.strip()
+    if not value or value in KNOWN_SOURCES or "://" in value:
+        return value
+    path = from_command_line(value)
+    if not path.exists():
+        hint = suggest(value, KNOWN_SOURCES)
+        if hint:
+            raise ConfigurationError(f"--source {value!r} is neither a known source nor an existing path{hint}")
+    return str(path)
 
 
 def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
@@ -429,9 +457,11 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
         changes["variables"], inline = parse_variable_statistics(args.variables, "--variables")
         changes["statistics"] = merge_statistics(changes.get("statistics", settings.statistics), inline)
     if args.source is not None:
-        changes["source"] = args.source.strip()
+        changes["source"] = source_from_command_line(args.source)
     if args.data_dir is not None:
-        changes["data_dir"] = _absolute(args.data_dir)
+        if not args.data_dir.strip():
+            raise ConfigurationError("--data-dir is empty: give the folder for the data (DATA_DIR)")
+        changes["data_dir"] = from_command_line(args.data_dir)
     if getattr(args, "output_url", None) is not None:
         changes["output_url"] = parse_output_url(args.output_url, "--output-url")
     if getattr(args, "bbox", None) is not None:
@@ -452,8 +482,13 @@ def check(settings: Settings) -> Settings:
 def load(args: argparse.Namespace | None = None, config: ModuleType | Mapping[str, Any] | None = None) -> Settings:
     """The settings for this run: ``src/config.py``, the environment, then ``args``."""
     if config is None:
-        import config as user_config  # src/config.py, importable because src/ is on sys.path
-
+        try:
+            import config as user_config  # src/config.py, importable because src/ is on sys.path
+        except Exception as exc:  # a broken config.py: one line that says where, not a traceback
+            where = getattr(exc, "filename", None) or str(PROJECT_ROOT / "src" / "config.py")
+            line = f", line {exc.lineno}" if getattr(exc, "lineno", None) else ""
+            detail = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+            raise ConfigurationError(f"{where}{line} cannot be loaded: {type(exc).__name__}: {detail}") from None
         config = user_config
     settings = from_config(config)
     return apply_arguments(settings, args) if args is not None else settings

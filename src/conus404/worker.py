@@ -222,6 +222,8 @@ def open_and_read_grid(open_source: Callable[[bool], tuple[Any, dict[str, str]]]
 
 def _field_attrs(plan: VariablePlan, statistic: str, window: aggregation.HourWindow) -> dict[str, Any]:
     attrs = {k: plan.attrs[k] for k in ("units", "long_name", "description") if k in plan.attrs}
+    if "long_name" in attrs:
+        attrs["long_name"] = aggregation.daily_long_name(attrs["long_name"], plan.var_class, statistic)
     attrs["cell_methods"] = aggregation.cell_methods(statistic)
     attrs["conus404_class"] = plan.var_class.value
     attrs["conus404_rule"] = aggregation_rule(plan.var_class) if statistic == plan.statistics[0] else (
