@@ -235,3 +235,26 @@ def run_driver(stack, tmp, days, variables: str, *flags: str, timeout: float = 3
             "--progress-interval", "1", *flags]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **stack.client_env(), **(env or {})})
+
+
+def run_prewarmed(argv: list[str], env: dict[str, str], stdin: str | None = None, timeout: float = 300):
+    """Run ``python SCRIPT ARGS`` as the pipeline does by default: forked from a launch template that
+    has done the imports (cwd src/, as the driver's workers). Returns (returncode, stdout, stderr)."""
+    from conus404.launch_template import shared_template
+
+    template = shared_template(ROOT / "src", env)
+    if template is None:  # no fork or pidfds here: a cold process, as the pipeline would start
+        import subprocess
+
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, input=stdin, cwd=ROOT / "src")
+        return proc.returncode, proc.stdout, proc.stderr
+    with tempfile.TemporaryFile() as err:
+        child = template.popen(argv, stdin_text=stdin is not None, stderr_fd=err.fileno())
+        if stdin is not None:
+            child.stdin.write(stdin)
+            child.stdin.close()
+        out = child.stdout.read()
+        child.stdout.close()
+        code = child.wait(timeout)
+        err.seek(0)
+        return code, out, err.read().decode(errors="replace")

@@ -156,3 +156,29 @@ def test_storage_options_from_the_environment_must_be_a_json_object(stack, tmp_p
     result = run(tmp_path, stack, env={"CONUS404_STORAGE_OPTIONS": value})
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_a_rerun_asking_for_other_fields_is_refused_or_done_but_never_silently_redone(stack, tmp_path):
+    assert run(tmp_path, stack).returncode == 0  # T2 and PREC_ACC_NC for two days
+    daily = tmp_path / "data" / "unprocessed" / "daily"
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in daily.glob("*.nc")}
+    assert len(before) == 2
+
+    fewer = run(tmp_path, stack, "--variables", "T2")  # a file holding more than asked is done
+    assert fewer.returncode == 0, fewer.stdout + fewer.stderr
+    assert re.search(r"already valid\s+2", fewer.stdout), fewer.stdout
+
+    other = run(tmp_path, stack, "--variables", "T2,ACSWDNB")
+    lines = [line for line in other.stderr.splitlines() if line.strip()]
+    assert other.returncode == 2 and len(lines) == 1, other.stdout + other.stderr
+    assert ("2 daily file(s) of the range lack asked fields: conus404_daily_20210101.nc holds PREC_ACC_NC, T2 "
+            "(lacks ACSWDNB)") in lines[0] and "--replace-different" in lines[0], lines[0]
+    assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in daily.glob("*.nc")} == before, "untouched"
+    assert not (daily / "quarantine").exists()
+
+    replaced = run(tmp_path, stack, "--variables", "T2,ACSWDNB", "--replace-different")
+    assert replaced.returncode == 0, replaced.stdout + replaced.stderr
+    assert len(list((daily / "quarantine").iterdir())) == 2, "the old files are kept aside, never deleted"
+    for path in daily.glob("*.nc"):
+        with xr.open_dataset(path) as ds:
+            assert ds.attrs["conus404_variables"] == "ACSWDNB T2"

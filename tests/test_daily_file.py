@@ -32,7 +32,9 @@ def test_verify_names_what_is_wrong(tmp_path):
     path = daily_file.daily_path(tmp_path, DAY)
     daily_file.publish(_dataset(), path)
     assert "not a daily file of this pipeline for 2021-01-02" in daily_file.verify(path, dt.date(2021, 1, 2))
-    assert "holds T2, not Q2, T2" in daily_file.verify(path, DAY, ["T2", "Q2"])
+    assert "holds T2, not Q2" in daily_file.verify(path, DAY, ["T2", "Q2"])
+    assert daily_file.verify(path, DAY, []) is None, "a file holding more than asked is done"
+    assert daily_file.fields_in(path) == ["T2"]
     path.write_bytes(path.read_bytes()[:300])
     assert "cannot be read" in daily_file.verify(path, DAY)
     foreign = tmp_path / "foreign.nc"

@@ -84,3 +84,27 @@ def test_bad_files_and_fields_are_one_line_and_exit_2(demo, tmp_path, make, args
     result = quick_look(str(path), *args)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert message in result.stderr
+
+
+def test_a_long_colour_bar_label_is_wrapped_to_fit_the_figure():
+    from conus404 import quick_look
+
+    plt = quick_look._pyplot()
+    long_name = ("daily total (over the UTC day) of Accumulated downwelling shortwave radiation flux at bottom, "
+                 "accumulated since last bucket_J (1.0e9 J m-2) reset")  # the length of the seed's ACSWDNB label
+
+    def label_extent(label: str) -> tuple[float, float, float]:
+        fig, ax = plt.subplots(figsize=quick_look.MAP_SIZE_IN, dpi=quick_look.DPI)
+        try:
+            mesh = ax.pcolormesh(np.arange(4.0), np.arange(3.0), np.ones((3, 4)), shading="nearest")
+            bar = fig.colorbar(mesh, ax=ax, label=label, shrink=0.85)
+            fig.canvas.draw()
+            box = bar.ax.yaxis.label.get_window_extent()
+            return box.y0, box.y1, fig.bbox.height
+        finally:
+            plt.close(fig)
+
+    y0, y1, height = label_extent(f"{long_name} (J m-2)")
+    assert y0 < 0 or y1 > height, "the check sees an unwrapped label run off the figure"
+    y0, y1, height = label_extent(quick_look.colour_bar_label(long_name, "J m-2"))
+    assert 0 <= y0 and y1 <= height

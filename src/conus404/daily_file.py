@@ -136,8 +136,8 @@ def publish(ds, final_path: Path, timings: dict[str, float] | None = None) -> No
 
 
 def verify(path: Path, day: dt.date, variables: Iterable[str] | None = None, bbox: str | None = "any") -> str | None:
-    """None if ``path`` is a complete daily file of ``day`` (with ``variables``, and of the box ``bbox``,
-    None = the whole domain, "any" = not checked); else what is wrong."""
+    """None if ``path`` is a complete daily file of ``day`` (holding at least ``variables``, and of the
+    box ``bbox``, None = the whole domain, "any" = not checked); else what is wrong."""
     import xarray as xr
 
     try:
@@ -145,8 +145,9 @@ def verify(path: Path, day: dt.date, variables: Iterable[str] | None = None, bbo
             if ds.attrs.get("conus404_day") != day.isoformat():
                 return f"it is not a daily file of this pipeline for {day}"
             names = ds.attrs.get("conus404_variables", "").split()
-            if variables is not None and sorted(set(variables)) != sorted(names):
-                return f"it holds {', '.join(names) or 'no variables'}, not {', '.join(sorted(set(variables)))}"
+            if variables is not None and not set(variables) <= set(names):  # more than asked is done
+                missing = sorted(set(variables) - set(names))
+                return f"it holds {', '.join(names) or 'no variables'}, not {', '.join(missing)}"
             if bbox != "any" and ds.attrs.get("conus404_bbox") != bbox:
                 return f"it covers {describe_coverage(ds.attrs)}, not {describe_coverage({'conus404_bbox': bbox})}"
             if ds["time"].values[0] != np.datetime64(day.isoformat(), "ns"):
@@ -157,6 +158,17 @@ def verify(path: Path, day: dt.date, variables: Iterable[str] | None = None, bbo
     except (OSError, ValueError, KeyError, RuntimeError, IndexError) as exc:
         return f"it cannot be read ({type(exc).__name__}: {exc})"
     return None
+
+
+def fields_in(path: Path) -> list[str]:
+    """The fields a daily file says it holds (its ``conus404_variables``), [] if it cannot say."""
+    import netCDF4
+
+    try:
+        with netCDF4.Dataset(path) as nc:
+            return str(nc.getncattr("conus404_variables")).split()
+    except (OSError, AttributeError):
+        return []
 
 
 def describe_coverage(attrs) -> str:

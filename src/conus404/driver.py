@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conus404 import daily_file, verified_files
+from conus404 import daily_file, existing_files, verified_files
 from conus404 import settings as settings_mod
 from conus404.exceptions import (
     AuthenticationError,
@@ -160,7 +160,7 @@ def verified_on_disk(settings: Settings) -> Callable[[dt.date], bool]:
         if records.unchanged(path, names, box):
             return True
         if path.exists() and daily_file.verify(path, day, names, box) is None:
-            verified_files.remember(path, names, box)
+            verified_files.remember(path, daily_file.fields_in(path) or names, box)  # what it holds: perhaps more
             return True
         return False
 
@@ -216,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     settings_mod.add_arguments(parser)
     parser.add_argument("--force", action="store_true", help="redo days whose files already verify")
+    parser.add_argument("--replace-different", action="store_true",
+                        help="redo the range's daily files that lack asked fields (they move to quarantine/)")
     parser.add_argument("--launcher-stdin", action="store_true",
                         help="wait for run_pipeline.sh's go-ahead (the signed asset, checks passed) on standard input")
     add_run_arguments(parser)
@@ -244,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigurationError(f"--launcher-stdin: not a signed asset ({exc})") from None
         signer = AssetSigner(settings, signed)
         if not (go_ahead or {}).get("checked"):  # the launcher has just made the same checks
-            preflight(settings, signer)
+            preflight(settings, signer, replace_different=args.force or args.replace_different)
         executor = open_executor(settings)
     except ConfigurationError as exc:
         log.error("usage error: %s", exc)
@@ -298,7 +300,7 @@ def ensure_writable(folder: Path, what: str) -> None:
         raise ConfigurationError(f"cannot write to the {what} {folder}: {exc.strerror or exc}") from None
 
 
-def preflight(settings: Settings, signer: AssetSigner) -> None:
+def preflight(settings: Settings, signer: AssetSigner, replace_different: bool = False) -> None:
     """Check the request: writable folders, a readable source that has the variables and dates.
 
     Raises ConfigurationError (exit 2) before anything is downloaded.
@@ -306,7 +308,9 @@ def preflight(settings: Settings, signer: AssetSigner) -> None:
     from conus404 import source
 
     ensure_writable(daily_file.daily_dir(settings.data_dir), "data folder")
-    refuse_other_coverage(settings)
+    existing_files.refuse_other_coverage(settings)
+    if not replace_different and not settings.output_url:
+        existing_files.refuse_other_fields(settings)
     if settings.output_url:
         from conus404.remote_output import RemoteOutput
 
@@ -319,31 +323,6 @@ def preflight(settings: Settings, signer: AssetSigner) -> None:
         from conus404.dask_executor import check_scheduler
 
         check_scheduler(settings.dask_scheduler)
-
-
-def refuse_other_coverage(settings: Settings) -> None:
-    """A box run must not redo (and so move aside) the whole-domain files of the range, nor the reverse:
-    refuse when the range's first existing daily file covers another region."""
-    import netCDF4
-
-    from conus404.worker import bbox_text
-
-    wanted = bbox_text(settings)
-    for day in settings.days:
-        path = daily_file.daily_path(settings.data_dir, day)
-        if not path.exists():
-            continue
-        try:
-            with netCDF4.Dataset(path) as nc:
-                attrs = {name: nc.getncattr(name) for name in nc.ncattrs()}
-        except OSError:
-            return  # unreadable: the worker quarantines it as before
-        if attrs.get("conus404_day") == day.isoformat() and attrs.get("conus404_bbox") != wanted:
-            raise ConfigurationError(
-                f"{path} covers {daily_file.describe_coverage(attrs)}, not "
-                f"{daily_file.describe_coverage({'conus404_bbox': wanted})}: use another --data-dir for this run"
-            )
-        return
 
 
 def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=None) -> int:

@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--foreground", action="store_true", help="wait for the run and exit with its result")
     mode.add_argument("--status", action="store_true", help="show whether a run is active and the range's progress")
     mode.add_argument("--force", action="store_true", help="redo days whose daily files already verify")
+    mode.add_argument("--replace-different", action="store_true",
+                      help="redo the range's daily files that lack asked fields (they move to daily/quarantine/); "
+                      "without it such a run is refused (files with more fields than asked count as done)")
     mode.add_argument("--list-variables", nargs="?", const="", metavar="FILTER",
                       help="list the source's variables (name, units, class, daily value, statistics, dimensions, "
                       "description), those whose name or description holds FILTER; with --demo, the emulator's")
@@ -289,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_writable(daily_file.daily_dir(settings.data_dir), "data folder")  # before its lock is taken
         proc = start_run(args, settings)
         try:
-            preflight(settings, signer)
+            preflight(settings, signer, replace_different=args.force or args.replace_different)
             go_ahead(proc, settings, signer)
         except BaseException:
             cancel_run(proc, log_dir)

@@ -48,7 +48,7 @@ def render_map(path: Path, variable: str | None = None, out: Path | None = None)
         values = np.asarray(field.values[0], dtype=np.float64)
         lat, lon = np.asarray(ds["lat"].values), np.asarray(ds["lon"].values)
         units = str(field.attrs.get("units", ""))
-        label = f"{field.attrs.get('long_name', name)} ({units})" if units else str(field.attrs.get("long_name", name))
+        label = colour_bar_label(str(field.attrs.get("long_name", name)), units)
         day = ds.attrs.get("conus404_day", "")
         title = f"{name}, {day} UTC ({field.attrs.get('cell_methods', '')})"
         box = ds.attrs.get("conus404_bbox")
@@ -69,6 +69,18 @@ def render_map(path: Path, variable: str | None = None, out: Path | None = None)
     finally:
         plt.close(fig)
     return out
+
+
+LABEL_LINE_CHARS = 42  # the colour bar is about as tall as this many characters of its label font
+
+
+def colour_bar_label(long_name: str, units: str) -> str:
+    """The colour bar's label, broken into lines that fit beside the map (a long_name such as
+    ACSWDNB's would otherwise run off the figure)."""
+    import textwrap
+
+    text = f"{long_name} ({units})" if units else long_name
+    return "\n".join(textwrap.wrap(text, LABEL_LINE_CHARS)) or text
 
 
 def colour_scale(values: np.ndarray, units: str, name: str) -> tuple[float, float, str]:

@@ -76,9 +76,9 @@ class VerifiedFiles:
             pass
 
     def unchanged(self, path: Path, fields: Iterable[str], bbox: str | None) -> bool:
-        """Whether ``path`` is the very file recorded as verified for these fields and box."""
+        """Whether ``path`` is the very file recorded as verified, holding these fields (or more) for this box."""
         record = self.records.get(Path(path).name)
-        if record is None or record.get("fields") != sorted(set(fields)) or record.get("bbox") != bbox:
+        if record is None or not set(fields) <= set(record.get("fields") or []) or record.get("bbox") != bbox:
             return False
         identity = _identity(path)
         return identity is not None and all(record.get(key) == value for key, value in identity.items())

@@ -1,0 +1,86 @@
+"""What the daily files already in the range hold, against what this run asks for.
+
+A file that holds every asked field (and perhaps more) for the same region is done. One made for
+another region, or lacking asked fields, is refused before the run starts, naming the
+difference: redoing it silently would move every file of a long pull to ``quarantine/`` because
+of one flag. ``--replace-different`` redoes the files that lack fields (the old ones go to
+``quarantine/``, as always); a run for another region needs its own data folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from conus404 import daily_file, verified_files
+from conus404.exceptions import ConfigurationError
+from conus404.settings import Settings
+
+SHOWN = 3  # example files named in a refusal
+
+
+def _attributes(path: Path) -> dict | None:
+    import netCDF4
+
+    try:
+        with netCDF4.Dataset(path) as nc:
+            return {name: nc.getncattr(name) for name in nc.ncattrs()}
+    except OSError:
+        return None  # unreadable: the worker keeps it aside and redoes the day, as for any bad file
+
+
+def refuse_other_coverage(settings: Settings) -> None:
+    """A box run must not redo (and so move aside) the whole-domain files of the range, nor the reverse:
+    refuse when the range's first existing daily file covers another region."""
+    from conus404.worker import bbox_text
+
+    wanted = bbox_text(settings)
+    for day in settings.days:
+        path = daily_file.daily_path(settings.data_dir, day)
+        if not path.exists():
+            continue
+        attrs = _attributes(path)
+        if attrs is None:
+            return
+        if attrs.get("conus404_day") == day.isoformat() and attrs.get("conus404_bbox") != wanted:
+            raise ConfigurationError(
+                f"{path} covers {daily_file.describe_coverage(attrs)}, not "
+                f"{daily_file.describe_coverage({'conus404_bbox': wanted})}: use another --data-dir for this run"
+            )
+        return
+
+
+def _fields_of(path: Path, day: dt.date, records: verified_files.VerifiedFiles) -> list[str] | None:
+    """The fields a daily file holds: from its verification record while it is unchanged (a stat),
+    else from its attributes (None when it is not a readable daily file of ``day``)."""
+    record = records.records.get(path.name)
+    if record is not None and records.unchanged(path, record.get("fields") or [], record.get("bbox")):
+        return list(record.get("fields") or [])
+    attrs = _attributes(path)
+    if attrs is None or attrs.get("conus404_day") != day.isoformat():
+        return None
+    return str(attrs.get("conus404_variables", "")).split()
+
+
+def refuse_other_fields(settings: Settings) -> None:
+    """Refuse a run whose existing files of the range lack asked fields (see the module's doc)."""
+    from conus404.worker import output_names
+
+    wanted = set(output_names(settings))
+    records = verified_files.VerifiedFiles(daily_file.daily_dir(settings.data_dir))
+    lacking: list[tuple[Path, list[str], list[str]]] = []
+    for day in settings.days:
+        path = daily_file.daily_path(settings.data_dir, day)
+        if not path.exists():
+            continue
+        fields = _fields_of(path, day, records)
+        if fields is not None and not wanted <= set(fields):
+            lacking.append((path, sorted(fields), sorted(wanted - set(fields))))
+    if lacking:
+        examples = "; ".join(f"{path.name} holds {', '.join(have) or 'nothing'} (lacks {', '.join(missing)})"
+                             for path, have, missing in lacking[:SHOWN])
+        more = f" and {len(lacking) - SHOWN} more" if len(lacking) > SHOWN else ""
+        raise ConfigurationError(
+            f"{len(lacking)} daily file(s) of the range lack asked fields: {examples}{more}; "
+            "--replace-different redoes them (the old files move to daily/quarantine/), "
+            "or ask only for fields they hold")
