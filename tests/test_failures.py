@@ -32,5 +32,12 @@ def test_classes():
     assert failure_class(ServiceRequestError("reset")) == "transient"
     assert failure_class(aiohttp.ClientPayloadError("truncated")) == "transient"
     assert failure_class(ConnectionResetError()) == "transient"
-    assert failure_class(OSError(errno.ENOSPC, "No space left on device")) == "permanent"
+    assert failure_class(OSError(errno.ENOSPC, "No space left on device")) == "disk_full"
+    assert failure_class(OSError(errno.EDQUOT, "Disk quota exceeded")) == "disk_full"
     assert failure_class(ValueError("a bug")) == "permanent"
+
+
+def test_an_hdf_error_is_a_full_disk_only_when_the_data_folder_has_almost_no_space(tmp_path):
+    hdf = RuntimeError("NetCDF: HDF error")
+    assert failure_class(hdf, tmp_path) == "permanent", "plenty of space here: a real HDF fault"
+    assert failure_class(hdf) == "permanent"

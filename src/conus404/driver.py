@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conus404 import daily_file, existing_files, verified_files
+from conus404 import daily_file, disk_space, existing_files, verified_files
 from conus404 import settings as settings_mod
 from conus404.exceptions import (
     AuthenticationError,
@@ -36,6 +36,7 @@ log = logging.getLogger("conus404.driver")
 
 
 EXIT_DRIVER_FAILED = 70  # EX_SOFTWARE: the run could not go on (the retry pass still runs, the run fails)
+EXIT_DISK_FULL = 73  # EX_CANTCREAT: the data folder's disk is full; no retry pass (it would fail the same way)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +104,8 @@ def open_checked(settings: Settings, signer: AssetSigner):
     return ds
 
 
-def _check_against_source(settings: Settings, signer: AssetSigner) -> None:
+def _check_against_source(settings: Settings, signer: AssetSigner) -> list[str]:
+    """Raises ConfigurationError for a request the source cannot serve; returns warnings."""
     from conus404 import worker
 
     ds = open_checked(settings, signer)
@@ -118,6 +120,11 @@ def _check_against_source(settings: Settings, signer: AssetSigner) -> None:
         log.info("the box %s is the grid window %s (%d x %d cells)%s", settings.bbox, window, *window.shape,
                  "; it reaches past the domain, so the window stops at its edge" if window.clipped else "")
     _check_record_covers(settings, plans, ds.indexes["time"])
+    cells = window.shape[0] * window.shape[1] if settings.bbox is not None else ds.sizes["south_north"] * ds.sizes["west_east"]
+    to_make = sum(not daily_file.daily_path(settings.data_dir, d).exists() for d in settings.days)
+    warning = None if settings.output_url else disk_space.space_warning(
+        settings.data_dir, to_make, len(worker.output_names(settings)), cells)
+    return [warning] if warning else []
 
 
 def _check_record_covers(settings: Settings, plans, times) -> None:
@@ -189,7 +196,8 @@ def summary_lines(title: str, total: int, outcomes: dict[dt.date, DayOutcome], q
         f"  already valid   {skipped:6d}",
         f"  published       {published:6d}",
         f"  failed          {len(failed):6d}  (transient {sum(o.error_class == 'transient' for o in failed)}, "
-        f"permanent {sum(o.error_class != 'transient' for o in failed)})",
+        f"permanent {sum(o.error_class not in ('transient', 'disk_full') for o in failed)}"
+        + (f", disk full {full})" if (full := sum(o.error_class == "disk_full" for o in failed)) else ")"),
         f"  quarantined     {quarantined:6d}" + ("  (files that did not verify, kept in daily/quarantine/)" if quarantined else ""),
     ]
     if wall_s is not None:
@@ -246,14 +254,18 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigurationError(f"--launcher-stdin: not a signed asset ({exc})") from None
         signer = AssetSigner(settings, signed)
         if not (go_ahead or {}).get("checked"):  # the launcher has just made the same checks
-            preflight(settings, signer, replace_different=args.force or args.replace_different)
+            for warning in preflight(settings, signer, replace_different=args.force or args.replace_different):
+                log.warning("%s", warning)
         executor = open_executor(settings)
     except ConfigurationError as exc:
         log.error("usage error: %s", exc)
         return 2
     try:
         return run(settings, signer, options, executor)
-    except Exception:  # a fault of the driver itself (e.g. its disk): never mistaken for a finished run
+    except Exception as exc:  # a fault of the driver itself (e.g. its disk): never mistaken for a finished run
+        if disk_space.is_disk_full(exc, settings.data_dir):
+            log.error("stopped: %s; free space there and rerun the same command", disk_space.describe(settings.data_dir))
+            return EXIT_DISK_FULL
         log.exception("the driver failed")
         return EXIT_DRIVER_FAILED
     finally:
@@ -300,10 +312,11 @@ def ensure_writable(folder: Path, what: str) -> None:
         raise ConfigurationError(f"cannot write to the {what} {folder}: {exc.strerror or exc}") from None
 
 
-def preflight(settings: Settings, signer: AssetSigner, replace_different: bool = False) -> None:
+def preflight(settings: Settings, signer: AssetSigner, replace_different: bool = False) -> list[str]:
     """Check the request: writable folders, a readable source that has the variables and dates.
 
-    Raises ConfigurationError (exit 2) before anything is downloaded.
+    Raises ConfigurationError (exit 2) before anything is downloaded; returns warnings (e.g. the
+    request will not fit on the data folder's disk).
     """
     from conus404 import source
 
@@ -316,13 +329,14 @@ def preflight(settings: Settings, signer: AssetSigner, replace_different: bool =
 
         RemoteOutput.of(settings).check_writable()
     try:
-        _check_against_source(settings, signer)
+        warnings = _check_against_source(settings, signer)
     finally:
         source.release_storage_clients()
     if settings.executor == DASK and settings.dask_scheduler:
         from conus404.dask_executor import check_scheduler
 
         check_scheduler(settings.dask_scheduler)
+    return warnings
 
 
 def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=None) -> int:
@@ -338,19 +352,34 @@ def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=N
 
     def record(outcome: DayOutcome) -> None:
         key = outcome.day.isoformat()
-        if outcome.status == "failed":
-            ledger.record(key, failure_entry(settings, outcome))
-        else:
-            ledger.clear(key)
+        try:
+            if outcome.status == "failed":
+                ledger.record(key, failure_entry(settings, outcome))
+            else:
+                ledger.clear(key)
+        except OSError as exc:
+            if not disk_space.is_disk_full(exc, settings.data_dir):
+                raise
+            # the ledger on disk is still the last whole one (atomic writes); the summary has the day
+            log.error("cannot update %s: %s", ledger.path, disk_space.describe(settings.data_dir))
 
     check = None if options.force else verified_on_disk(settings)
     started, kept_aside = time.monotonic(), _quarantined(settings)
-    outcomes = DayScheduler(settings, signer, options, record, Progress(total=len(days)), check, executor).run(days)
+    scheduler = DayScheduler(settings, signer, options, record, Progress(total=len(days)), check, executor)
+    outcomes = scheduler.run(days)
     quarantined, wall_s = len(_quarantined(settings) - kept_aside), time.monotonic() - started
-    for line in summary_lines(title, len(days), outcomes, quarantined, wall_s):
+    lines = summary_lines(title, len(days), outcomes, quarantined, wall_s)
+    short = summary_lines(title, len(days), outcomes, quarantined, wall_s, every_failure=False)
+    if scheduler.disk_full:
+        stop = (f"stopped: {disk_space.describe(settings.data_dir)}; {len(scheduler.not_started)} day(s) not "
+                "started. Free space there and rerun the same command: it resumes where this run stopped")
+        lines.append(stop)
+        short.append(stop)
+    for line in lines:
         log.info(line)
     from conus404 import run_report
 
-    run_report.save(options.log_dir, run_report.DRIVER_SUMMARY,
-                    summary_lines(title, len(days), outcomes, quarantined, wall_s, every_failure=False))
+    run_report.save(options.log_dir, run_report.DRIVER_SUMMARY, short)
+    if scheduler.disk_full:
+        return EXIT_DISK_FULL
     return 1 if any(o.status == "failed" for o in outcomes.values()) else 0

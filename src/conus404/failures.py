@@ -2,6 +2,7 @@
 
 transient  the network, throttling, a busy or failing server, an expired token: retry later
 permanent  the data are missing or fail validation, or the source is not CONUS404: do not retry
+disk_full  the data folder's disk is full: the run stops starting days; free space, then rerun
 usage      the request itself is wrong (bad date, unknown or 3-D variable): fix it, then rerun
 """
 
@@ -23,11 +24,19 @@ EXIT_DONE = 0  # published or already valid
 EXIT_USAGE = 2
 EXIT_TRANSIENT = 3
 EXIT_PERMANENT = 4
-EXIT_CODES = {"transient": EXIT_TRANSIENT, "permanent": EXIT_PERMANENT, "usage": EXIT_USAGE}
+EXIT_DISK_FULL = 5
+EXIT_CODES = {"transient": EXIT_TRANSIENT, "permanent": EXIT_PERMANENT, "usage": EXIT_USAGE, "disk_full": EXIT_DISK_FULL}
+DISK_FULL = "disk_full"
 RETRYABLE_HTTP = {408, 429, 500, 502, 503, 504}
 
 
-def failure_class(exc: BaseException) -> str:
+def failure_class(exc: BaseException, data_dir=None) -> str:
+    """The class of a day's failure; with ``data_dir``, a write failure on a disk with almost no
+    space left is a full disk (see :mod:`conus404.disk_space`)."""
+    from conus404.disk_space import is_disk_full
+
+    if is_disk_full(exc, data_dir):
+        return DISK_FULL
     if isinstance(exc, ConfigurationError):
         return "usage"
     if isinstance(exc, MissingDataError | DataValidationError | SourceLayoutError):

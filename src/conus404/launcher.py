@@ -21,10 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from conus404 import daily_file, run_lock, run_report, run_status
+from conus404 import daily_file, disk_space, run_lock, run_report, run_status
 from conus404 import settings as settings_mod
 from conus404.atomic import atomic_write_text
-from conus404.driver import EXIT_DRIVER_FAILED, add_run_arguments, ensure_writable, open_checked, preflight, run_options
+from conus404.driver import (
+    EXIT_DISK_FULL,
+    EXIT_DRIVER_FAILED,
+    add_run_arguments,
+    ensure_writable,
+    open_checked,
+    preflight,
+    run_options,
+)
 from conus404.exceptions import ConfigurationError
 from conus404.processes import start_process_group, stop_process_group
 from conus404.scheduler import AssetSigner
@@ -50,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         "to the background under nohup (driver.py, then retry_failed.py) and this command returns at once.",
         epilog="Exit codes (--foreground and --demo): 0 every day published or already valid, 1 some day "
         "ultimately failed (see ultimate_failures.json), 2 usage or configuration error (nothing started), "
-        "70 the driver itself failed, 75 another run is active (any mode), 130 interrupted by Ctrl-C.",
+        "70 the driver itself failed, 73 the data folder's disk is full, 75 another run is active (any mode), "
+        "130 interrupted by Ctrl-C.",
     )
     mode = parser.add_argument_group("mode")
     mode.add_argument("--demo", action="store_true", help="run a few days against the local emulator, in the foreground")
@@ -122,7 +131,7 @@ def start_run(args: argparse.Namespace, settings: settings_mod.Settings) -> subp
     # that failed itself fails the run whatever the retry pass mends
     script = (
         f"{shlex.join(driver)}; rc=$?; "
-        f"if [ $rc -ne 2 ] && [ $rc -lt 128 ]; then {shlex.join(retry)} </dev/null; retry_rc=$?; "
+        f"if [ $rc -ne 2 ] && [ $rc -ne {EXIT_DISK_FULL} ] && [ $rc -lt 128 ]; then {shlex.join(retry)} </dev/null; retry_rc=$?; "
         f"if [ $rc -ne {EXIT_DRIVER_FAILED} ]; then rc=$retry_rc; fi; fi; "
         f"rm -f {shlex.quote(str(pid_file))}; exit $rc"
     )
@@ -184,7 +193,7 @@ def wait_foreground(proc: subprocess.Popen) -> int:
     if received:
         _wait_until_gone(proc.pid)
         return 128 + received[0]
-    if code in (0, 1, 2, EXIT_DRIVER_FAILED):
+    if code in (0, 1, 2, EXIT_DRIVER_FAILED, EXIT_DISK_FULL):
         return code
     return 1
 
@@ -210,6 +219,8 @@ def _outcome(code: int, returncode: int | None) -> str:
         return "was interrupted (Ctrl-C) and stopped; finished days are kept and the same command resumes"
     if code > 128:
         return f"was stopped by signal {code - 128}; finished days are kept and the same command resumes"
+    if returncode == EXIT_DISK_FULL:
+        return "stopped: the data folder's disk is full (free space, then rerun the same command to resume)"
     if returncode == EXIT_DRIVER_FAILED:
         return "failed: the driver stopped with an error"
     if returncode is not None and returncode >= 128 or (returncode or 0) < 0:
@@ -292,11 +303,13 @@ def main(argv: list[str] | None = None) -> int:
         ensure_writable(daily_file.daily_dir(settings.data_dir), "data folder")  # before its lock is taken
         proc = start_run(args, settings)
         try:
-            preflight(settings, signer, replace_different=args.force or args.replace_different)
+            warnings = preflight(settings, signer, replace_different=args.force or args.replace_different)
             go_ahead(proc, settings, signer)
         except BaseException:
             cancel_run(proc, log_dir)
             raise
+        for warning in warnings:
+            print(f"run_pipeline.sh: warning: {warning}", flush=True)
         if not args.foreground:
             print(BANNER.format(log=log_dir / "driver_main_run.log", pgid=proc.pid))
             return 0
@@ -305,7 +318,10 @@ def main(argv: list[str] | None = None) -> int:
         code = wait_foreground(proc)
         for line in run_report.written_since(log_dir, run_started):
             print(line)
-        if code != 0:
+        if code == EXIT_DISK_FULL:
+            print(f"run_pipeline.sh: the run stopped: {disk_space.describe(settings.data_dir)}; free space there "
+                  "and rerun the same command to resume", file=sys.stderr)
+        elif code != 0:
             print(f"run_pipeline.sh: the run {_outcome(code, proc.returncode)}; see "
                   f"{log_dir / 'driver_main_run.log'} and {log_dir / 'pipeline_console.log'}", file=sys.stderr)
         if args.demo:

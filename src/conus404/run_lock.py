@@ -42,8 +42,11 @@ def acquire(data_dir: Path, log_dir: Path) -> int:
             f"another run is active on the data folder {data_dir}"
             + (f" (its log folder: {holder})" if holder else "")
             + "; wait for it, or stop it with ./kill_all.sh --log-dir LOG_FOLDER") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps({"log_dir": str(log_dir), "pid": os.getpid()}).encode(), 0)
+    try:  # who holds it, for the next run's refusal; a full disk just leaves it unnamed
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"log_dir": str(log_dir), "pid": os.getpid()}).encode(), 0)
+    except OSError:
+        pass
     os.set_inheritable(fd, True)
     return fd
 

@@ -161,6 +161,8 @@ class DayScheduler:
         self.already_valid = already_valid
         self.executor: Executor = executor or SubprocessExecutor()
         self.chunk_cache = None
+        self.disk_full = False  # a day found the data folder's disk full: no new day starts
+        self.not_started: list[dt.date] = []
         if settings.chunk_cache:  # imports zarr: here, while the launch template starts, not at a day's end
             from conus404 import chunk_cache
 
@@ -176,7 +178,7 @@ class DayScheduler:
         try:
             while pending or running:
                 checks_until = time.monotonic() + 1.0  # keep polling running workers while checking
-                while pending and len(running) < self.settings.max_processes:
+                while pending and len(running) < self.settings.max_processes and not self.disk_full:
                     if running and self.executor.on_this_machine and available_memory_mb() < self.options.min_available_mb:
                         if time.monotonic() - memory_note > 60:
                             log.warning("holding back new workers: %.0f MB available, below %.0f MB",
@@ -196,6 +198,10 @@ class DayScheduler:
                     running.remove(job)
                     for outcome in self._finish(job):
                         outcomes[outcome.day] = outcome
+                        if outcome.error_class == "disk_full" and not self.disk_full:
+                            self.disk_full = True
+                            log.error("the disk of the data folder %s is full: no new day starts; the %d running "
+                                      "finish", self.settings.data_dir, len(running))
                         if outcome.status == "published":
                             progress.published += 1
                         elif outcome.status == "skipped":
@@ -204,6 +210,8 @@ class DayScheduler:
                             progress.failed += 1
                         self.on_outcome(outcome)
                     self._prune_cache(pending, running)
+                if self.disk_full and pending and not running:
+                    self.not_started, pending = list(pending), []
                 if time.monotonic() - last_progress >= self.options.progress_interval_s:
                     log.info(progress.line(len(running), len(pending)))
                     last_progress = time.monotonic()

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 result = worker.run_day(day, settings, opened, qc_dir, args.force)
             except Exception as exc:  # every failure becomes one recorded line, never a bare traceback
-                day_code = _report_failure(day.isoformat(), exc, started)
+                day_code = _report_failure(day.isoformat(), exc, started, data_dir=settings.data_dir)
                 code = code or day_code
                 if day_code == EXIT_CODES["usage"]:  # the same request fails every later day too
                     for later in days[index + 1:]:
@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.modules["conus404.source"].release_storage_clients()
 
 
-def _report_failure(day_text: str, exc: Exception, started: float, quiet: bool = False) -> int:
-    kind = failure_class(exc)
+def _report_failure(day_text: str, exc: Exception, started: float, quiet: bool = False, data_dir=None) -> int:
+    kind = failure_class(exc, data_dir)
     if not quiet:
         if kind == "permanent" and not _is_expected(exc):
             log.error("unexpected failure:\n%s", traceback.format_exc())
