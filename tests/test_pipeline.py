@@ -292,18 +292,3 @@ def test_no_new_worker_starts_while_memory_is_short(stack, tmp_path):
     assert "holding back new workers" in log
     assert "active 2" not in log, "with memory short, workers ran one at a time"
     assert verified_days(tmp_path) == DAYS
-
-
-def test_the_demo_runs_end_to_end_and_stops_its_emulator(tmp_path):
-    from tests.conftest import processes_mentioning
-
-    scratch = tmp_path / "tmp"  # the demo's emulator works in a temporary folder: ours, to find it by
-    scratch.mkdir()
-    result = subprocess.run(
-        [str(ROOT / "run_pipeline.sh"), "--demo", "--data-dir", str(tmp_path / "data"), "--log-dir", str(tmp_path / "logs")],
-        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(scratch)},
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "demo: 3 daily file(s)" in result.stdout
-    assert len(list((tmp_path / "data" / "unprocessed" / "daily").glob("conus404_daily_*.nc"))) == 3
-    assert processes_mentioning(f"{scratch}/conus404-demo-") == [], "the demo's emulator was stopped"

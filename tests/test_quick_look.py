@@ -3,6 +3,7 @@ size, and --overview leaves the run's overview image; bad files and fields are o
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
@@ -18,14 +19,33 @@ DEMO_FIELDS = 9  # the demo's 9 variables (config.py asks for no extra statistic
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo_run(tmp_path_factory):
+    """One ./run_pipeline.sh --demo --overview for the module (the demo's own test, and the maps)."""
     tmp = tmp_path_factory.mktemp("demo")
+    scratch = tmp / "tmp"  # the demo's emulator works in a temporary folder: ours, to find it by
+    scratch.mkdir()
     result = subprocess.run(
         [str(ROOT / "run_pipeline.sh"), "--demo", "--overview", "--data-dir", str(tmp / "data"), "--log-dir", str(tmp / "logs")],
-        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(scratch)},
     )
+    return tmp, scratch, result
+
+
+@pytest.fixture(scope="module")
+def demo(demo_run):
+    tmp, _, result = demo_run
     assert result.returncode == 0, result.stdout + result.stderr
     return tmp
+
+
+def test_the_demo_runs_end_to_end_and_stops_its_emulator(demo_run):
+    from tests.conftest import processes_mentioning
+
+    tmp, scratch, result = demo_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "demo: 3 daily file(s)" in result.stdout
+    assert len(list((tmp / "data" / "unprocessed" / "daily").glob("conus404_daily_*.nc"))) == 3
+    assert processes_mentioning(f"{scratch}/conus404-demo-") == [], "the demo's emulator was stopped"
 
 
 def quick_look(*args: str) -> subprocess.CompletedProcess:
