@@ -160,15 +160,20 @@ def verify(path: Path, day: dt.date, variables: Iterable[str] | None = None, bbo
     return None
 
 
-def fields_in(path: Path) -> list[str]:
-    """The fields a daily file says it holds (its ``conus404_variables``), [] if it cannot say."""
+def attributes(path: Path) -> dict[str, Any] | None:
+    """A daily file's global attributes, read without its data; None if it cannot be opened."""
     import netCDF4
 
     try:
         with netCDF4.Dataset(path) as nc:
-            return str(nc.getncattr("conus404_variables")).split()
-    except (OSError, AttributeError):
-        return []
+            return {name: nc.getncattr(name) for name in nc.ncattrs()}
+    except OSError:
+        return None
+
+
+def fields_in(path: Path) -> list[str]:
+    """The fields a daily file says it holds (its ``conus404_variables``), [] if it cannot say."""
+    return str((attributes(path) or {}).get("conus404_variables", "")).split()
 
 
 def describe_coverage(attrs) -> str:

@@ -19,16 +19,6 @@ from conus404.settings import Settings
 SHOWN = 3  # example files named in a refusal
 
 
-def _attributes(path: Path) -> dict | None:
-    import netCDF4
-
-    try:
-        with netCDF4.Dataset(path) as nc:
-            return {name: nc.getncattr(name) for name in nc.ncattrs()}
-    except OSError:
-        return None  # unreadable: the worker keeps it aside and redoes the day, as for any bad file
-
-
 def refuse_other_coverage(settings: Settings) -> None:
     """A box run must not redo (and so move aside) the whole-domain files of the range, nor the reverse:
     refuse when the range's first existing daily file covers another region."""
@@ -39,9 +29,9 @@ def refuse_other_coverage(settings: Settings) -> None:
         path = daily_file.daily_path(settings.data_dir, day)
         if not path.exists():
             continue
-        attrs = _attributes(path)
+        attrs = daily_file.attributes(path)
         if attrs is None:
-            return
+            return  # unreadable: the worker keeps it aside and redoes the day, as for any bad file
         if attrs.get("conus404_day") == day.isoformat() and attrs.get("conus404_bbox") != wanted:
             raise ConfigurationError(
                 f"{path} covers {daily_file.describe_coverage(attrs)}, not "
@@ -53,10 +43,10 @@ def refuse_other_coverage(settings: Settings) -> None:
 def _fields_of(path: Path, day: dt.date, records: verified_files.VerifiedFiles) -> list[str] | None:
     """The fields a daily file holds: from its verification record while it is unchanged (a stat),
     else from its attributes (None when it is not a readable daily file of ``day``)."""
-    record = records.records.get(path.name)
-    if record is not None and records.unchanged(path, record.get("fields") or [], record.get("bbox")):
-        return list(record.get("fields") or [])
-    attrs = _attributes(path)
+    recorded = records.recorded_fields(path)
+    if recorded is not None:
+        return recorded
+    attrs = daily_file.attributes(path)
     if attrs is None or attrs.get("conus404_day") != day.isoformat():
         return None
     return str(attrs.get("conus404_variables", "")).split()

@@ -119,7 +119,8 @@ class LaunchTemplate:
         self._closed = False
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         src = str(Path(__file__).resolve().parents[1])
-        boot = f"import sys; sys.path.insert(0, {src!r}); from conus404.launch_template import leave, serve; serve({theirs.fileno()}); leave()"
+        boot = (f"import sys; sys.path.insert(0, {src!r}); from conus404.launch_template import serve; "
+                f"serve({theirs.fileno()}); from conus404.processes import exit_without_teardown; exit_without_teardown(0)")
         try:
             self.proc = subprocess.Popen([sys.executable, "-c", boot, " " * _ARGV_ROOM], pass_fds=[theirs.fileno()], cwd=self.cwd,
                                          env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
@@ -303,14 +304,6 @@ def close_shared_template() -> None:
 
 
 # -- the template's side -----------------------------------------------------------------------
-def leave() -> None:
-    """End the template at once: tearing down an interpreter with every day's imports loaded takes
-    half a second that every run's end would wait for, and the template holds nothing to flush."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
-
-
 def serve(fd: int) -> None:
     """The template process: import what a day needs, then fork a child per launch request until
     the launcher closes the socket."""
@@ -441,18 +434,6 @@ def _run_child(request: dict, fds: list[int], template_fds: tuple[int, ...]) -> 
 
         traceback.print_exc()
         code = 1
-    finally:
-        try:
-            import atexit
+    from conus404.processes import exit_without_teardown
 
-            atexit._run_exitfuncs()
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except BaseException:
-            pass
-    if code is None:
-        code = 0
-    elif not isinstance(code, int):
-        print(code, file=sys.stderr)
-        code = 1
-    os._exit(code)
+    exit_without_teardown(code)

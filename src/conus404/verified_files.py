@@ -75,13 +75,25 @@ class VerifiedFiles:
         except OSError:
             pass
 
+    def _unchanged_record(self, path: Path) -> dict | None:
+        """The record of ``path`` if it is still the very file that was verified, else None."""
+        record = self.records.get(Path(path).name)
+        if record is None:
+            return None
+        identity = _identity(path)
+        if identity is None or any(record.get(key) != value for key, value in identity.items()):
+            return None
+        return record
+
     def unchanged(self, path: Path, fields: Iterable[str], bbox: str | None) -> bool:
         """Whether ``path`` is the very file recorded as verified, holding these fields (or more) for this box."""
-        record = self.records.get(Path(path).name)
-        if record is None or not set(fields) <= set(record.get("fields") or []) or record.get("bbox") != bbox:
-            return False
-        identity = _identity(path)
-        return identity is not None and all(record.get(key) == value for key, value in identity.items())
+        record = self._unchanged_record(path)
+        return record is not None and set(fields) <= set(record.get("fields") or []) and record.get("bbox") == bbox
+
+    def recorded_fields(self, path: Path) -> list[str] | None:
+        """The fields ``path`` was verified with, while it is unchanged since (else None)."""
+        record = self._unchanged_record(path)
+        return None if record is None else list(record.get("fields") or [])
 
     def compact(self) -> None:
         """Rewrite the records with one line per file still present, when reruns have piled up
