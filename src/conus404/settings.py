@@ -479,15 +479,27 @@ def check(settings: Settings) -> Settings:
     return settings
 
 
+def _config_file() -> str:
+    """Where ``import config`` reads from (src/config.py unless something else is first on sys.path)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("config")
+    except (ImportError, ValueError):
+        spec = None
+    return str(spec.origin) if spec is not None and spec.origin else str(PROJECT_ROOT / "src" / "config.py")
+
+
 def load(args: argparse.Namespace | None = None, config: ModuleType | Mapping[str, Any] | None = None) -> Settings:
     """The settings for this run: ``src/config.py``, the environment, then ``args``."""
     if config is None:
         try:
             import config as user_config  # src/config.py, importable because src/ is on sys.path
         except Exception as exc:  # a broken config.py: one line that says where, not a traceback
-            where = getattr(exc, "filename", None) or str(PROJECT_ROOT / "src" / "config.py")
-            line = f", line {exc.lineno}" if getattr(exc, "lineno", None) else ""
-            detail = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+            syntax = isinstance(exc, SyntaxError)  # only its filename is config.py's (an OSError's is the other file)
+            where = (syntax and exc.filename) or _config_file()
+            line = f", line {exc.lineno}" if syntax and exc.lineno else ""
+            detail = exc.msg if syntax else str(exc)
             raise ConfigurationError(f"{where}{line} cannot be loaded: {type(exc).__name__}: {detail}") from None
         config = user_config
     settings = from_config(config)
