@@ -7,10 +7,12 @@ cluster's workers started."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -116,6 +118,49 @@ def test_a_local_cluster_publishes_the_same_files_records_a_failure_and_retries_
     assert day3.count(conftest.FORKED) == 2, "each Dask worker forked its day processes from its launch template"
     assert_same_files(subprocess_run, tmp_path)
     assert processes_of_run(tmp_path) == [], "the cluster and its day processes are gone"
+
+
+def ppid_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def test_a_dask_worker_killed_mid_task_ends_with_its_day_published_exactly_once(stack, subprocess_run, tmp_path):
+    """The Dask worker running day 2 is SIGKILLed while the day reads (its first read of T2 at 05Z is
+    held for minutes): the day process it started must not run on, the scheduler runs the task
+    again, and the day ends published once, verified, the same as the reference."""
+    proxy = stack.inject_faults([FaultRule(r"/T2/29\.0\.0$", delay_s=600.0, times=1)])
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            run = pool.submit(pipeline, tmp_path, stack, "--foreground", "--executor", "dask")
+            deadline = time.monotonic() + 120
+            while not proxy.counts["injected"] or not (
+                    held := [pid for pid, cmd in day_processes(tmp_path) if "single_download.py 2021-01-02" in cmd]):
+                assert time.monotonic() < deadline and not run.done(), "day 2 did not reach its held read"
+                time.sleep(0.1)
+            day_process = held[0]
+            template = ppid_of(day_process)
+            dask_worker = ppid_of(template)
+            assert "conus404.launch_template" in Path(f"/proc/{template}/cmdline").read_text()
+            os.kill(dask_worker, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+                      for pid in (day_process, template)):
+                assert time.monotonic() < deadline, "the day process of the killed Dask worker ran on"
+                time.sleep(0.1)
+            result = run.result(timeout=300)
+    finally:
+        stack.inject_faults([])
+    assert result.returncode == 0, result.stdout + result.stderr
+    day2 = (tmp_path / "logs" / "subprocesses" / "download_20210102.log").read_text()
+    attempts = day2.split("\n===== ")[1:]
+    assert len(attempts) == 2 and "published" not in attempts[0], "the lost attempt published nothing"
+    assert day2.count("published /") == 1 and "published /" in attempts[1], "the day was published exactly once"
+    path = daily_file.daily_path(tmp_path / "data", dt.date(2021, 1, 2))
+    assert daily_file.verify(path, dt.date(2021, 1, 2), VARIABLES.split(","), None) is None
+    assert_same_files(subprocess_run, tmp_path)
+    assert json.loads((tmp_path / "data" / "ultimate_failures.json").read_text()) == {}
+    assert processes_of_run(tmp_path) == []
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,13 @@
 """The launch template: worker processes forked from one process that did the imports are still
 processes of their own (PID, command line, process group, descriptors, exit code), a crashed one
-cannot damage the next, and a template that dies takes no day down silently (unit tests)."""
+cannot damage the next, a template that dies takes no day down silently, and a launcher that dies
+(a Dask worker killed mid-task) leaves no day process running unsupervised (unit tests)."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 
 from conus404 import launch_template
 from conus404.executors import WorkerLaunch, WorkerProcess, run_worker_process
+from conus404.processes import start_process_group, stop_process_group
 
 pytestmark = pytest.mark.skipif(not launch_template.supported(), reason="needs fork and pidfds (Linux 5.3+)")
 
@@ -117,6 +120,71 @@ def test_a_template_that_dies_stops_its_workers_and_the_next_launch_starts_a_new
     assert not Path(f"/proc/{process.pid}/cmdline").exists() or command_line(process.pid) == ""
     code, report, _ = run_script(tmp_path, "after", REPORT)
     assert code == 0 and report["ppid"] == template_pid() != old_template
+
+
+LAUNCHER = """
+import sys, time
+from pathlib import Path
+from conus404.executors import WorkerLaunch, WorkerProcess
+tmp = Path(sys.argv[1])
+process = WorkerProcess(WorkerLaunch([sys.executable, str(tmp / "slow.py")], None, tmp / "slow.log", 600, "slow",
+                                     tmp, None, prewarmed=True))
+print(process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def gone(pid: int) -> bool:
+    """Ended (a zombie not yet reaped by whoever inherited it counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def start_launcher(tmp: Path) -> tuple[subprocess.Popen, int, int]:
+    """A process that forked a long worker from its template, as a Dask worker does: (it, worker, template)."""
+    (tmp / "slow.py").write_text("import time; time.sleep(600)")
+    env = {**os.environ, "PYTHONPATH": str(Path(launch_template.__file__).resolve().parents[1])}
+    launcher = start_process_group([sys.executable, "-c", LAUNCHER, str(tmp)], tmp / "launcher.log", env=env)
+    deadline = time.monotonic() + 120
+    while not (tmp / "launcher.log").read_text().strip():
+        assert launcher.poll() is None and time.monotonic() < deadline, (tmp / "launcher.log").read_text()
+        time.sleep(0.05)
+    worker = int((tmp / "launcher.log").read_text().split()[0])
+    template = int(Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert template != launcher.pid and "conus404.launch_template" in command_line(template)
+    return launcher, worker, template
+
+
+def wait_until_gone(*pids: int) -> None:
+    deadline = time.monotonic() + 30
+    while not all(map(gone, pids)):
+        assert time.monotonic() < deadline, f"still running: {[pid for pid in pids if not gone(pid)]}"
+        time.sleep(0.05)
+
+
+def test_a_launcher_killed_mid_task_takes_its_forked_workers_down(tmp_path):
+    """A Dask worker killed mid-task: no one can report or time out its day process any more, and
+    the task runs again elsewhere, so the day process must not run on (and later publish)."""
+    launcher, worker, template = start_launcher(tmp_path)
+    try:
+        os.kill(launcher.pid, signal.SIGKILL)
+        wait_until_gone(worker, template)
+    finally:
+        stop_process_group(launcher)
+
+
+def test_a_worker_dies_with_its_template_even_when_no_one_can_stop_it(tmp_path):
+    """The template killed outright while its launcher cannot act (stopped): the kernel ends the worker."""
+    launcher, worker, template = start_launcher(tmp_path)
+    try:
+        os.kill(launcher.pid, signal.SIGSTOP)
+        os.kill(template, signal.SIGKILL)
+        wait_until_gone(worker)
+    finally:
+        os.kill(launcher.pid, signal.SIGCONT)
+        stop_process_group(launcher)
 
 
 def test_what_a_template_cannot_run_starts_cold(tmp_path):

@@ -43,6 +43,7 @@ PRELOAD = (  # what a day imports; importing it once is the whole point
 READY_TIMEOUT_S = 120.0  # imports on a loaded 2-core machine
 _ARGV_ROOM = 8192  # bytes of command line a forked worker can show as its own
 _MAX_MESSAGE = 1 << 20
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 class LaunchTemplateError(RuntimeError):
@@ -328,6 +329,7 @@ def serve(fd: int) -> None:
         _send(sock, {"ready": os.getpid()})
     except OSError:
         return  # the launcher ended while this was importing (e.g. a usage error): nothing to serve
+    children: set[int] = set()  # forked and not yet reaped, so their PIDs cannot have been reused
     while True:
         try:
             readable, _, _ = select.select([sock, wake_r], [], [])
@@ -335,11 +337,16 @@ def serve(fd: int) -> None:
             continue
         if wake_r in readable:
             os.read(wake_r, 4096)
-            _reap(sock)
+            children -= _reap(sock)
         if sock in readable:
             data, fds, _flags, _addr = socket.recv_fds(sock, _MAX_MESSAGE, 4)
             if not data:
-                return  # the launcher is gone; children run on to their end, as orphans of a dead parent would
+                # The launcher is gone (a Dask worker killed mid-task, a driver killed alone): no one
+                # can report or time out these children any more, and a lost task is run again
+                # elsewhere, so they are stopped rather than left to publish unsupervised.
+                for pid in children:
+                    os.kill(pid, signal.SIGKILL)
+                return
             request = json.loads(data).get("launch")
             if request is None or len(fds) != 3:
                 for descriptor in fds:
@@ -348,9 +355,11 @@ def serve(fd: int) -> None:
                 continue
             sys.stdout.flush()
             sys.stderr.flush()
+            template_pid = os.getpid()
             pid = os.fork()
             if pid == 0:
-                _run_child(request, fds, (sock.fileno(), wake_r, wake_w))
+                _run_child(request, fds, (sock.fileno(), wake_r, wake_w), template_pid)
+            children.add(pid)
             for descriptor in fds:
                 os.close(descriptor)
             pidfd = os.pidfd_open(pid)  # the child is not reaped before this: the pidfd is its own
@@ -364,14 +373,17 @@ def _send(sock: socket.socket, message: dict) -> None:
     sock.sendall(json.dumps(message).encode())
 
 
-def _reap(sock: socket.socket) -> None:
+def _reap(sock: socket.socket) -> set[int]:
+    """Reap the ended children and tell the launcher; returns their PIDs."""
+    reaped = set()
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return reaped
         if pid == 0:
-            return
+            return reaped
+        reaped.add(pid)
         try:
             _send(sock, {"exited": pid, "returncode": os.waitstatus_to_exitcode(status)})
         except OSError:
@@ -396,10 +408,24 @@ def _show_command_line(argv: list[str]) -> None:
     ctypes.memmove(start, text + b"\0" * (room - len(text)), room)
 
 
-def _run_child(request: dict, fds: list[int], template_fds: tuple[int, ...]) -> None:
+def _die_with_parent(template_pid: int) -> None:
+    """Have the kernel SIGKILL this process when the template dies, even by SIGKILL (then it cannot
+    stop its children itself); a template that is already gone means exit now."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return  # not Linux: the template's own stop on the launcher's end still applies
+    if os.getppid() != template_pid:
+        os._exit(1)
+
+
+def _run_child(request: dict, fds: list[int], template_fds: tuple[int, ...], template_pid: int) -> None:
     """In the forked child: become the requested process and never return."""
     code: object = 1
     try:
+        _die_with_parent(template_pid)
         signal.set_wakeup_fd(-1)
         for signum in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from conus404 import __version__, aggregation, daily_file, source_commit, subset, validation, verified_files
+from conus404 import __version__, aggregation, daily_file, day_lock, source_commit, subset, validation, verified_files
 from conus404.atomic import atomic_write_json
 from conus404.exceptions import AuthenticationError, ConfigurationError, MissingDataError
 from conus404.remote_output import RemoteOutput
@@ -320,6 +320,11 @@ def run_day(
     force: bool = False,
 ) -> DayResult:
     """Process ``day``. Raises the pipeline's errors; the caller turns them into a result."""
+    with day_lock.working_on(settings.data_dir, day):  # a lost attempt still ending is waited for
+        return _run_day_alone(day, settings, open_source, qc_dir, force)
+
+
+def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, force: bool) -> DayResult:
     started = time.monotonic()
     final = daily_file.daily_path(settings.data_dir, day)
     daily_file.remove_stale_temporaries(final.parent, day)
