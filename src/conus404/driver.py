@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conus404 import daily_file, disk_space, existing_files, verified_files
+from conus404 import daily_file, disk_space, existing_files, series, verified_files
 from conus404 import settings as settings_mod
 from conus404.exceptions import (
     AuthenticationError,
@@ -120,11 +120,38 @@ def _check_against_source(settings: Settings, signer: AssetSigner) -> list[str]:
         log.info("the box %s is the grid window %s (%d x %d cells)%s", settings.bbox, window, *window.shape,
                  "; it reaches past the domain, so the window stops at its edge" if window.clipped else "")
     _check_record_covers(settings, plans, ds.indexes["time"])
+    if series.wanted(settings):
+        _prepare_series(settings, np.asarray(ds["lat"].values), np.asarray(ds["lon"].values))
+        if settings.series_only:
+            return []
     cells = window.shape[0] * window.shape[1] if settings.bbox is not None else ds.sizes["south_north"] * ds.sizes["west_east"]
     to_make = sum(not daily_file.daily_path(settings.data_dir, d).exists() for d in settings.days)
     warning = None if settings.output_url else disk_space.space_warning(
         settings.data_dir, to_make, len(worker.output_names(settings)), cells)
     return [warning] if warning else []
+
+
+def _prepare_series(settings: Settings, lat: np.ndarray, lon: np.ndarray) -> None:
+    """Check the polygon and point files (ConfigurationError: one line) and have their weights cached."""
+    from conus404 import series_weights
+
+    started = time.monotonic()
+    series_weights.prepare(settings, lat, lon)
+    log.info("series weights ready in %.1f s", time.monotonic() - started)
+
+
+def log_series_plan(settings: Settings) -> None:
+    """What the run's series are made of (from the weights the preflight cached)."""
+    from conus404 import series_weights
+
+    targets = series_weights.cached(settings) or []
+    for target in targets:
+        cells = len(np.unique(target.weights.row.astype(np.int64) * 100_000 + target.weights.col))
+        log.info("%s series of %s: %d %s(s) over %d cell(s); tables in %s", target.kind, target.path,
+                 target.weights.count, target.kind, cells, target.folder(settings.data_dir))
+    window = series_weights.read_window(settings, targets)
+    if window is not None:
+        log.info("--series-only: reading the grid window %s (%d x %d cells) that covers them", window, *window.shape)
 
 
 def _check_record_covers(settings: Settings, plans, times) -> None:
@@ -154,6 +181,9 @@ def verified_on_disk(settings: Settings) -> Callable[[dt.date], bool]:
     from conus404.worker import bbox_text, output_names
 
     names, box = output_names(settings), bbox_text(settings)
+    series_made = series.parts_done(settings, names) if series.wanted(settings) else None
+    if settings.series_only:
+        return series_made
     remote = RemoteOutput.of(settings)
     records = None
     if remote is None:
@@ -161,6 +191,8 @@ def verified_on_disk(settings: Settings) -> Callable[[dt.date], bool]:
         records.compact()
 
     def check(day: dt.date) -> bool:
+        if series_made is not None and not series_made(day):
+            return False
         if remote is not None:
             return remote.published(day, names, box)
         path = daily_file.daily_path(settings.data_dir, day)
@@ -180,6 +212,25 @@ def failure_entry(settings: Settings, outcome: DayOutcome, attempts: int = 1) ->
         message=outcome.message, exit_code=outcome.exit_code, attempts=attempts,
         log=outcome.log_path, last_attempt=now_iso(),
     )
+
+
+def write_series_tables(settings: Settings) -> None:
+    """Rebuild the polygon and point tables from the verified day series (end of a run)."""
+    if not series.wanted(settings):
+        return
+    from conus404 import series_tables, series_weights
+    from conus404.worker import output_names
+
+    targets = series_weights.cached(settings)
+    if targets is None:
+        log.warning("the series tables were not written: the polygon/point weights are not cached (no day ran)")
+        return
+    try:
+        series_tables.write_tables(settings, targets, output_names(settings))
+    except OSError as exc:
+        if not disk_space.is_disk_full(exc, settings.data_dir):
+            raise
+        log.error("cannot write the series tables: %s", disk_space.describe(settings.data_dir))
 
 
 def summary_lines(title: str, total: int, outcomes: dict[dt.date, DayOutcome], quarantined: int = 0,
@@ -321,8 +372,9 @@ def preflight(settings: Settings, signer: AssetSigner, replace_different: bool =
     from conus404 import source
 
     ensure_writable(daily_file.daily_dir(settings.data_dir), "data folder")
-    existing_files.refuse_other_coverage(settings)
-    if not replace_different and not settings.output_url:
+    if not settings.series_only:
+        existing_files.refuse_other_coverage(settings)
+    if not replace_different and not settings.output_url and not settings.series_only:
         existing_files.refuse_other_fields(settings)
     if settings.output_url:
         from conus404.remote_output import RemoteOutput
@@ -348,6 +400,8 @@ def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=N
     if stale:
         log.info("removed %d temporary file(s) left by an interrupted run", len(stale))
     ledger = Ledger(settings.data_dir / "failed_jobs.json")
+    if series.wanted(settings):
+        log_series_plan(settings)
     log.info("%d day(s) to run%s", len(days), "" if options.force else "; days whose files verify are skipped")
 
     def record(outcome: DayOutcome) -> None:
@@ -367,6 +421,7 @@ def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=N
     started, kept_aside = time.monotonic(), _quarantined(settings)
     scheduler = DayScheduler(settings, signer, options, record, Progress(total=len(days)), check, executor)
     outcomes = scheduler.run(days)
+    write_series_tables(settings)
     quarantined, wall_s = len(_quarantined(settings) - kept_aside), time.monotonic() - started
     lines = summary_lines(title, len(days), outcomes, quarantined, wall_s)
     short = summary_lines(title, len(days), outcomes, quarantined, wall_s, every_failure=False)

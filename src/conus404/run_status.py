@@ -54,7 +54,12 @@ def _day_counts(settings: settings_mod.Settings) -> tuple[list, list, list]:
 
     days = settings.days
     unverified: list = []
-    if settings.output_url:
+    if settings.series_only:  # no gridded files: a day is done when its series verify
+        from conus404 import series
+
+        made = series.parts_done(settings, output_names(settings))
+        done = [d for d in days if made(d)]
+    elif settings.output_url:
         from conus404.remote_output import RemoteOutput
 
         committed = RemoteOutput.of(settings).committed_names()

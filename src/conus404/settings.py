@@ -84,6 +84,11 @@ class Settings:
     dask_scheduler: str | None = None  # the "dask" executor's scheduler address or file; None = a LocalCluster
     launch: str = "prewarmed"  # worker processes forked from a template that did the imports, or "cold"
     retry: Any = None  # conus404.retry_policy.RetrySettings; None = its defaults
+    polygons: Path | None = None  # basins: a vector file of polygons (conus404.polygons)
+    polygon_id: str | None = None  # the polygons' id field
+    points: Path | None = None  # gauges: a CSV id,lon,lat or a vector file of points (conus404.points)
+    point_id: str | None = None  # the points' id field (vector files)
+    series_only: bool = False  # keep the polygon/point series, not the gridded daily files
 
     @property
     def days(self) -> list[dt.date]:
@@ -315,7 +320,16 @@ def worker_flags(settings: Settings) -> list[str]:
     flags += ["--keep-hourly"] if settings.keep_hourly else []
     flags += ["--allow-3d"] if settings.allow_3d else []
     flags += [] if settings.chunk_cache else ["--no-chunk-cache"]
+    for flag, value in (("--polygons", settings.polygons), ("--polygon-id", settings.polygon_id),
+                        ("--points", settings.points), ("--point-id", settings.point_id)):
+        flags += [flag, str(value or "")]
+    flags += ["--series-only"] if settings.series_only else []
     return flags
+
+
+def _optional_path(value: Any) -> Path | None:
+    """A file named in config.py (relative to the project), or None when unset or empty."""
+    return _absolute(value) if value not in (None, "") and str(value).strip() else None
 
 
 def _absolute(path: str | Path) -> Path:
@@ -385,6 +399,11 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         dask_scheduler=parse_dask_scheduler(values.get("DASK_SCHEDULER_ADDRESS")),
         launch=parse_launch(values.get("LAUNCH", "prewarmed")),
         retry=parse_retry(values.get("RETRY", {})),
+        polygons=_optional_path(values.get("POLYGONS")),
+        polygon_id=values.get("POLYGON_ID") or None,
+        points=_optional_path(values.get("POINTS")),
+        point_id=values.get("POINT_ID") or None,
+        series_only=bool(values.get("SERIES_ONLY", False)),
     )
     return check(settings)
 
@@ -410,6 +429,17 @@ def add_arguments(parser: argparse.ArgumentParser, date_range: bool = True) -> N
     group.add_argument("--bbox", metavar="MIN_LON,MIN_LAT,MAX_LON,MAX_LAT",
                        help="only the smallest grid window covering this box, e.g. -105.5,39,-104.5,40.2 (BBOX); "
                        "'' = the whole domain")
+    group.add_argument("--polygons", metavar="FILE",
+                       help="also make a daily series per polygon (basin) of this vector file: GeoJSON, GeoPackage, "
+                       "Shapefile, zipped Shapefile (POLYGONS); '' = none")
+    group.add_argument("--polygon-id", metavar="FIELD", help="the polygons' field that names them (POLYGON_ID)")
+    group.add_argument("--points", metavar="FILE",
+                       help="also make a daily series per point (gauge): a CSV id,lon,lat or a vector file of points "
+                       "(POINTS); '' = none")
+    group.add_argument("--point-id", metavar="FIELD", help="the points' id field, for a vector file (POINT_ID)")
+    group.add_argument("--series-only", action="store_true", default=None,
+                       help="keep only the polygon/point series, not the gridded daily files; only the window "
+                       "covering them is read (SERIES_ONLY)")
     group.add_argument("--keep-hourly", action="store_true", default=None, help="also keep the hourly records (KEEP_HOURLY)")
     group.add_argument("--allow-3d", action="store_true", default=None, help="accept variables with levels (ALLOW_3D)")
     group.add_argument("--no-chunk-cache", action="store_true", default=None,
@@ -466,6 +496,14 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
         changes["output_url"] = parse_output_url(args.output_url, "--output-url")
     if getattr(args, "bbox", None) is not None:
         changes["bbox"] = parse_bbox(args.bbox, "--bbox")
+    for name in ("polygons", "points"):
+        if getattr(args, name, None) is not None:
+            changes[name] = from_command_line(args.__dict__[name]) if args.__dict__[name].strip() else None
+    for name in ("polygon_id", "point_id"):
+        if getattr(args, name, None) is not None:
+            changes[name] = args.__dict__[name].strip() or None
+    if getattr(args, "series_only", None):
+        changes["series_only"] = True
     return check(replace(settings, **changes))
 
 
@@ -476,6 +514,11 @@ def check(settings: Settings) -> Settings:
         )
     if not settings.source:
         raise ConfigurationError("the source is empty: use planetary-computer or a Zarr URL or path")
+    if settings.series_only and settings.polygons is None and settings.points is None:
+        raise ConfigurationError("--series-only keeps only polygon or point series: give --polygons or --points")
+    if settings.series_only and (settings.output_url or settings.keep_hourly):
+        raise ConfigurationError(f"--series-only keeps no gridded files: {'--output-url' if settings.output_url else '--keep-hourly'} "
+                                 "would have nothing to publish")
     return settings
 
 

@@ -80,8 +80,24 @@ def parse_bbox(value: str | list | tuple | None, what: str = "BBOX") -> BBox | N
     return box
 
 
-def fractional_indices(lat: np.ndarray, lon: np.ndarray):
-    """A function (lon, lat) -> (j, i) in index units of the store's grid, fitted to its lat/lon.
+@dataclass(frozen=True)
+class FittedGrid:
+    """The store's grid in the projection plane: cell (j, i) is centred on (x0 + i dx, y0 + j dy)."""
+
+    x0: float
+    y0: float
+    dx: float
+    dy: float
+    ny: int
+    nx: int
+
+    def index_of(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fractional (j, i) of projection coordinates; the cell holding a point is the nearest whole index."""
+        return (np.asarray(y) - self.y0) / self.dy, (np.asarray(x) - self.x0) / self.dx
+
+
+def fit_grid(lat: np.ndarray, lon: np.ndarray) -> FittedGrid:
+    """The regular Lambert conformal grid of the store's lat/lon.
 
     Raises SourceLayoutError if the lat/lon are not a regular grid of the Lambert conformal projection.
     """
@@ -100,10 +116,19 @@ def fractional_indices(lat: np.ndarray, lon: np.ndarray):
         raise SourceLayoutError(
             f"the store's lat/lon are {off:.2f} cells off CONUS404's Lambert conformal grid: cannot subset it by a box"
         )
+    return FittedGrid(float(x0), float(y0), float(dx), float(dy), ny, nx)
+
+
+def fractional_indices(lat: np.ndarray, lon: np.ndarray):
+    """A function (lon, lat) -> (j, i) in index units of the store's grid, fitted to its lat/lon.
+
+    Raises SourceLayoutError if the lat/lon are not a regular grid of the Lambert conformal projection.
+    """
+    fitted = fit_grid(lat, lon)
 
     def to_index(lon_pts: np.ndarray, lat_pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         px, py = grid.xy_from_latlon(np.asarray(lat_pts, np.float64), np.asarray(lon_pts, np.float64))
-        return (py - y0) / dy, (px - x0) / dx
+        return fitted.index_of(px, py)
 
     return to_index
 

@@ -18,7 +18,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from conus404 import __version__, aggregation, daily_file, day_lock, source_commit, subset, validation, verified_files
+from conus404 import (
+    __version__,
+    aggregation,
+    daily_file,
+    day_lock,
+    series,
+    series_weights,
+    source_commit,
+    subset,
+    validation,
+    verified_files,
+)
 from conus404.atomic import atomic_write_json
 from conus404.exceptions import AuthenticationError, ConfigurationError, MissingDataError
 from conus404.remote_output import RemoteOutput
@@ -312,6 +323,31 @@ def provenance(description: dict[str, str], plans: list[VariablePlan]) -> dict[s
     }
 
 
+def _reuse_existing(day: dt.date, settings: Settings, final: Path, remote: RemoteOutput | None,
+                    started: float) -> DayResult | None:
+    """The day's result if an earlier attempt's file can stand; a file that does not verify is moved
+    to quarantine/. With series asked for, a day reaching here lacks them: it is made again."""
+    if remote is not None and remote.published(day, output_names(settings), bbox_text(settings)):
+        if not series.wanted(settings):
+            log.info("%s already published at %s: skipping (--force redoes it)", final.name, remote.url)
+            return DayResult(day.isoformat(), "skipped", output=remote.url_of(day), seconds=time.monotonic() - started)
+    if not final.exists():
+        return None
+    problem = daily_file.verify(final, day, output_names(settings), bbox_text(settings))
+    if problem is None and series.wanted(settings):
+        return None
+    if problem is None and remote is None:
+        log.info("%s already published and verified: skipping (--force redoes it)", final.name)
+        return DayResult(day.isoformat(), "skipped", output=str(final), seconds=time.monotonic() - started)
+    if problem is None:  # made earlier, its upload failed: upload it now
+        url = upload(remote, final, day, settings)
+        return DayResult(day.isoformat(), "published", output=url, seconds=time.monotonic() - started,
+                         message="uploaded the verified file left by an earlier attempt")
+    moved = daily_file.quarantine(final)
+    log.warning("%s did not verify (%s): moved to %s and redoing the day", final.name, problem, moved)
+    return None
+
+
 def run_day(
     day: dt.date,
     settings: Settings,
@@ -328,30 +364,29 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
     started = time.monotonic()
     final = daily_file.daily_path(settings.data_dir, day)
     daily_file.remove_stale_temporaries(final.parent, day)
-    remote = RemoteOutput.of(settings)
-    if remote is not None and not force and remote.published(day, output_names(settings), bbox_text(settings)):
-        log.info("%s already published at %s: skipping (--force redoes it)", final.name, remote.url)
-        return DayResult(day.isoformat(), "skipped", output=remote.url_of(day), seconds=time.monotonic() - started)
-    if not force and final.exists():
-        problem = daily_file.verify(final, day, output_names(settings), bbox_text(settings))
-        if problem is None and remote is None:
-            log.info("%s already published and verified: skipping (--force redoes it)", final.name)
-            return DayResult(day.isoformat(), "skipped", output=str(final), seconds=time.monotonic() - started)
-        if problem is None:  # made earlier, its upload failed: upload it now
-            url = upload(remote, final, day, settings)
-            return DayResult(day.isoformat(), "published", output=url, seconds=time.monotonic() - started,
-                             message="uploaded the verified file left by an earlier attempt")
-        moved = daily_file.quarantine(final)
-        log.warning("%s did not verify (%s): moved to %s and redoing the day", final.name, problem, moved)
+    remote = None if settings.series_only else RemoteOutput.of(settings)
+    if series.wanted(settings) and not force:
+        done = series.finished_or_made_from_file(settings, day, final, output_names(settings), remote is None)
+        if done is not None:
+            return DayResult(day.isoformat(), done[0], output=done[1], seconds=time.monotonic() - started, message=done[2])
+    if not force and not settings.series_only:
+        reused = _reuse_existing(day, settings, final, remote, started)
+        if reused is not None:
+            return reused
 
     timings: dict[str, float] = {}
     step = time.monotonic()
     ds, description, lat, lon = open_and_read_grid(open_source)
+    targets = (series_weights.cached(settings) or series_weights.prepare(settings, lat, lon)) if series.wanted(settings) else []
     window, box_attrs = None, {}
     if settings.bbox is not None:
         window = subset.index_window(lat, lon, settings.bbox)
-        ds, lat, lon = ds.isel(window.selection), window.cut(lat), window.cut(lon)
         box_attrs = {"conus404_bbox": str(settings.bbox), "conus404_window": str(window)}
+    elif settings.series_only:  # only the cells under the polygons and points are read
+        window = series_weights.read_window(settings, targets)
+        box_attrs = {"conus404_window": str(window)}
+    if window is not None:
+        ds, lat, lon = ds.isel(window.selection), window.cut(lat), window.cut(lon)
     description = {**description, **box_attrs}
     timings["open"] = time.monotonic() - step
     plans, warnings = plan_variables(ds, settings)
@@ -375,10 +410,16 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
         report.raise_if_failed()
         step = time.monotonic()
         dataset = daily_file.build_dataset(day, lat, lon, fields, provenance(description, plans))
-        daily_file.publish(dataset, final, timings)
-        verified_files.remember(final, dataset.attrs["conus404_variables"].split(), bbox_text(settings),
-                                dataset.attrs["conus404_data_sha256"])
+        if not settings.series_only:
+            daily_file.publish(dataset, final, timings)
+            verified_files.remember(final, dataset.attrs["conus404_variables"].split(), bbox_text(settings),
+                                    dataset.attrs["conus404_data_sha256"])
         timings["write"] = time.monotonic() - step - timings.get("verify", 0.0)
+        if targets:
+            step = time.monotonic()
+            made = series.publish_day(settings, targets, day, [(f.name, f.values, dataset[f.name].attrs) for f in fields],
+                                      window)
+            timings["series"] = time.monotonic() - step
         if hourly is not None:
             hourly.publish()
     except BaseException:
@@ -387,8 +428,8 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
             hourly.discard()
         raise
     atomic_write_json(qc_path, report.as_dict("passed"))
-    log.info("published %s (%d fields, %.1f MB read)", final, len(fields), bytes_read / 1e6)
-    output = str(final)
+    output = str(final) if not settings.series_only else " ".join(map(str, made))
+    log.info("published %s (%d fields, %.1f MB read)", output, len(fields), bytes_read / 1e6)
     if remote is not None:
         step = time.monotonic()
         output = upload(remote, final, day, settings)

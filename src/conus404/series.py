@@ -1,0 +1,154 @@
+"""A day's basin and gauge values: one small file per day and target, written by the day's worker
+while the day's fields are in memory, atomically and verified, like the daily files.
+
+``DATA_DIR/polygons/.days/NAME/NAME_YYYYMMDD.npz`` (``points/`` for points) holds one value per
+field and feature, the fields' attributes, the target's key (the weights it was made with) and a
+SHA-256 of it all. The tables of the whole range (:mod:`conus404.series_tables`) are built from
+these at the end of a run, so a kill at any moment loses at most the days in flight.
+
+Values come from the fields as the daily file stores them (float32), so a series made later from
+an existing daily file equals one made during the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from conus404.atomic import temporary_sibling
+from conus404.series_weights import FOLDERS, SeriesTarget, cached
+from conus404.subset import Window
+
+log = logging.getLogger("conus404.series")
+PARTS = ".days"
+
+
+def wanted(settings) -> bool:
+    return settings.polygons is not None or settings.points is not None
+
+
+def part_path(data_dir: Path, kind: str, name: str, day: dt.date) -> Path:
+    return Path(data_dir) / FOLDERS[kind] / PARTS / name / f"{name}_{day:%Y%m%d}.npz"
+
+
+def day_values(target: SeriesTarget, fields: Iterable[tuple[str, np.ndarray, dict[str, Any]]],
+               window: Window | None) -> tuple[list[str], np.ndarray, dict[str, dict[str, Any]]]:
+    """(names, values[field, feature], attributes) of the 2-D fields (those with levels are left out)."""
+    names, rows, attrs = [], [], {}
+    for name, values, field_attrs in fields:
+        if np.ndim(values) != 2:
+            continue
+        names.append(name)
+        rows.append(target.weights.means(np.asarray(values, dtype=np.float32), window))
+        attrs[name] = {k: v for k, v in field_attrs.items() if isinstance(v, str | int | float)}
+    return names, np.array(rows, dtype=np.float64).reshape(len(names), target.weights.count), attrs
+
+
+def _digest(meta: dict[str, Any], values: np.ndarray) -> str:
+    digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
+    digest.update(np.ascontiguousarray(values, dtype="<f8").tobytes())
+    return digest.hexdigest()
+
+
+def publish_part(data_dir: Path, target: SeriesTarget, day: dt.date, names: list[str], values: np.ndarray,
+                 attrs: dict[str, dict[str, Any]]) -> Path:
+    path = part_path(data_dir, target.kind, target.name, day)
+    meta = {"day": day.isoformat(), "key": target.key, "fields": names, "attrs": attrs, "features": target.weights.count}
+    buffer = io.BytesIO()
+    np.savez(buffer, values=values, meta=np.array(json.dumps({**meta, "sha256": _digest(meta, values)})))
+    with temporary_sibling(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+        problem = part_problem(tmp, day, target.key, names)
+        if problem:
+            raise OSError(f"the series file {path.name} did not read back correctly before publishing: {problem}")
+    return path
+
+
+def read_part(path: Path) -> tuple[dict[str, Any], np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return json.loads(str(data["meta"])), np.array(data["values"])
+
+
+def part_problem(path: Path, day: dt.date, key: str, names: Iterable[str]) -> str | None:
+    """None if ``path`` is a whole series file of ``day`` for the weights ``key`` holding ``names``."""
+    try:
+        meta, values = read_part(path)
+    except FileNotFoundError:
+        return "it does not exist"
+    except (OSError, ValueError, KeyError) as exc:
+        return f"it cannot be read ({type(exc).__name__}: {exc})"
+    if meta.get("day") != day.isoformat():
+        return f"it is not the series of {day}"
+    if meta.get("key") != key:
+        return "it was made for another polygon or point file (or grid)"
+    missing = sorted(set(names) - set(meta.get("fields", ())))
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    sha = meta.pop("sha256", None)
+    if values.shape != (len(meta["fields"]), meta["features"]) or _digest(meta, values) != sha:
+        return "its values do not match the checksum written with them"
+    return None
+
+
+def parts_done(settings, names: list[str]) -> Any:
+    """A check that a day's series files all exist and verify (False for every day while a
+    target's cached weights are missing or stale: the run makes them first)."""
+    targets = cached(settings)
+
+    def check(day: dt.date) -> bool:
+        if targets is None:
+            return False
+        return all(part_problem(part_path(settings.data_dir, t.kind, t.name, day), day, t.key, names) is None
+                   for t in targets)
+
+    return check
+
+
+def publish_day(settings, targets: list[SeriesTarget], day: dt.date,
+                fields: Iterable[tuple[str, np.ndarray, dict[str, Any]]], window: Window | None) -> list[Path]:
+    """Each target's series of ``day`` from the day's fields (of ``window``, None = the whole grid)."""
+    fields = list(fields)
+    written = []
+    for target in targets:
+        names, values, attrs = day_values(target, fields, window)
+        written.append(publish_part(settings.data_dir, target, day, names, values, attrs))
+    return written
+
+
+def from_daily_file(path: Path, names: list[str]) -> list[tuple[str, np.ndarray, dict[str, Any]]]:
+    """The fields of an existing daily file, for series made after it (no download)."""
+    import xarray as xr
+
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        return [(name, ds[name].values[0], dict(ds[name].attrs)) for name in names]
+
+
+def finished_or_made_from_file(settings, day: dt.date, final: Path, names: list[str],
+                               local: bool) -> tuple[str, str, str] | None:
+    """(status, output, message) when ``day`` needs no download: its series verify (and its daily
+    file, unless --series-only), or its verified daily file is here to make the series from."""
+    from conus404 import daily_file
+    from conus404.worker import bbox_text
+
+    done = parts_done(settings, names)
+    grid_ok = settings.series_only or (local and final.exists()
+                                       and daily_file.verify(final, day, names, bbox_text(settings)) is None)
+    if not grid_ok:
+        return None
+    if done(day):
+        log.info("the series of %s are already made and verified: skipping (--force redoes them)", day)
+        return "skipped", str(final) if not settings.series_only else "", ""
+    targets = cached(settings)
+    if settings.series_only or targets is None:
+        return None
+    publish_day(settings, targets, day, from_daily_file(final, names), targets[0].window if targets else None)
+    log.info("made the series of %s from its verified daily file %s (no download)", day, final.name)
+    return "published", str(final), "series made from the existing daily file"
