@@ -25,6 +25,15 @@ VARIABLE_AGG_MAP = {
 # the files then hold the smallest window of the grid that covers it. None = the whole domain.
 BBOX = None
 
+# Basin and gauge series (readme: "Basin and gauge series"): a vector file of polygons with the
+# field that names them, and/or points (a CSV id,lon,lat, or a vector file with POINT_ID). Paths
+# relative to the project folder. SERIES_ONLY keeps the series without the gridded daily files.
+POLYGONS = None  # e.g. "gis/huc8_colorado.gpkg"
+POLYGON_ID = None  # e.g. "huc8"
+POINTS = None  # e.g. "gis/gauges.csv"
+POINT_ID = None
+SERIES_ONLY = False
+
 # Extra daily statistics besides each variable's own (mean or total), e.g. {"T2": ["min", "max"]}
 # -> T2_min, T2_max from the 24 hourly values. Also --statistics "T2:min,max", or inline in the
 # variable list: --variables T2:mean,min,max,PREC_ACC_NC (or VARIABLES = ["T2:mean,min,max", ...]
