@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from conus404 import daily_file, grid
+from conus404 import daily_file, grid, subset
 from conus404.emulator.fault_proxy import FaultRule
 from conus404.emulator.synthetic_store import StoreSpec, build_dataset
 from tests import conftest
@@ -144,7 +144,7 @@ def test_series_only_keeps_no_grid_and_reads_only_the_window(stack, reference, t
     assert not list(daily_file.daily_dir(tmp_path / "data").glob("*.nc")), "no gridded daily file"
     for kind, ds in tables(tmp_path).items():
         xr.testing.assert_identical(ds.drop_attrs(), tables(reference)[kind].drop_attrs())
-    assert "--series-only: reading the grid window" in (tmp_path / "logs" / "driver_main_run.log").read_text()
+    assert "reading the grid window" in (tmp_path / "logs" / "driver_main_run.log").read_text()
     again = run(tmp_path, stack, "--foreground", "--series-only")
     assert again.returncode == 0 and "already valid        3" in (tmp_path / "logs" / "driver_main_run.log").read_text()
 
@@ -162,6 +162,15 @@ def test_series_over_existing_daily_files_need_no_download(stack, reference, tmp
     assert proxy.counts["injected"] == injected_before, "no chunk was read"
     for kind, ds in tables(tmp_path).items():
         xr.testing.assert_identical(ds.drop_attrs(), tables(reference)[kind].drop_attrs())
+    # the reference run kept only the cells covering its polygons and points: the window of these whole grids
+    for day in DAYS:
+        with xr.open_dataset(daily_file.daily_path(tmp_path / "data", day)) as whole, \
+                xr.open_dataset(daily_file.daily_path(reference / "data", day)) as kept:
+            window = subset.Window.parse(kept.attrs["conus404_window"])
+            assert kept.attrs["conus404_bbox"] == f"cells {window}" and "conus404_window" not in whole.attrs
+            assert window.shape < (SPEC.ny, SPEC.nx) and window.j1 - window.j0 < SPEC.ny
+            for name in ("lat", "lon", "T2", "PREC_ACC_NC"):
+                np.testing.assert_array_equal(kept[name].values, whole.isel(window.selection)[name].values)
 
 
 def test_a_bad_polygon_file_stops_the_run_before_it_starts(stack, tmp_path):

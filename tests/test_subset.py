@@ -125,3 +125,14 @@ def test_clip_to_rectangle_keeps_the_part_inside():
     part = subset.clip_to_rectangle(square, (0.0, 5.0), (-0.5, 5.0))
     assert part[:, 0].min() == 0.0 and part[:, 0].max() == 1.0 and part[:, 1].min() == -0.5 and part[:, 1].max() == 1.0
     assert len(subset.clip_to_rectangle(square, (2.0, 3.0), (2.0, 3.0))) == 0
+
+
+def test_a_whole_domain_file_serves_a_polygon_run_but_no_other_region_does():
+    cells = f"{subset.SERIES_CELLS}{subset.Window(3, 9, 4, 12)}"
+    assert subset.covers(None, cells), "the whole domain holds the cells covering the polygons"
+    assert subset.covers(cells, cells) and subset.covers(None, None) and subset.covers("1.0,2.0,3.0,4.0", "1.0,2.0,3.0,4.0")
+    assert not subset.covers(cells, None), "a window is not the whole domain"
+    assert not subset.covers("1.0,2.0,3.0,4.0", cells) and not subset.covers(None, "1.0,2.0,3.0,4.0")
+    assert not subset.covers(f"{subset.SERIES_CELLS}{subset.Window(3, 9, 4, 11)}", cells)
+    window = subset.Window(3, 9, 4, 12)
+    assert subset.Window.parse(str(window)) == window and subset.Window.parse(None) is None

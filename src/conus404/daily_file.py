@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from conus404 import grid
+from conus404 import grid, subset
 from conus404.atomic import TEMP_PREFIX, temporary_sibling
 
 FILE_PREFIX = "conus404_daily_"
@@ -148,7 +148,7 @@ def verify(path: Path, day: dt.date, variables: Iterable[str] | None = None, bbo
             if variables is not None and not set(variables) <= set(names):  # more than asked is done
                 missing = sorted(set(variables) - set(names))
                 return f"it holds {', '.join(names) or 'no variables'}, not {', '.join(missing)}"
-            if bbox != "any" and ds.attrs.get("conus404_bbox") != bbox:
+            if bbox != "any" and not subset.covers(ds.attrs.get("conus404_bbox"), bbox):
                 return f"it covers {describe_coverage(ds.attrs)}, not {describe_coverage({'conus404_bbox': bbox})}"
             if ds["time"].values[0] != np.datetime64(day.isoformat(), "ns"):
                 return "its time is not 00:00 of the day"
@@ -177,8 +177,11 @@ def fields_in(path: Path) -> list[str]:
 
 
 def describe_coverage(attrs) -> str:
-    """'the whole domain' or 'the box MIN_LON,MIN_LAT,MAX_LON,MAX_LAT' from a daily file's attributes."""
+    """'the whole domain', 'the box MIN_LON,MIN_LAT,MAX_LON,MAX_LAT' or 'the cells south_north ...
+    (covering the polygons and points)' from a daily file's attributes."""
     box = attrs.get("conus404_bbox")
+    if box and str(box).startswith(subset.SERIES_CELLS):
+        return f"the {box} (covering a run's polygons and points)"
     return f"the box {box}" if box else "the whole domain"
 
 

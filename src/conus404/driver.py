@@ -151,7 +151,8 @@ def log_series_plan(settings: Settings) -> None:
                  target.weights.count, target.kind, cells, target.folder(settings.data_dir))
     window = series_weights.read_window(settings, targets)
     if window is not None:
-        log.info("--series-only: reading the grid window %s (%d x %d cells) that covers them", window, *window.shape)
+        log.info("reading%s the grid window %s (%d x %d cells) that covers them", "" if settings.series_only else
+                 " and keeping", window, *window.shape)
 
 
 def _check_record_covers(settings: Settings, plans, times) -> None:
@@ -372,8 +373,6 @@ def preflight(settings: Settings, signer: AssetSigner, replace_different: bool =
     from conus404 import source
 
     ensure_writable(daily_file.daily_dir(settings.data_dir), "data folder")
-    if not settings.series_only:
-        existing_files.refuse_other_coverage(settings)
     if not replace_different and not settings.output_url and not settings.series_only:
         existing_files.refuse_other_fields(settings)
     if settings.output_url:
@@ -384,6 +383,8 @@ def preflight(settings: Settings, signer: AssetSigner, replace_different: bool =
         warnings = _check_against_source(settings, signer)
     finally:
         source.release_storage_clients()
+    if not settings.series_only:  # after the polygons' weights: they decide the cells a run covers
+        existing_files.refuse_other_coverage(settings)
     if settings.executor == DASK and settings.dask_scheduler:
         from conus404.dask_executor import check_scheduler
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from conus404 import daily_file, verified_files
+from conus404 import daily_file, subset, verified_files
 from conus404.exceptions import ConfigurationError
 from conus404.settings import Settings
 
@@ -21,7 +21,8 @@ SHOWN = 3  # example files named in a refusal
 
 def refuse_other_coverage(settings: Settings) -> None:
     """A box run must not redo (and so move aside) the whole-domain files of the range, nor the reverse:
-    refuse when the range's first existing daily file covers another region."""
+    refuse when the range's first existing daily file covers another region (a whole-domain file
+    serves a polygon/point run: it holds the cells covering them)."""
     from conus404.worker import bbox_text
 
     wanted = bbox_text(settings)
@@ -32,7 +33,7 @@ def refuse_other_coverage(settings: Settings) -> None:
         attrs = daily_file.attributes(path)
         if attrs is None:
             return  # unreadable: the worker keeps it aside and redoes the day, as for any bad file
-        if attrs.get("conus404_day") == day.isoformat() and attrs.get("conus404_bbox") != wanted:
+        if attrs.get("conus404_day") == day.isoformat() and not subset.covers(attrs.get("conus404_bbox"), wanted):
             raise ConfigurationError(
                 f"{path} covers {daily_file.describe_coverage(attrs)}, not "
                 f"{daily_file.describe_coverage({'conus404_bbox': wanted})}: use another --data-dir for this run"

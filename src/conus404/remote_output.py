@@ -142,4 +142,6 @@ class RemoteOutput:
 
 def _same_request(record: Mapping[str, Any], names: Iterable[str], bbox: str | None) -> bool:
     """Whether a commit record is of a file with these fields over this box."""
-    return sorted(record.get("variables", [])) == sorted(set(names)) and record.get("bbox") == bbox
+    from conus404.subset import covers
+
+    return sorted(record.get("variables", [])) == sorted(set(names)) and covers(record.get("bbox"), bbox)

@@ -123,6 +123,13 @@ def publish_day(settings, targets: list[SeriesTarget], day: dt.date,
     return written
 
 
+def file_window(path: Path) -> Window | None:
+    """The grid window a daily file holds (None: the whole grid)."""
+    from conus404 import daily_file
+
+    return Window.parse((daily_file.attributes(path) or {}).get("conus404_window"))
+
+
 def from_daily_file(path: Path, names: list[str]) -> list[tuple[str, np.ndarray, dict[str, Any]]]:
     """The fields of an existing daily file, for series made after it (no download)."""
     import xarray as xr
@@ -149,6 +156,6 @@ def finished_or_made_from_file(settings, day: dt.date, final: Path, names: list[
     targets = cached(settings)
     if settings.series_only or targets is None:
         return None
-    publish_day(settings, targets, day, from_daily_file(final, names), targets[0].window if targets else None)
+    publish_day(settings, targets, day, from_daily_file(final, names), file_window(final))
     log.info("made the series of %s from its verified daily file %s (no download)", day, final.name)
     return "published", str(final), "series made from the existing daily file"

@@ -128,6 +128,22 @@ def cached(settings) -> list[SeriesTarget] | None:
     return found
 
 
+_windows: dict[tuple, subset.Window] = {}  # series_window's answers, by what decides them
+
+
+def series_window(settings) -> subset.Window | None:
+    """The window a polygon/point run without a box reads, from the cached weights (None while they
+    are not prepared: nothing is remembered then)."""
+    memo = (str(settings.data_dir), str(settings.polygons), settings.polygon_id, str(settings.points), settings.point_id)
+    if memo not in _windows:
+        found = cached(settings)
+        window = read_window(settings, found) if found else None
+        if window is None:
+            return None
+        _windows[memo] = window
+    return _windows[memo]
+
+
 def _box_text(settings) -> str:
     return str(settings.bbox) if settings.bbox is not None else ""
 
@@ -137,8 +153,8 @@ def _window_list(window: subset.Window | None) -> list[int] | None:
 
 
 def read_window(settings, found: list[SeriesTarget]) -> subset.Window | None:
-    """With --series-only and no box, the smallest window covering every target (only it is read)."""
-    if not settings.series_only or settings.bbox is not None or not found:
+    """Without a box, the smallest window covering every target: only it is read (and kept)."""
+    if settings.bbox is not None or not found:
         return None
     windows = [t.weights.covering_window() for t in found]
     return subset.Window(min(w.j0 for w in windows), max(w.j1 for w in windows),

@@ -11,6 +11,7 @@ spacing; a store whose lat/lon are not on that projection is refused rather than
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,15 @@ from conus404.exceptions import ConfigurationError, SourceLayoutError
 
 STEPS_PER_CELL = 4  # samples of the box's edges per cell of index space
 GRID_TOLERANCE_CELLS = 0.05  # how far the store's lat/lon may sit from the projected grid
+
+
+SERIES_CELLS = "cells "  # conus404_bbox of a polygon/point run's files: "cells " + the window covering them
+
+
+def covers(held: str | None, wanted: str | None) -> bool:
+    """Whether a file of the region ``held`` serves a request for ``wanted`` (conus404_bbox texts): the
+    same region, or the whole domain for the cells covering a run's polygons and points (it holds them)."""
+    return held == wanted or (held is None and wanted is not None and wanted.startswith(SERIES_CELLS))
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,16 @@ class Window:
 
     def __str__(self) -> str:
         return f"south_north {self.j0}:{self.j1}, west_east {self.i0}:{self.i1}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> Window | None:
+        """The window of its ``str`` (a daily file's conus404_window); None for None or ''."""
+        if not text:
+            return None
+        found = re.fullmatch(r"south_north (\d+):(\d+), west_east (\d+):(\d+)", str(text).strip())
+        if found is None:
+            raise ValueError(f"not a grid window: {text!r}")
+        return cls(*(int(g) for g in found.groups()))
 
 
 def parse_bbox(value: str | list | tuple | None, what: str = "BBOX") -> BBox | None:

@@ -22,6 +22,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from conus404 import subset
+
 log = logging.getLogger("conus404.verified_files")
 RECORDS_NAME = ".verified.jsonl"
 
@@ -88,7 +90,7 @@ class VerifiedFiles:
     def unchanged(self, path: Path, fields: Iterable[str], bbox: str | None) -> bool:
         """Whether ``path`` is the very file recorded as verified, holding these fields (or more) for this box."""
         record = self._unchanged_record(path)
-        return record is not None and set(fields) <= set(record.get("fields") or []) and record.get("bbox") == bbox
+        return record is not None and set(fields) <= set(record.get("fields") or []) and subset.covers(record.get("bbox"), bbox)
 
     def recorded_fields(self, path: Path) -> list[str] | None:
         """The fields ``path`` was verified with, while it is unchanged since (else None)."""

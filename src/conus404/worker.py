@@ -99,8 +99,15 @@ def upload(remote: RemoteOutput, final: Path, day: dt.date, settings: Settings) 
 
 
 def bbox_text(settings: Settings) -> str | None:
-    """What a day's file records of the requested box (None: the whole domain)."""
-    return str(settings.bbox) if settings.bbox is not None else None
+    """What a day's file records of the region asked for (its conus404_bbox): the box; with polygons
+    or points and no box, the cells covering them ("cells south_north J0:J1, west_east I0:I1");
+    None = the whole domain."""
+    if settings.bbox is not None:
+        return str(settings.bbox)
+    if series.wanted(settings):
+        window = series_weights.series_window(settings)
+        return f"{subset.SERIES_CELLS}{window if window is not None else '(weights not prepared yet)'}"
+    return None
 
 
 def plan_variables(ds, settings: Settings) -> tuple[list[VariablePlan], list[str]]:
@@ -382,9 +389,9 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
     if settings.bbox is not None:
         window = subset.index_window(lat, lon, settings.bbox)
         box_attrs = {"conus404_bbox": str(settings.bbox), "conus404_window": str(window)}
-    elif settings.series_only:  # only the cells under the polygons and points are read
+    elif targets:  # only the cells under the polygons and points are read (and kept)
         window = series_weights.read_window(settings, targets)
-        box_attrs = {"conus404_window": str(window)}
+        box_attrs = {"conus404_bbox": bbox_text(settings), "conus404_window": str(window)}
     if window is not None:
         ds, lat, lon = ds.isel(window.selection), window.cut(lat), window.cut(lon)
     description = {**description, **box_attrs}
