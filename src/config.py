@@ -34,6 +34,13 @@ POINTS = None  # e.g. "gis/gauges.csv"
 POINT_ID = None
 SERIES_ONLY = False
 
+# Roll-ups of the daily files written at the end of a run: any of "monthly", "annual",
+# "water-year" (1 Oct .. 30 Sep); ALLOW_PARTIAL writes a period before all its days are done.
+ROLLUPS = []
+ALLOW_PARTIAL = False
+# Days of a fixed offset from UTC, e.g. "-06:00" (US Central standard time, no daylight saving).
+DAY_BOUNDARY = "UTC"
+
 # Extra daily statistics besides each variable's own (mean or total), e.g. {"T2": ["min", "max"]}
 # -> T2_min, T2_max from the 24 hourly values. Also --statistics "T2:min,max", or inline in the
 # variable list: --variables T2:mean,min,max,PREC_ACC_NC (or VARIABLES = ["T2:mean,min,max", ...]

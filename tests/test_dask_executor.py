@@ -130,11 +130,12 @@ def test_a_dask_worker_killed_mid_task_ends_with_its_day_published_exactly_once(
     held for minutes): the day process it started must not run on, the scheduler runs the task
     again, and the day ends published once, verified, the same as the reference."""
     proxy = stack.inject_faults([FaultRule(r"/T2/29\.0\.0$", delay_s=600.0, times=1)])
+    injected_before = proxy.counts["injected"]  # the proxy's counts run over the module
     try:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             run = pool.submit(pipeline, tmp_path, stack, "--foreground", "--executor", "dask")
             deadline = time.monotonic() + 120
-            while not proxy.counts["injected"] or not (
+            while proxy.counts["injected"] == injected_before or not (
                     held := [pid for pid, cmd in day_processes(tmp_path) if "single_download.py 2021-01-02" in cmd]):
                 assert time.monotonic() < deadline and not run.done(), "day 2 did not reach its held read"
                 time.sleep(0.1)
@@ -155,6 +156,7 @@ def test_a_dask_worker_killed_mid_task_ends_with_its_day_published_exactly_once(
     day2 = (tmp_path / "logs" / "subprocesses" / "download_20210102.log").read_text()
     attempts = day2.split("\n===== ")[1:]
     assert len(attempts) == 2 and "published" not in attempts[0], "the lost attempt published nothing"
+    assert proxy.counts["injected"] == injected_before + 1, "the lost attempt was killed while its read was held"
     assert day2.count("published /") == 1 and "published /" in attempts[1], "the day was published exactly once"
     path = daily_file.daily_path(tmp_path / "data", dt.date(2021, 1, 2))
     assert daily_file.verify(path, dt.date(2021, 1, 2), VARIABLES.split(","), None) is None

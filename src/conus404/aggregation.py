@@ -46,12 +46,14 @@ class HourWindow:
         return f"{self.first.strftime(fmt)}{joiner}{self.last.strftime(fmt)} ({len(self.hours)} hourly records)"
 
 
-def day_start(day: dt.date) -> pd.Timestamp:
-    return pd.Timestamp(day.year, day.month, day.day)
+def day_start(day: dt.date, offset_hours: int = 0) -> pd.Timestamp:
+    """The UTC instant day ``day`` starts: its local 00:00 at ``offset_hours`` east of UTC."""
+    return pd.Timestamp(day.year, day.month, day.day) - pd.Timedelta(hours=offset_hours)
 
 
-def hour_window(var_class: VariableClass, day: dt.date) -> HourWindow:
-    start = day_start(day)
+def hour_window(var_class: VariableClass, day: dt.date, offset_hours: int = 0) -> HourWindow:
+    """The records of day ``day`` (a UTC day, or one of a fixed offset: the same rules from its start)."""
+    start = day_start(day, offset_hours)
     hour = pd.Timedelta(hours=1)
     if var_class == VariableClass.INSTANTANEOUS:
         hours = tuple(start + i * hour for i in range(24))

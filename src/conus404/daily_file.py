@@ -72,12 +72,16 @@ def content_digest(fields: Iterable[tuple[str, np.ndarray]]) -> str:
 
 
 def build_dataset(
-    day: dt.date, lat: np.ndarray, lon: np.ndarray, fields: list[DailyField], provenance: dict[str, Any]
+    day: dt.date, lat: np.ndarray, lon: np.ndarray, fields: list[DailyField], provenance: dict[str, Any],
+    offset_hours: int = 0,
 ):
-    """The CF-1.8 dataset of one day: time = 00:00 of the day with bounds to the next 00:00."""
+    """The CF-1.8 dataset of one day: time = its start in UTC (00:00 of a UTC day, local 00:00 of a
+    day of another boundary) with bounds to the next day's start."""
     import xarray as xr
 
-    start = np.datetime64(day.isoformat(), "ns")
+    from conus404 import day_boundary
+
+    start = day_start_utc(day, offset_hours)
     end = start + np.timedelta64(1, "D")
     data_vars: dict[str, Any] = {
         "time_bnds": (("time", "nv"), np.array([[start, end]])),
@@ -91,7 +95,9 @@ def build_dataset(
             attrs.setdefault("standard_name", STANDARD_NAMES[base])
         data_vars[f.name] = (f.dims, f.values.astype(np.float32)[None], attrs)
     coords = {
-        "time": ("time", [start], {"standard_name": "time", "long_name": "start of the UTC day", "bounds": "time_bnds", "axis": "T"}),
+        "time": ("time", [start], {"standard_name": "time", "bounds": "time_bnds", "axis": "T", "long_name":
+                                   "start of the UTC day" if not offset_hours else
+                                   f"start of the day (local 00:00 at {day_boundary.describe(offset_hours)}), in UTC"}),
         "lat": (("south_north", "west_east"), lat.astype(np.float32), {"standard_name": "latitude", "units": "degree_north", "long_name": "latitude"}),
         "lon": (("south_north", "west_east"), lon.astype(np.float32), {"standard_name": "longitude", "units": "degree_east", "long_name": "longitude"}),
     }
@@ -99,6 +105,7 @@ def build_dataset(
         "Conventions": "CF-1.8",
         "title": f"CONUS404 daily fields for {day.isoformat()} (UTC)",
         "conus404_day": day.isoformat(),
+        "conus404_day_boundary": day_boundary.describe(offset_hours),
         "conus404_format_version": FORMAT_VERSION,
         "conus404_variables": " ".join(sorted(f.name for f in fields)),
         "conus404_data_sha256": content_digest((f.name, f.values) for f in fields),
@@ -150,14 +157,31 @@ def verify(path: Path, day: dt.date, variables: Iterable[str] | None = None, bbo
                 return f"it holds {', '.join(names) or 'no variables'}, not {', '.join(missing)}"
             if bbox != "any" and not subset.covers(ds.attrs.get("conus404_bbox"), bbox):
                 return f"it covers {describe_coverage(ds.attrs)}, not {describe_coverage({'conus404_bbox': bbox})}"
-            if ds["time"].values[0] != np.datetime64(day.isoformat(), "ns"):
-                return "its time is not 00:00 of the day"
+            offset = day_boundary_of(ds.attrs)
+            if offset is None or ds["time"].values[0] != day_start_utc(day, offset):
+                return "its time is not the start of the day"
             fields = [(name, ds[name].values[0]) for name in names]
             if content_digest(fields) != ds.attrs.get("conus404_data_sha256"):
                 return "its data do not match the checksum written with them"
     except (OSError, ValueError, KeyError, RuntimeError, IndexError) as exc:
         return f"it cannot be read ({type(exc).__name__}: {exc})"
     return None
+
+
+def day_start_utc(day: dt.date, offset_hours: int = 0) -> np.datetime64:
+    """The UTC instant day ``day`` starts at (local 00:00 at ``offset_hours`` east of UTC)."""
+    return np.datetime64(day.isoformat(), "ns") - np.timedelta64(offset_hours, "h")
+
+
+def day_boundary_of(attrs) -> int | None:
+    """The offset a daily file's days start at (None: not one this pipeline writes)."""
+    from conus404 import day_boundary
+    from conus404.exceptions import ConfigurationError
+
+    try:
+        return day_boundary.offset_of(attrs.get("conus404_day_boundary"))
+    except ConfigurationError:
+        return None
 
 
 def attributes(path: Path) -> dict[str, Any] | None:

@@ -161,8 +161,9 @@ def _check_record_covers(settings: Settings, plans, times) -> None:
     from conus404.aggregation import hour_window
 
     first, last = times.min(), times.max()
-    need_first = min(hour_window(p.var_class, settings.start_date).first for p in plans)
-    need_last = max(hour_window(p.var_class, settings.end_date).last for p in plans)
+    offset = settings.day_boundary
+    need_first = min(hour_window(p.var_class, settings.start_date, offset).first for p in plans)
+    need_last = max(hour_window(p.var_class, settings.end_date, offset).last for p in plans)
     if need_first < first or need_last > last:
         raise ConfigurationError(
             f"the range {settings.start_date}..{settings.end_date} is outside the source's record "
@@ -232,6 +233,21 @@ def write_series_tables(settings: Settings) -> None:
         if not disk_space.is_disk_full(exc, settings.data_dir):
             raise
         log.error("cannot write the series tables: %s", disk_space.describe(settings.data_dir))
+
+
+def write_rollups(settings: Settings) -> None:
+    """The monthly / annual / water-year files whose days are all verified (end of a run)."""
+    if not settings.rollups:
+        return
+    from conus404 import rollups
+    from conus404.worker import output_names
+
+    try:
+        rollups.write_rollups(settings, output_names(settings), verified_on_disk(settings))
+    except OSError as exc:
+        if not disk_space.is_disk_full(exc, settings.data_dir):
+            raise
+        log.error("cannot write the roll-ups: %s", disk_space.describe(settings.data_dir))
 
 
 def summary_lines(title: str, total: int, outcomes: dict[dt.date, DayOutcome], quarantined: int = 0,
@@ -385,6 +401,7 @@ def preflight(settings: Settings, signer: AssetSigner, replace_different: bool =
         source.release_storage_clients()
     if not settings.series_only:  # after the polygons' weights: they decide the cells a run covers
         existing_files.refuse_other_coverage(settings)
+        existing_files.refuse_other_day_boundary(settings)
     if settings.executor == DASK and settings.dask_scheduler:
         from conus404.dask_executor import check_scheduler
 
@@ -423,6 +440,7 @@ def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=N
     scheduler = DayScheduler(settings, signer, options, record, Progress(total=len(days)), check, executor)
     outcomes = scheduler.run(days)
     write_series_tables(settings)
+    write_rollups(settings)
     quarantined, wall_s = len(_quarantined(settings) - kept_aside), time.monotonic() - started
     lines = summary_lines(title, len(days), outcomes, quarantined, wall_s)
     short = summary_lines(title, len(days), outcomes, quarantined, wall_s, every_failure=False)

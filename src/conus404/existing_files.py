@@ -41,6 +41,26 @@ def refuse_other_coverage(settings: Settings) -> None:
         return
 
 
+def refuse_other_day_boundary(settings: Settings) -> None:
+    """Days of one boundary only in a data folder: refuse when the range's first existing daily file
+    was made with another UTC offset (same-named files of other hours would silently mix)."""
+    from conus404 import day_boundary
+
+    wanted = day_boundary.describe(settings.day_boundary)
+    for day in settings.days:
+        path = daily_file.daily_path(settings.data_dir, day)
+        if not path.exists():
+            continue
+        attrs = daily_file.attributes(path)
+        if attrs is None or attrs.get("conus404_day") != day.isoformat():
+            return
+        held = str(attrs.get("conus404_day_boundary") or day_boundary.UTC)
+        if held != wanted:
+            raise ConfigurationError(f"{path} holds a day starting at local 00:00 of {held}, not of {wanted}: "
+                                     "use another --data-dir for this run")
+        return
+
+
 def _fields_of(path: Path, day: dt.date, records: verified_files.VerifiedFiles) -> list[str] | None:
     """The fields a daily file holds: from its verification record while it is unchanged (a stat),
     else from its attributes (None when it is not a readable daily file of ``day``)."""

@@ -18,7 +18,14 @@ from pathlib import Path
 from conus404 import daily_file
 from conus404 import settings as settings_mod
 from conus404.atomic import atomic_write_json
-from conus404.driver import add_run_arguments, failure_entry, prepare_run, verified_on_disk, write_series_tables
+from conus404.driver import (
+    add_run_arguments,
+    failure_entry,
+    prepare_run,
+    verified_on_disk,
+    write_rollups,
+    write_series_tables,
+)
 from conus404.exceptions import ConfigurationError
 from conus404.executors import open_executor
 from conus404.ledgers import Ledger
@@ -108,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             executor.close()
     if to_retry and args.rounds > 0:
         write_series_tables(settings)  # with the days this pass mended
+        write_rollups(settings)
     target = args.ultimate_failures or ultimate_failures_path(settings.data_dir)
     listed = {**_kept_outside(target, in_range), **{day: asdict(e) for day, e in ultimate.items()}}
     atomic_write_json(target, dict(sorted(listed.items())))

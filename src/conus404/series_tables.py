@@ -45,7 +45,10 @@ def build_dataset(settings, target: SeriesTarget, names: list[str]):
 
     days, values, attrs = collect(settings, target, names)
     dim = target.kind
-    time = np.array([np.datetime64(d.isoformat(), "ns") for d in days], dtype="datetime64[ns]")
+    from conus404 import day_boundary
+    from conus404.daily_file import day_start_utc
+
+    time = np.array([day_start_utc(d, settings.day_boundary) for d in days], dtype="datetime64[ns]")
     bounds = np.stack([time, time + np.timedelta64(1, "D")], axis=1) if len(days) else np.zeros((0, 2), "datetime64[ns]")
     data_vars = {"time_bnds": (("time", "nv"), bounds)}
     for name in names:
@@ -57,8 +60,8 @@ def build_dataset(settings, target: SeriesTarget, names: list[str]):
     for name, (extra, extra_attrs) in target.extra.items():
         data_vars[name] = ((dim,), extra, extra_attrs)
     coords = {
-        "time": ("time", time, {"standard_name": "time", "long_name": "start of the UTC day", "bounds": "time_bnds",
-                                "axis": "T"}),
+        "time": ("time", time, {"standard_name": "time", "bounds": "time_bnds", "axis": "T",
+                                "long_name": f"start of the day (local 00:00 at {day_boundary.describe(settings.day_boundary)}), in UTC"}),
         dim: (dim, np.array(target.ids, dtype=object), {"cf_role": "timeseries_id",
                                                         "long_name": f"{dim} id (the field of {target.path.name})"}),
     }
@@ -72,6 +75,7 @@ def build_dataset(settings, target: SeriesTarget, names: list[str]):
                              "conformal plane" if dim == "polygon" else "the cell whose square holds the point"),
         "conus404_days": len(days),
         "conus404_range": f"{settings.start_date}..{settings.end_date}",
+        "conus404_day_boundary": day_boundary.describe(settings.day_boundary),
     })
     return ds, days, values
 

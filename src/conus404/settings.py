@@ -40,16 +40,18 @@ _VARIABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit code 2), not the whole usage text, and
-    ``--bbox -105,39,-104,40`` works (argparse would take the negative longitude for an option)."""
+    ``--bbox -105,39,-104,40`` and ``--day-boundary -06:00`` work (argparse would take the negative
+    value for an option)."""
 
     def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
         import sys
 
         args = list(sys.argv[1:] if args is None else args)
-        for index, arg in enumerate(args[:-1]):
-            if arg == "--bbox" and re.match(r"^-\d", args[index + 1]):
-                args[index:index + 2] = [f"--bbox={args[index + 1]}"]
-                break
+        index = 0
+        while index < len(args) - 1:
+            if args[index] in ("--bbox", "--day-boundary") and re.match(r"^-\d", args[index + 1]):
+                args[index:index + 2] = [f"{args[index]}={args[index + 1]}"]
+            index += 1
         return super().parse_known_args(args, namespace)
 
     def error(self, message: str):  # type: ignore[override]
@@ -89,6 +91,9 @@ class Settings:
     points: Path | None = None  # gauges: a CSV id,lon,lat or a vector file of points (conus404.points)
     point_id: str | None = None  # the points' id field (vector files)
     series_only: bool = False  # keep the polygon/point series, not the gridded daily files
+    rollups: tuple[str, ...] = ()  # "monthly", "annual", "water-year" files from the daily ones (conus404.rollups)
+    allow_partial: bool = False  # write a roll-up period before all its days are done
+    day_boundary: int = 0  # hours east of UTC at which days start (conus404.day_boundary); 0 = UTC days
 
     @property
     def days(self) -> list[dt.date]:
@@ -324,7 +329,22 @@ def worker_flags(settings: Settings) -> list[str]:
                         ("--points", settings.points), ("--point-id", settings.point_id)):
         flags += [flag, str(value or "")]
     flags += ["--series-only"] if settings.series_only else []
+    from conus404.day_boundary import describe
+
+    flags += [f"--day-boundary={describe(settings.day_boundary)}"]
     return flags
+
+
+def _parse_day_boundary(value: Any, what: str) -> int:
+    from conus404.day_boundary import parse
+
+    return parse(value, what)
+
+
+def _parse_rollups(value: Any, what: str) -> tuple[str, ...]:
+    from conus404.rollups import parse_rollups
+
+    return parse_rollups(value, what)
 
 
 def _optional_path(value: Any) -> Path | None:
@@ -404,6 +424,9 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         points=_optional_path(values.get("POINTS")),
         point_id=values.get("POINT_ID") or None,
         series_only=bool(values.get("SERIES_ONLY", False)),
+        rollups=_parse_rollups(values.get("ROLLUPS", ()), "ROLLUPS"),
+        allow_partial=bool(values.get("ALLOW_PARTIAL", False)),
+        day_boundary=_parse_day_boundary(values.get("DAY_BOUNDARY", "UTC"), "DAY_BOUNDARY"),
     )
     return check(settings)
 
@@ -440,6 +463,14 @@ def add_arguments(parser: argparse.ArgumentParser, date_range: bool = True) -> N
     group.add_argument("--series-only", action="store_true", default=None,
                        help="keep only the polygon/point series, not the gridded daily files; only the window "
                        "covering them is read (SERIES_ONLY)")
+    if date_range:
+        group.add_argument("--rollup", metavar="monthly,annual,water-year",
+                           help="at the end of the run also write these roll-ups of the daily files (ROLLUPS); '' = none")
+        group.add_argument("--allow-partial", action="store_true", default=None,
+                           help="write a roll-up period even before all its days are done (ALLOW_PARTIAL)")
+    group.add_argument("--day-boundary", metavar="±HH:MM",
+                       help="days of a fixed UTC offset, e.g. -06:00 (US Central standard time, no daylight "
+                       "saving); default UTC (DAY_BOUNDARY)")
     group.add_argument("--keep-hourly", action="store_true", default=None, help="also keep the hourly records (KEEP_HOURLY)")
     group.add_argument("--allow-3d", action="store_true", default=None, help="accept variables with levels (ALLOW_3D)")
     group.add_argument("--no-chunk-cache", action="store_true", default=None,
@@ -504,6 +535,12 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
             changes[name] = args.__dict__[name].strip() or None
     if getattr(args, "series_only", None):
         changes["series_only"] = True
+    if getattr(args, "day_boundary", None) is not None:
+        changes["day_boundary"] = _parse_day_boundary(args.day_boundary, "--day-boundary")
+    if getattr(args, "rollup", None) is not None:
+        changes["rollups"] = _parse_rollups(args.rollup, "--rollup")
+    if getattr(args, "allow_partial", None):
+        changes["allow_partial"] = True
     return check(replace(settings, **changes))
 
 
@@ -516,6 +553,9 @@ def check(settings: Settings) -> Settings:
         raise ConfigurationError("the source is empty: use planetary-computer or a Zarr URL or path")
     if settings.series_only and settings.polygons is None and settings.points is None:
         raise ConfigurationError("--series-only keeps only polygon or point series: give --polygons or --points")
+    if settings.rollups and (settings.series_only or settings.output_url):
+        raise ConfigurationError(f"--rollup is made from the daily files on this disk: not with "
+                                 f"{'--series-only' if settings.series_only else '--output-url'}")
     if settings.series_only and (settings.output_url or settings.keep_hourly):
         raise ConfigurationError(f"--series-only keeps no gridded files: {'--output-url' if settings.output_url else '--keep-hourly'} "
                                  "would have nothing to publish")

@@ -257,7 +257,7 @@ MAX_RESIGNS_PER_DAY = 2
 
 def aggregate_day(
     ds, day: dt.date, plans: list[VariablePlan], report: validation.QcReport, hourly_sink=None, reopen=None,
-    timings: dict[str, float] | None = None,
+    timings: dict[str, float] | None = None, offset_hours: int = 0,
 ):
     """Read, check and aggregate each variable in turn. Returns (fields, bytes read).
 
@@ -273,7 +273,7 @@ def aggregate_day(
     daily_by_name: dict[str, np.ndarray] = {}
     bytes_read = 0
     for plan in plans:
-        window = aggregation.hour_window(plan.var_class, day)
+        window = aggregation.hour_window(plan.var_class, day, offset_hours)
         positions = locate_hours(time_index, window, f"{plan.name} of {day}")
         stamps = [f"{t:%Y-%m-%dT%HZ}" for t in window.hours]
         while True:
@@ -411,12 +411,12 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
         fields, bytes_read = aggregate_day(
             ds, day, plans, report, hourly.add if hourly else None,
             reopen=lambda: open_source(True)[0].isel(window.selection if window else {}),
-            timings=timings,
+            timings=timings, offset_hours=settings.day_boundary,
         )
         timings["aggregate"] = time.monotonic() - step - timings.get("read", 0.0)
         report.raise_if_failed()
         step = time.monotonic()
-        dataset = daily_file.build_dataset(day, lat, lon, fields, provenance(description, plans))
+        dataset = daily_file.build_dataset(day, lat, lon, fields, provenance(description, plans), settings.day_boundary)
         if not settings.series_only:
             daily_file.publish(dataset, final, timings)
             verified_files.remember(final, dataset.attrs["conus404_variables"].split(), bbox_text(settings),

@@ -1,0 +1,182 @@
+"""Monthly, annual and water-year roll-ups of the verified daily files (``--rollup``).
+
+Each daily field is rolled up by what its day holds (its ``cell_methods``): daily means by their
+mean, daily amounts (60-minute sums, differences of running totals and buckets) by their total,
+daily minima by their minimum, maxima by their maximum; a cell missing on any day is missing for
+the period. Files: ``DATA_DIR/unprocessed/monthly/conus404_monthly_YYYYMM.nc``,
+``annual/conus404_annual_YYYY.nc`` and ``water_year/conus404_wateryear_YYYY.nc`` (water year
+YYYY = 1 Oct YYYY-1 .. 30 Sep YYYY), ``time`` = the period's start with ``time_bnds``.
+
+A period is written when all its days are done and verified (``--allow-partial``: with those that
+are, the count recorded), and again whenever the days it was made from changed: the file records a
+digest of its days' data checksums. Written through a temporary sibling, like every file here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from conus404 import daily_file
+from conus404.atomic import temporary_sibling
+from conus404.exceptions import ConfigurationError
+
+log = logging.getLogger("conus404.rollups")
+KINDS = ("monthly", "annual", "water-year")
+_FOLDERS = {"monthly": "monthly", "annual": "annual", "water-year": "water_year"}
+_PREFIXES = {"monthly": "conus404_monthly_", "annual": "conus404_annual_", "water-year": "conus404_wateryear_"}
+# a day's cell_methods -> (how days combine, its word in cell_methods)
+_OVER_DAYS = {"time: mean": ("mean", "mean"), "time: sum": ("sum", "sum"),
+              "time: minimum": ("min", "minimum"), "time: maximum": ("max", "maximum")}
+
+
+def parse_rollups(value, what: str = "ROLLUPS") -> tuple[str, ...]:
+    """``"monthly,annual,water-year"`` (or a sequence) -> the kinds, in that order; '' = none."""
+    if value is None:
+        return ()
+    parts = [p.strip() for p in value.split(",")] if isinstance(value, str) else [str(p).strip() for p in value]
+    parts = [p for p in parts if p]
+    unknown = [p for p in parts if p not in KINDS]
+    if unknown:
+        raise ConfigurationError(f"{what}: unknown roll-up {unknown[0]!r}; use {', '.join(KINDS)} (comma-separated)")
+    return tuple(k for k in KINDS if k in parts)
+
+
+@dataclass(frozen=True)
+class Period:
+    kind: str
+    start: dt.date
+    end: dt.date  # the day after its last
+
+    @property
+    def label(self) -> str:
+        if self.kind == "monthly":
+            return f"{self.start:%Y%m}"
+        return f"{self.end.year if self.kind == 'water-year' else self.start.year}"
+
+    @property
+    def days(self) -> list[dt.date]:
+        return [self.start + dt.timedelta(days=k) for k in range((self.end - self.start).days)]
+
+    def path(self, data_dir: Path) -> Path:
+        return Path(data_dir) / "unprocessed" / _FOLDERS[self.kind] / f"{_PREFIXES[self.kind]}{self.label}.nc"
+
+
+def period_of(kind: str, day: dt.date) -> Period:
+    if kind == "monthly":
+        start = day.replace(day=1)
+        end = (start + dt.timedelta(days=32)).replace(day=1)
+    elif kind == "annual":
+        start, end = dt.date(day.year, 1, 1), dt.date(day.year + 1, 1, 1)
+    else:  # water year: 1 October of the year before .. 30 September
+        year = day.year + 1 if day.month >= 10 else day.year
+        start, end = dt.date(year - 1, 10, 1), dt.date(year, 10, 1)
+    return Period(kind, start, end)
+
+
+def periods_touching(kind: str, first: dt.date, last: dt.date) -> list[Period]:
+    found, day = [], first
+    while day <= last:
+        period = period_of(kind, day)
+        found.append(period)
+        day = period.end
+    return found
+
+
+def write_rollups(settings, names: list[str], done: Callable[[dt.date], bool]) -> list[Path]:
+    """Every roll-up period touching the settings' range whose days are done (``done``: verified),
+    unless it is up to date; returns the files written."""
+    written = []
+    for kind in settings.rollups:
+        for period in periods_touching(kind, settings.start_date, settings.end_date):
+            ready = [d for d in period.days if done(d)]
+            if len(ready) < len(period.days) and not (settings.allow_partial and ready):
+                log.info("%s %s not written: %d of its %d days are done%s", kind, period.label, len(ready),
+                         len(period.days), "" if settings.allow_partial else " (--allow-partial writes it anyway)")
+                continue
+            paths = [daily_file.daily_path(settings.data_dir, d) for d in ready]
+            digest = _days_digest(paths)
+            target = period.path(settings.data_dir)
+            if (daily_file.attributes(target) or {}).get("conus404_days_sha256") == digest:
+                continue  # made from exactly these days' data
+            _write(period, paths, names, digest, len(ready), target)
+            written.append(target)
+            log.info("%s %s: %d of %d days -> %s", kind, period.label, len(ready), len(period.days), target)
+    return written
+
+
+def _days_digest(paths: list[Path]) -> str:
+    """One checksum of the days a period is made of: their names and data checksums."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(f"{path.name}:{(daily_file.attributes(path) or {}).get('conus404_data_sha256')}\n".encode())
+    return digest.hexdigest()
+
+
+def _combine(how: str, total: np.ndarray | None, values: np.ndarray) -> np.ndarray:
+    if total is None:
+        return values.astype(np.float64)
+    if how in ("mean", "sum"):
+        return total + values
+    return np.fmin(total, values) if how == "min" else np.fmax(total, values)
+
+
+def _write(period: Period, paths: list[Path], names: list[str], digest: str, used: int, target: Path) -> None:
+    import xarray as xr
+
+    totals: dict[str, np.ndarray | None] = dict.fromkeys(names)
+    missing: dict[str, np.ndarray | None] = dict.fromkeys(names)
+    rules: dict[str, tuple[str, str]] = {}
+    with xr.open_dataset(paths[0], engine="netcdf4") as first:
+        template = first[["lat", "lon", "crs"]].load()
+        attrs = {name: dict(first[name].attrs) for name in names}
+        global_attrs = dict(first.attrs)
+    for name in names:
+        method = attrs[name].get("cell_methods", "time: mean")
+        rules[name] = _OVER_DAYS.get(method, ("mean", "mean"))
+    for path in paths:
+        with xr.open_dataset(path, engine="netcdf4") as day:
+            for name in names:
+                values = day[name].values[0].astype(np.float64)
+                gap = np.isnan(values)  # a cell missing on any day is missing for the period
+                missing[name] = gap if missing[name] is None else missing[name] | gap
+                totals[name] = _combine(rules[name][0], totals[name], np.nan_to_num(values))
+    offset = daily_file.day_boundary_of(global_attrs) or 0
+    start, end = daily_file.day_start_utc(period.start, offset), daily_file.day_start_utc(period.end, offset)
+    data_vars = {"time_bnds": (("time", "nv"), np.array([[start, end]])), "crs": template["crs"]}
+    for name in names:
+        how, word = rules[name]
+        values = totals[name] / used if how == "mean" else totals[name]
+        values = np.where(missing[name], np.nan, values).astype(np.float32)
+        field_attrs = {k: v for k, v in attrs[name].items() if k not in ("conus404_hour_window",)}
+        daily_method = attrs[name].get("cell_methods", "time: mean")
+        field_attrs["cell_methods"] = f"{daily_method} within days time: {word} over days"
+        field_attrs["long_name"] = f"{period.kind} {word} of the days' {attrs[name].get('long_name', name)}"
+        data_vars[name] = (("time", "south_north", "west_east"), values[None], field_attrs)
+    coords = {"time": ("time", [start], {"standard_name": "time", "long_name": f"start of the {period.kind} period",
+                                         "bounds": "time_bnds", "axis": "T"}),
+              "lat": template["lat"], "lon": template["lon"]}
+    keep = ("Conventions", "source", "conus404_source", "conus404_bbox", "conus404_window", "conus404_tool_version",
+            "conus404_day_boundary")
+    ds = xr.Dataset(data_vars, coords=coords, attrs={
+        **{k: v for k, v in global_attrs.items() if k in keep},
+        "Conventions": "CF-1.8",
+        "title": f"CONUS404 {period.kind} roll-up {period.label} of the daily files",
+        "conus404_period": f"{period.kind} {period.start}..{period.end - dt.timedelta(days=1)}",
+        "conus404_days": used,
+        "conus404_days_in_period": len(period.days),
+        "conus404_partial": "yes" if used < len(period.days) else "no",
+        "conus404_days_sha256": digest,
+        "conus404_variables": " ".join(sorted(names)),
+    })
+    encoding = {name: {"zlib": True, "complevel": 4, "shuffle": True, "_FillValue": np.float32(np.nan)} for name in names}
+    encoding.update({v: {"units": "days since 1979-10-01", "calendar": "proleptic_gregorian", "dtype": "float64",
+                         "_FillValue": None} for v in ("time", "time_bnds")})
+    with temporary_sibling(target) as tmp:
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
