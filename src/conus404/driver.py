@@ -235,6 +235,21 @@ def write_series_tables(settings: Settings) -> None:
         log.error("cannot write the series tables: %s", disk_space.describe(settings.data_dir))
 
 
+def write_zarr(settings: Settings) -> None:
+    """The run's Zarr store gets every verified day it has not marked (end of a run)."""
+    if not settings.output_zarr:
+        return
+    from conus404.worker import output_names
+    from conus404.zarr_output import ZarrOutput
+
+    try:
+        ZarrOutput.of(settings).write(settings, output_names(settings), verified_on_disk(settings))
+    except OSError as exc:
+        if not disk_space.is_disk_full(exc, settings.data_dir):
+            raise
+        log.error("cannot write the Zarr store: %s", disk_space.describe(settings.data_dir))
+
+
 def write_rollups(settings: Settings) -> None:
     """The monthly / annual / water-year files whose days are all verified (end of a run)."""
     if not settings.rollups:
@@ -402,6 +417,11 @@ def preflight(settings: Settings, signer: AssetSigner, replace_different: bool =
     if not settings.series_only:  # after the polygons' weights: they decide the cells a run covers
         existing_files.refuse_other_coverage(settings)
         existing_files.refuse_other_day_boundary(settings)
+    if settings.output_zarr:
+        from conus404.worker import bbox_text, output_names
+        from conus404.zarr_output import ZarrOutput
+
+        ZarrOutput.of(settings).check(settings, output_names(settings), bbox_text(settings))
     if settings.executor == DASK and settings.dask_scheduler:
         from conus404.dask_executor import check_scheduler
 
@@ -441,6 +461,7 @@ def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=N
     outcomes = scheduler.run(days)
     write_series_tables(settings)
     write_rollups(settings)
+    write_zarr(settings)
     quarantined, wall_s = len(_quarantined(settings) - kept_aside), time.monotonic() - started
     lines = summary_lines(title, len(days), outcomes, quarantined, wall_s)
     short = summary_lines(title, len(days), outcomes, quarantined, wall_s, every_failure=False)

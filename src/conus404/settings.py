@@ -94,6 +94,8 @@ class Settings:
     rollups: tuple[str, ...] = ()  # "monthly", "annual", "water-year" files from the daily ones (conus404.rollups)
     allow_partial: bool = False  # write a roll-up period before all its days are done
     day_boundary: int = 0  # hours east of UTC at which days start (conus404.day_boundary); 0 = UTC days
+    output_zarr: str | None = None  # one Zarr store of the range: a path or fsspec URL (conus404.zarr_output)
+    zarr_chunks: tuple[int, int, int] = (36, 350, 350)  # its chunks: days, south_north, west_east
 
     @property
     def days(self) -> list[dt.date]:
@@ -335,6 +337,20 @@ def worker_flags(settings: Settings) -> list[str]:
     return flags
 
 
+def _zarr_location(value: Any, local) -> str | None:
+    """A Zarr store's URL as given, a local path made absolute (``local``), or None when unset/empty."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    return text if "://" in text else str(local(text))
+
+
+def _parse_zarr_chunks(value: Any, what: str) -> tuple[int, int, int]:
+    from conus404.zarr_output import parse_chunks
+
+    return parse_chunks(value, what)
+
+
 def _parse_day_boundary(value: Any, what: str) -> int:
     from conus404.day_boundary import parse
 
@@ -427,6 +443,8 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         rollups=_parse_rollups(values.get("ROLLUPS", ()), "ROLLUPS"),
         allow_partial=bool(values.get("ALLOW_PARTIAL", False)),
         day_boundary=_parse_day_boundary(values.get("DAY_BOUNDARY", "UTC"), "DAY_BOUNDARY"),
+        output_zarr=_zarr_location(values.get("OUTPUT_ZARR"), _absolute),
+        zarr_chunks=_parse_zarr_chunks(values.get("ZARR_CHUNKS", (36, 350, 350)), "ZARR_CHUNKS"),
     )
     return check(settings)
 
@@ -466,6 +484,11 @@ def add_arguments(parser: argparse.ArgumentParser, date_range: bool = True) -> N
     if date_range:
         group.add_argument("--rollup", metavar="monthly,annual,water-year",
                            help="at the end of the run also write these roll-ups of the daily files (ROLLUPS); '' = none")
+        group.add_argument("--zarr", metavar="PATH_OR_URL",
+                           help="also keep every verified day of the range in one Zarr store, e.g. data/conus404.zarr "
+                           "or s3://bucket/conus404.zarr (OUTPUT_ZARR; options as for --output-url); '' = none")
+        group.add_argument("--zarr-chunks", metavar="DAYS,ROWS,COLUMNS",
+                           help="the Zarr store's chunks, e.g. 36,350,350 (ZARR_CHUNKS)")
         group.add_argument("--allow-partial", action="store_true", default=None,
                            help="write a roll-up period even before all its days are done (ALLOW_PARTIAL)")
     group.add_argument("--day-boundary", metavar="±HH:MM",
@@ -537,6 +560,10 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
         changes["series_only"] = True
     if getattr(args, "day_boundary", None) is not None:
         changes["day_boundary"] = _parse_day_boundary(args.day_boundary, "--day-boundary")
+    if getattr(args, "zarr", None) is not None:
+        changes["output_zarr"] = _zarr_location(args.zarr, from_command_line)
+    if getattr(args, "zarr_chunks", None) is not None:
+        changes["zarr_chunks"] = _parse_zarr_chunks(args.zarr_chunks, "--zarr-chunks")
     if getattr(args, "rollup", None) is not None:
         changes["rollups"] = _parse_rollups(args.rollup, "--rollup")
     if getattr(args, "allow_partial", None):
@@ -553,6 +580,9 @@ def check(settings: Settings) -> Settings:
         raise ConfigurationError("the source is empty: use planetary-computer or a Zarr URL or path")
     if settings.series_only and settings.polygons is None and settings.points is None:
         raise ConfigurationError("--series-only keeps only polygon or point series: give --polygons or --points")
+    if settings.output_zarr and (settings.series_only or settings.output_url):
+        raise ConfigurationError(f"--zarr is written from the daily files on this disk: not with "
+                                 f"{'--series-only' if settings.series_only else '--output-url'}")
     if settings.rollups and (settings.series_only or settings.output_url):
         raise ConfigurationError(f"--rollup is made from the daily files on this disk: not with "
                                  f"{'--series-only' if settings.series_only else '--output-url'}")

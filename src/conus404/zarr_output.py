@@ -1,0 +1,217 @@
+"""One Zarr store for the range (``--zarr PATH_OR_URL``): every verified day of the requested range
+in a consolidated store (Zarr format 2, as HyTEST publishes its daily product), which
+``xr.open_zarr`` opens as one dataset.
+
+Layout: ``time`` x ``south_north`` x ``west_east`` (the run's window, if it has one), 2-D
+``lat``/``lon``, ``crs``, ``time_bnds``, the daily files' variable attributes and ``cell_methods``;
+chunks of 36 days x 350 x 350 cells by default (``ZARR_CHUNKS``: a day of a 350 x 350 tile
+is one read for a map, 36 days of one tile one read for a series; HyTEST's choice), Zstd level 3.
+
+One writer: the driver, and after it the retry pass (never two processes at once: the run's
+lock), from the verified daily files, in runs of consecutive days. ``conus404_day_written``
+marks a day once its data are in the store, so a kill at any moment leaves every marked day
+correct; a rerun writes exactly the unmarked days; a later run over a wider range extends the
+time axis at its end without rewriting what is there. A store made for other fields, another
+region or another day boundary is refused before the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from conus404 import daily_file
+from conus404.exceptions import ConfigurationError
+
+log = logging.getLogger("conus404.zarr_output")
+DEFAULT_CHUNKS = (36, 350, 350)
+WRITTEN = "conus404_day_written"
+TIME_UNITS = "days since 1979-10-01"
+
+
+def parse_chunks(value, what: str = "ZARR_CHUNKS") -> tuple[int, int, int]:
+    """``(36, 350, 350)`` or ``"36,350,350"``: days, south_north cells, west_east cells per chunk."""
+    parts = [p.strip() for p in value.split(",")] if isinstance(value, str) else list(value)
+    try:
+        numbers = tuple(int(p) for p in parts)
+    except (TypeError, ValueError):
+        numbers = ()
+    if len(numbers) != 3 or min(numbers) < 1:
+        raise ConfigurationError(f"{what} {value!r} is not three positive whole numbers DAYS,ROWS,COLUMNS, e.g. 36,350,350")
+    return numbers  # type: ignore[return-value]
+
+
+class ZarrOutput:
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None,
+                 chunks: tuple[int, int, int] = DEFAULT_CHUNKS) -> None:
+        import fsspec
+
+        self.url = str(url).rstrip("/")
+        self.chunks = chunks
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(self.url, **dict(storage_options or {}))
+        except (ValueError, ImportError) as exc:
+            raise ConfigurationError(f"--zarr {url!r} cannot be used ({type(exc).__name__}: {exc})") from None
+        from fsspec.implementations.local import LocalFileSystem
+
+        # a local store through zarr's own LocalStore (it makes its folders); others through fsspec
+        self.mapper = self.root if isinstance(self.fs, LocalFileSystem) else self.fs.get_mapper(self.root)
+
+    @classmethod
+    def of(cls, settings) -> ZarrOutput | None:
+        if not settings.output_zarr:
+            return None
+        return cls(settings.output_zarr, settings.output_storage_options, settings.zarr_chunks)
+
+    # -- what is there -----------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.fs.exists(f"{self.root}/.zmetadata")
+
+    def _open(self):
+        import xarray as xr
+
+        return xr.open_zarr(self.mapper, consolidated=True, decode_times=True)
+
+    def check(self, settings, names: list[str], coverage: str | None) -> None:
+        """Refuse (ConfigurationError, one line) a store this request cannot write into."""
+        from conus404 import day_boundary
+
+        if self.fs.isfile(self.root):
+            raise ConfigurationError(f"--zarr {self.url} is a file, not a Zarr store (give a folder or URL for it)")
+        if not self.exists():
+            if self.fs.exists(self.root) and self.fs.ls(self.root):
+                raise ConfigurationError(f"--zarr {self.url} is a folder that holds something else: give a new "
+                                         "or empty one (or an existing store of this request)")
+            return
+        try:
+            with self._open() as store:
+                attrs, first = dict(store.attrs), dt.date.fromisoformat(str(store.attrs.get("conus404_first_day")))
+        except Exception as exc:
+            raise ConfigurationError(f"--zarr {self.url} cannot be read as this pipeline's store "
+                                     f"({type(exc).__name__}: {exc})") from None
+        held = sorted(str(attrs.get("conus404_variables", "")).split())
+        wanted = {"fields": sorted(names), "region": daily_file.describe_coverage({"conus404_bbox": coverage}),
+                  "day boundary": day_boundary.describe(settings.day_boundary)}
+        found = {"fields": held, "region": daily_file.describe_coverage({"conus404_bbox": attrs.get("conus404_bbox")}),
+                 "day boundary": str(attrs.get("conus404_day_boundary", "UTC"))}
+        for what in wanted:
+            if wanted[what] != found[what]:
+                raise ConfigurationError(f"--zarr {self.url} holds another request's store ({what}: "
+                                         f"{_text(found[what])}, not {_text(wanted[what])}): use another store")
+        if settings.start_date < first:
+            raise ConfigurationError(f"--zarr {self.url} starts on {first}: a range from {settings.start_date} needs a "
+                                     "new store (a store grows at its end only)")
+
+    # -- writing ---------------------------------------------------------------------------------
+    def write(self, settings, names: list[str], done: Callable[[dt.date], bool]) -> int:
+        """Write every done day of the range that the store has not marked; returns how many."""
+        import zarr
+
+        days = [d for d in settings.days if done(d)]
+        if not days:
+            return 0
+        if not self.exists():
+            self._create(settings, names, daily_file.daily_path(settings.data_dir, days[0]))
+        first = self._extend_to(settings.end_date)
+        group = zarr.open_group(self.mapper, mode="r+", zarr_format=2, use_consolidated=False)
+        written = np.asarray(group[WRITTEN][:])
+        todo = [d for d in days if not written[(d - first).days]]
+        per_chunk = group[names[0]].chunks[0]
+        for run in _consecutive(todo, first, per_chunk):  # chunk-aligned blocks: memory stays one chunk's worth
+            self._write_run(settings, names, run, first, group)
+        if todo:
+            log.info("Zarr store %s: wrote %d day(s), %d in it now", self.url, len(todo), int(written.sum()) + len(todo))
+        return len(todo)
+
+    def _create(self, settings, names: list[str], sample: Path) -> None:
+        """An empty store over the range: coordinates and metadata only (no data chunk is written)."""
+        import dask.array as da
+        import numcodecs
+        import xarray as xr
+
+        with xr.open_dataset(sample, engine="netcdf4") as day:
+            template = day.load()
+        n = len(settings.days)
+        ny, nx = template.sizes["south_north"], template.sizes["west_east"]
+        chunks = (min(self.chunks[0], n), min(self.chunks[1], ny), min(self.chunks[2], nx))
+        start = np.array([daily_file.day_start_utc(d, settings.day_boundary) for d in settings.days])
+        data_vars: dict[str, Any] = {
+            name: (("time", "south_north", "west_east"), da.full((n, ny, nx), np.nan, dtype=np.float32, chunks=chunks),
+                   {k: v for k, v in template[name].attrs.items() if k != "conus404_hour_window"})
+            for name in names}
+        data_vars["time_bnds"] = (("time", "nv"), np.stack([start, start + np.timedelta64(1, "D")], axis=1))
+        data_vars[WRITTEN] = (("time",), np.zeros(n, np.uint8), {
+            "long_name": "1 once the day's data are in the store (a day without it is not there yet)"})
+        data_vars["crs"] = template["crs"]
+        keep = ("source", "conus404_source", "conus404_bbox", "conus404_window", "conus404_day_boundary",
+                "conus404_tool_version")
+        ds = xr.Dataset(data_vars, coords={"time": ("time", start, dict(template["time"].attrs)),
+                                           "lat": template["lat"], "lon": template["lon"]},
+                        attrs={**{k: v for k, v in template.attrs.items() if k in keep},
+                               "Conventions": "CF-1.8", "title": "CONUS404 daily fields (one store for the range)",
+                               "conus404_first_day": settings.start_date.isoformat(),
+                               "conus404_variables": " ".join(sorted(names)),
+                               "conus404_chunks": f"time {chunks[0]}, south_north {chunks[1]}, west_east {chunks[2]}"})
+        compressor = numcodecs.Zstd(level=3)
+        encoding = {name: {"chunks": chunks, "compressors": (compressor,), "_FillValue": np.float32(np.nan)} for name in names}
+        encoding.update({v: {"units": TIME_UNITS, "calendar": "proleptic_gregorian", "dtype": "float64",
+                             "chunks": (chunks[0],) + ((2,) if v == "time_bnds" else ())} for v in ("time", "time_bnds")})
+        encoding[WRITTEN] = {"chunks": (chunks[0],)}
+        ds.to_zarr(self.mapper, mode="w-", compute=False, consolidated=True, zarr_format=2, encoding=encoding)
+        log.info("Zarr store %s created: %d day(s) from %s, chunks %s", self.url, n, settings.start_date, chunks)
+
+    def _extend_to(self, last: dt.date) -> dt.date:
+        """Grow the time axis to ``last`` (new days unmarked, no data chunk written); the first day."""
+        import zarr
+
+        group = zarr.open_group(self.mapper, mode="r+", zarr_format=2, use_consolidated=False)
+        first = dt.date.fromisoformat(str(group.attrs["conus404_first_day"]))
+        have, need = group["time"].shape[0], (last - first).days + 1
+        if need <= have:
+            return first
+        start = float(group["time"][0]) + np.arange(have, need)  # days since 1979-10-01, at the day boundary
+        for name in group.array_keys():
+            array = group[name]
+            dims = array.attrs.get("_ARRAY_DIMENSIONS", [])
+            if dims and dims[0] == "time":
+                array.resize((need, *array.shape[1:]))
+        group["time"][have:need] = start
+        group["time_bnds"][have:need] = np.stack([start, start + 1.0], axis=1)
+        group[WRITTEN][have:need] = 0
+        zarr.consolidate_metadata(self.mapper, zarr_format=2)
+        log.info("Zarr store %s extended to %s (%d more day(s))", self.url, last, need - have)
+        return first
+
+    def _write_run(self, settings, names: list[str], run: list[dt.date], first: dt.date, group) -> None:
+        import xarray as xr
+
+        stacks = {name: [] for name in names}
+        for day in run:
+            with xr.open_dataset(daily_file.daily_path(settings.data_dir, day), engine="netcdf4") as ds:
+                for name in names:
+                    stacks[name].append(ds[name].values[0])
+        a, b = (run[0] - first).days, (run[-1] - first).days + 1
+        for name in names:
+            group[name][a:b] = np.stack(stacks[name]).astype(np.float32)
+        group[WRITTEN][a:b] = 1  # after the data: a kill before this leaves the days unmarked, to be rewritten
+
+
+def _consecutive(days: list[dt.date], first: dt.date, per_chunk: int) -> list[list[dt.date]]:
+    """Runs of consecutive days, none crossing a time-chunk boundary."""
+    runs: list[list[dt.date]] = []
+    for day in days:
+        same_chunk = runs and (runs[-1][-1] - first).days // per_chunk == (day - first).days // per_chunk
+        if runs and (day - runs[-1][-1]).days == 1 and same_chunk:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return runs
+
+
+def _text(value) -> str:
+    return ", ".join(value) if isinstance(value, list) else str(value)
