@@ -38,6 +38,10 @@ SERIES_ONLY = False
 # "water-year" (1 Oct .. 30 Sep); ALLOW_PARTIAL writes a period before all its days are done.
 ROLLUPS = []
 ALLOW_PARTIAL = False
+# One Zarr store of the range besides the daily files: a path (relative to the project) or an
+# fsspec URL (options as for OUTPUT_URL); chunks are days, south_north, west_east.
+OUTPUT_ZARR = None  # e.g. "data/conus404.zarr" or "s3://bucket/conus404.zarr"
+ZARR_CHUNKS = (36, 350, 350)
 # Days of a fixed offset from UTC, e.g. "-06:00" (US Central standard time, no daylight saving).
 DAY_BOUNDARY = "UTC"
 

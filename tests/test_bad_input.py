@@ -44,6 +44,12 @@ def _plain_file(tmp: Path) -> str:
     return str(path)
 
 
+def _folder_of_notes(tmp: Path) -> str:
+    (tmp / "notes").mkdir()
+    (tmp / "notes" / "todo.txt").write_text("someone's notes")
+    return str(tmp / "notes")
+
+
 USAGE_ERRORS = [
     # dates and ranges
     (("--start", "2021-1-1"), "'2021-1-1' is not a date"),
@@ -78,6 +84,15 @@ USAGE_ERRORS = [
     (("--executor", "dask", "--dask-scheduler", "10.0.0.5"), "neither an address such as tcp://"),
     (("--executor", "dask", "--dask-scheduler", "tcp://127.0.0.1:9"), "cannot reach the Dask scheduler tcp://127.0.0.1:9"),
     (("--bogus",), "unrecognized arguments: --bogus"),
+    # outputs of issues 15 and 16
+    (("--rollup", "weekly"), "--rollup: unknown roll-up 'weekly'; use monthly, annual, water-year"),
+    (("--day-boundary", "+25:00"), "--day-boundary '+25:00': UTC offsets run from -12:00 to +14:00"),
+    (("--day-boundary", "6"), "--day-boundary '6' is not a UTC offset"),
+    (("--zarr", "A_FILE"), "is a file, not a Zarr store"),
+    (("--zarr", "A_FOLDER_OF_NOTES"), "is a folder that holds something else"),
+    (("--zarr-chunks", "36,0,350"), "--zarr-chunks '36,0,350' is not three positive whole numbers"),
+    (("--series-only",), "--series-only keeps only polygon or point series: give --polygons or --points"),
+    (("--polygons", "NO_FILE", "--polygon-id", "huc"), "no such file"),
     # sources and folders
     (("--source", "/nonexistent/store.zarr"), "cannot read the source /nonexistent/store.zarr"),
     (("--source", "WRONG_LAYOUT"), "not a CONUS404 layout"),
@@ -91,7 +106,8 @@ USAGE_ERRORS = [
 
 @pytest.mark.parametrize(("flags", "message"), USAGE_ERRORS, ids=[m for _, m in USAGE_ERRORS])
 def test_usage_errors_are_one_line_and_exit_2(stack, tmp_path, flags, message):
-    replacements = {"WRONG_LAYOUT": _wrong_layout, "PLAIN_FILE": _plain_file, "A_FILE": _plain_file}
+    replacements = {"WRONG_LAYOUT": _wrong_layout, "PLAIN_FILE": _plain_file, "A_FILE": _plain_file,
+                    "A_FOLDER_OF_NOTES": _folder_of_notes, "NO_FILE": lambda tmp: str(tmp / "basins.gpkg")}
     flags = tuple(replacements[f](tmp_path) if f in replacements else f for f in flags)
     env = {"CONUS404_STAC_URL": "http://127.0.0.1:9/api/stac/v1"} if not flags else None
     result = run(tmp_path, stack, *flags, env=env)

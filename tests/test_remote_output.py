@@ -116,3 +116,18 @@ def test_an_unusable_output_url_is_a_usage_error(stack, tmp_path, url, message):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
     assert not (tmp_path / "logs" / "subprocesses").exists()
+
+
+def test_a_dask_run_writing_its_zarr_store_to_s3_gives_the_local_runs_store(stack, tmp_path):
+    """--zarr at an fsspec URL (moto's S3 server), days run on a Dask LocalCluster: the same store
+    as a subprocess run writing it to a local folder."""
+    local = pipeline(tmp_path / "local", stack, "--zarr", str(tmp_path / "local.zarr"), "--zarr-chunks", "2,8,8")
+    assert local.returncode == 0, local.stdout + local.stderr
+    remote = pipeline(tmp_path / "remote", stack, "--executor", "dask", "--zarr", "s3://results/stores/conus404.zarr",
+                      "--zarr-chunks", "2,8,8")
+    assert remote.returncode == 0, remote.stdout + remote.stderr
+    fs = stack.s3.filesystem()
+    with xr.open_zarr(str(tmp_path / "local.zarr"), consolidated=True) as want, \
+            xr.open_zarr(fs.get_mapper("results/stores/conus404.zarr"), consolidated=True) as got:
+        assert got.sizes["time"] == len(DAYS) and int(got["conus404_day_written"].sum()) == len(DAYS)
+        xr.testing.assert_identical(got.load(), want.load())

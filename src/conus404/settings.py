@@ -337,6 +337,13 @@ def worker_flags(settings: Settings) -> list[str]:
     return flags
 
 
+def run_output_flags(settings: Settings) -> list[str]:
+    """The outputs the driver and retry pass write at a run's end (not the day workers), as flags."""
+    flags = ["--rollup", ",".join(settings.rollups), "--zarr", settings.output_zarr or "",
+             "--zarr-chunks", ",".join(map(str, settings.zarr_chunks))]
+    return flags + (["--allow-partial"] if settings.allow_partial else [])
+
+
 def _zarr_location(value: Any, local) -> str | None:
     """A Zarr store's URL as given, a local path made absolute (``local``), or None when unset/empty."""
     if value is None or not str(value).strip():
