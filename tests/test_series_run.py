@@ -139,11 +139,19 @@ def test_a_run_killed_mid_way_is_completed_by_its_rerun(stack, reference, tmp_pa
 
 
 def test_series_only_keeps_no_grid_and_reads_only_the_window(stack, reference, tmp_path):
-    result = run(tmp_path, stack, "--foreground", "--series-only")
+    result = run(tmp_path, stack, "--foreground", "--series-only", "--rollup", "monthly", "--allow-partial")
     assert result.returncode == 0, result.stdout + result.stderr
     assert not list(daily_file.daily_dir(tmp_path / "data").glob("*.nc")), "no gridded daily file"
     for kind, ds in tables(tmp_path).items():
         xr.testing.assert_identical(ds.drop_attrs(), tables(reference)[kind].drop_attrs())
+    # the series are the run's output, so they are what is rolled up: January's 3 days, partial
+    basins = tables(reference)["polygons/basins"]
+    with xr.open_dataset(tmp_path / "data" / "polygons" / "basins_monthly.nc") as month:
+        assert int(month["days_used"].values[0]) == 3 and month["time"].values[0] == np.datetime64("2021-01-01")
+        np.testing.assert_allclose(month["T2"].values[0], basins["T2"].values.astype(np.float64).mean(axis=0), rtol=1e-6)
+        np.testing.assert_allclose(month["PREC_ACC_NC"].values[0], basins["PREC_ACC_NC"].values.astype(np.float64).sum(axis=0),
+                                   rtol=1e-6)
+        assert month["T2"].attrs["cell_methods"].endswith("time: mean within days time: mean over days")
     assert "reading the grid window" in (tmp_path / "logs" / "driver_main_run.log").read_text()
     again = run(tmp_path, stack, "--foreground", "--series-only")
     assert again.returncode == 0 and "already valid        3" in (tmp_path / "logs" / "driver_main_run.log").read_text()

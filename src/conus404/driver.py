@@ -258,7 +258,12 @@ def write_rollups(settings: Settings) -> None:
     from conus404.worker import output_names
 
     try:
-        rollups.write_rollups(settings, output_names(settings), verified_on_disk(settings))
+        if settings.series_only:  # the series are the run's output: they are rolled up
+            from conus404 import series_weights
+
+            rollups.write_series_rollups(settings, series_weights.cached(settings) or [], output_names(settings))
+        else:
+            rollups.write_rollups(settings, output_names(settings), verified_on_disk(settings))
     except OSError as exc:
         if not disk_space.is_disk_full(exc, settings.data_dir):
             raise

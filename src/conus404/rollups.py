@@ -180,3 +180,56 @@ def _write(period: Period, paths: list[Path], names: list[str], digest: str, use
                          "_FillValue": None} for v in ("time", "time_bnds")})
     with temporary_sibling(target) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+
+
+def write_series_rollups(settings, targets, names: list[str]) -> list[Path]:
+    """With polygon/point series as the run's output: ``NAME_monthly.nc`` (``_annual``,
+    ``_wateryear``) beside each series table, ``time`` (the periods' starts) x feature, the same
+    rules per field, ``days_used`` per period; complete periods only unless --allow-partial."""
+    import xarray as xr
+
+    from conus404 import series_tables
+
+    written = []
+    for target in targets:
+        days, values, attrs = series_tables.collect(settings, target, names)
+        index = {d: k for k, d in enumerate(days)}
+        for kind in settings.rollups:
+            starts, used, rows = [], [], {name: [] for name in names}
+            for period in periods_touching(kind, settings.start_date, settings.end_date):
+                have = [index[d] for d in period.days if d in index]
+                if not have or (len(have) < len(period.days) and not settings.allow_partial):
+                    continue
+                starts.append(period)
+                used.append(len(have))
+                for name in names:
+                    how = _OVER_DAYS.get(attrs.get(name, {}).get("cell_methods", "time: mean"), ("mean", "mean"))[0]
+                    block = values[name][have]
+                    rows[name].append({"mean": block.mean(axis=0), "sum": block.sum(axis=0),
+                                       "min": block.min(axis=0), "max": block.max(axis=0)}[how])
+            if not starts:
+                continue
+            time = np.array([daily_file.day_start_utc(p.start, settings.day_boundary) for p in starts])
+            ends = np.array([daily_file.day_start_utc(p.end, settings.day_boundary) for p in starts])
+            data_vars: dict = {"time_bnds": (("time", "nv"), np.stack([time, ends], axis=1)),
+                               "days_used": (("time",), np.array(used, np.int32), {"long_name": "days the period holds"})}
+            for name in names:
+                field_attrs = dict(attrs.get(name, {}))
+                word = _OVER_DAYS.get(field_attrs.get("cell_methods", "time: mean"), ("mean", "mean"))[1]
+                field_attrs["cell_methods"] = f"{field_attrs.get('cell_methods', 'time: mean')} within days time: {word} over days"
+                data_vars[name] = (("time", target.kind), np.array(rows[name], np.float32), field_attrs)
+            ds = xr.Dataset(data_vars, coords={
+                "time": ("time", time, {"standard_name": "time", "bounds": "time_bnds", "axis": "T",
+                                        "long_name": f"start of the {kind} period"}),
+                target.kind: (target.kind, np.array(target.ids, dtype=object), {"cf_role": "timeseries_id"})},
+                attrs={"Conventions": "CF-1.8", "featureType": "timeSeries",
+                       "title": f"CONUS404 {kind} roll-up of the series of {target.path.name}"})
+            out = target.folder(settings.data_dir) / f"{target.name}_{_PREFIXES[kind].split('_')[1]}.nc"
+            encoding = {v: {"units": "days since 1979-10-01", "calendar": "proleptic_gregorian", "dtype": "float64",
+                            "_FillValue": None} for v in ("time", "time_bnds")}
+            with temporary_sibling(out) as tmp:
+                ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+            written.append(out)
+            log.info("%s roll-up of the %s series of %s: %d period(s) -> %s", kind, target.kind, target.path.name,
+                     len(starts), out)
+    return written

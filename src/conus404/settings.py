@@ -590,9 +590,8 @@ def check(settings: Settings) -> Settings:
     if settings.output_zarr and (settings.series_only or settings.output_url):
         raise ConfigurationError(f"--zarr is written from the daily files on this disk: not with "
                                  f"{'--series-only' if settings.series_only else '--output-url'}")
-    if settings.rollups and (settings.series_only or settings.output_url):
-        raise ConfigurationError(f"--rollup is made from the daily files on this disk: not with "
-                                 f"{'--series-only' if settings.series_only else '--output-url'}")
+    if settings.rollups and settings.output_url and not settings.series_only:
+        raise ConfigurationError("--rollup is made from the daily files on this disk: not with --output-url")
     if settings.series_only and (settings.output_url or settings.keep_hourly):
         raise ConfigurationError(f"--series-only keeps no gridded files: {'--output-url' if settings.output_url else '--keep-hourly'} "
                                  "would have nothing to publish")
