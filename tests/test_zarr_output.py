@@ -46,6 +46,10 @@ def assert_store_equals_daily_files(store: Path, data_dir: Path, days: list[dt.d
                 np.testing.assert_array_equal(ds["lat"].values, daily["lat"].values)
                 assert list(ds["time_bnds"].values[k]) == list(daily["time_bnds"].values[0])
         assert ds["crs"].attrs["grid_mapping_name"] == "lambert_conformal_conic"
+        x, y = grid.xy_from_latlon(ds["lat"].values.astype(np.float64), ds["lon"].values.astype(np.float64))
+        np.testing.assert_allclose(ds["x"].values, x.mean(axis=0), atol=5.0)  # metres: the cells' own projection
+        np.testing.assert_allclose(ds["y"].values, y.mean(axis=1), atol=5.0)
+        assert ds["x"].attrs["standard_name"] == "projection_x_coordinate" and ds["x"].dims == ("west_east",)
 
 
 @pytest.mark.emulator

@@ -216,8 +216,19 @@ def failure_entry(settings: Settings, outcome: DayOutcome, attempts: int = 1) ->
     )
 
 
-def write_series_tables(settings: Settings) -> None:
-    """Rebuild the polygon and point tables from the verified day series (end of a run)."""
+def write_run_outputs(settings: Settings) -> None:
+    """What is made from the finished days at a run's end (the driver's, then the retry pass's):
+    the polygon/point tables, the roll-ups, the Zarr store. A full disk stops each with one line."""
+    for what, write in (("the series tables", _series_tables), ("the roll-ups", _rollups), ("the Zarr store", _zarr_store)):
+        try:
+            write(settings)
+        except OSError as exc:
+            if not disk_space.is_disk_full(exc, settings.data_dir):
+                raise
+            log.error("cannot write %s: %s", what, disk_space.describe(settings.data_dir))
+
+
+def _series_tables(settings: Settings) -> None:
     if not series.wanted(settings):
         return
     from conus404 import series_tables, series_weights
@@ -227,47 +238,28 @@ def write_series_tables(settings: Settings) -> None:
     if targets is None:
         log.warning("the series tables were not written: the polygon/point weights are not cached (no day ran)")
         return
-    try:
-        series_tables.write_tables(settings, targets, output_names(settings))
-    except OSError as exc:
-        if not disk_space.is_disk_full(exc, settings.data_dir):
-            raise
-        log.error("cannot write the series tables: %s", disk_space.describe(settings.data_dir))
+    series_tables.write_tables(settings, targets, output_names(settings))
 
 
-def write_zarr(settings: Settings) -> None:
-    """The run's Zarr store gets every verified day it has not marked (end of a run)."""
+def _rollups(settings: Settings) -> None:
+    if not settings.rollups:
+        return
+    from conus404 import rollups, series_weights
+    from conus404.worker import output_names
+
+    if settings.series_only:  # the series are the run's output: they are rolled up
+        rollups.write_series_rollups(settings, series_weights.cached(settings) or [], output_names(settings))
+    else:
+        rollups.write_rollups(settings, output_names(settings), verified_on_disk(settings))
+
+
+def _zarr_store(settings: Settings) -> None:
     if not settings.output_zarr:
         return
     from conus404.worker import output_names
     from conus404.zarr_output import ZarrOutput
 
-    try:
-        ZarrOutput.of(settings).write(settings, output_names(settings), verified_on_disk(settings))
-    except OSError as exc:
-        if not disk_space.is_disk_full(exc, settings.data_dir):
-            raise
-        log.error("cannot write the Zarr store: %s", disk_space.describe(settings.data_dir))
-
-
-def write_rollups(settings: Settings) -> None:
-    """The monthly / annual / water-year files whose days are all verified (end of a run)."""
-    if not settings.rollups:
-        return
-    from conus404 import rollups
-    from conus404.worker import output_names
-
-    try:
-        if settings.series_only:  # the series are the run's output: they are rolled up
-            from conus404 import series_weights
-
-            rollups.write_series_rollups(settings, series_weights.cached(settings) or [], output_names(settings))
-        else:
-            rollups.write_rollups(settings, output_names(settings), verified_on_disk(settings))
-    except OSError as exc:
-        if not disk_space.is_disk_full(exc, settings.data_dir):
-            raise
-        log.error("cannot write the roll-ups: %s", disk_space.describe(settings.data_dir))
+    ZarrOutput.of(settings).write(settings, output_names(settings), verified_on_disk(settings))
 
 
 def summary_lines(title: str, total: int, outcomes: dict[dt.date, DayOutcome], quarantined: int = 0,
@@ -464,9 +456,7 @@ def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=N
     started, kept_aside = time.monotonic(), _quarantined(settings)
     scheduler = DayScheduler(settings, signer, options, record, Progress(total=len(days)), check, executor)
     outcomes = scheduler.run(days)
-    write_series_tables(settings)
-    write_rollups(settings)
-    write_zarr(settings)
+    write_run_outputs(settings)
     quarantined, wall_s = len(_quarantined(settings) - kept_aside), time.monotonic() - started
     lines = summary_lines(title, len(days), outcomes, quarantined, wall_s)
     short = summary_lines(title, len(days), outcomes, quarantined, wall_s, every_failure=False)

@@ -23,9 +23,7 @@ from conus404.driver import (
     failure_entry,
     prepare_run,
     verified_on_disk,
-    write_rollups,
-    write_series_tables,
-    write_zarr,
+    write_run_outputs,
 )
 from conus404.exceptions import ConfigurationError
 from conus404.executors import open_executor
@@ -115,9 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         if executor is not None:
             executor.close()
     if to_retry and args.rounds > 0:
-        write_series_tables(settings)  # with the days this pass mended
-        write_rollups(settings)
-        write_zarr(settings)
+        write_run_outputs(settings)  # with the days this pass mended
     target = args.ultimate_failures or ultimate_failures_path(settings.data_dir)
     listed = {**_kept_outside(target, in_range), **{day: asdict(e) for day, e in ultimate.items()}}
     atomic_write_json(target, dict(sorted(listed.items())))

@@ -3,7 +3,7 @@ in a consolidated store (Zarr format 2, as HyTEST publishes its daily product), 
 ``xr.open_zarr`` opens as one dataset.
 
 Layout: ``time`` x ``south_north`` x ``west_east`` (the run's window, if it has one), 2-D
-``lat``/``lon``, ``crs``, ``time_bnds``, the daily files' variable attributes and ``cell_methods``;
+``lat``/``lon``, 1-D projection coordinates ``x``/``y`` (metres, fitted to the lat/lon), ``crs``, ``time_bnds``, the daily files' variable attributes and ``cell_methods``;
 chunks of 36 days x 350 x 350 cells by default (``ZARR_CHUNKS``: a day of a 350 x 350 tile
 is one read for a map, 36 days of one tile one read for a series; HyTEST's choice), Zstd level 3.
 
@@ -138,6 +138,7 @@ class ZarrOutput:
             template = day.load()
         n = len(settings.days)
         ny, nx = template.sizes["south_north"], template.sizes["west_east"]
+        plane = _projection_coordinates(template["lat"].values, template["lon"].values)
         chunks = (min(self.chunks[0], n), min(self.chunks[1], ny), min(self.chunks[2], nx))
         start = np.array([daily_file.day_start_utc(d, settings.day_boundary) for d in settings.days])
         data_vars: dict[str, Any] = {
@@ -150,8 +151,13 @@ class ZarrOutput:
         data_vars["crs"] = template["crs"]
         keep = ("source", "conus404_source", "conus404_bbox", "conus404_window", "conus404_day_boundary",
                 "conus404_tool_version")
-        ds = xr.Dataset(data_vars, coords={"time": ("time", start, dict(template["time"].attrs)),
-                                           "lat": template["lat"], "lon": template["lon"]},
+        coords = {"time": ("time", start, dict(template["time"].attrs)), "lat": template["lat"], "lon": template["lon"]}
+        if plane is not None:
+            coords["x"] = ("west_east", plane[0], {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X",
+                                                   "long_name": "x of the cell centre in the CONUS404 plane"})
+            coords["y"] = ("south_north", plane[1], {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y",
+                                                     "long_name": "y of the cell centre in the CONUS404 plane"})
+        ds = xr.Dataset(data_vars, coords=coords,
                         attrs={**{k: v for k, v in template.attrs.items() if k in keep},
                                "Conventions": "CF-1.8", "title": "CONUS404 daily fields (one store for the range)",
                                "conus404_first_day": settings.start_date.isoformat(),
@@ -199,6 +205,18 @@ class ZarrOutput:
         for name in names:
             group[name][a:b] = np.stack(stacks[name]).astype(np.float32)
         group[WRITTEN][a:b] = 1  # after the data: a kill before this leaves the days unmarked, to be rewritten
+
+
+def _projection_coordinates(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """1-D x and y (m) of the cell centres, from the grid fitted to the cells' lat/lon (None for a
+    window one cell wide, which has no grid to fit)."""
+    from conus404 import subset
+
+    try:
+        fitted = subset.fit_grid(np.asarray(lat), np.asarray(lon))
+    except Exception:  # SourceLayoutError: too small, or not on the projection
+        return None
+    return fitted.x0 + fitted.dx * np.arange(fitted.nx), fitted.y0 + fitted.dy * np.arange(fitted.ny)
 
 
 def _consecutive(days: list[dt.date], first: dt.date, per_chunk: int) -> list[list[dt.date]]:
