@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from conus404 import daily_file, disk_space, run_lock, run_report, run_status
+from conus404 import daily_file, disk_space, output_settings, run_lock, run_report, run_status
 from conus404 import settings as settings_mod
 from conus404.atomic import atomic_write_text
 from conus404.driver import (
@@ -106,7 +106,7 @@ def _settings_flags(args: argparse.Namespace, settings: settings_mod.Settings) -
         "--launch", settings.launch, *settings_mod.worker_flags(settings),
     ]
     flags += ["--overview"] if settings.overview else []
-    flags += settings_mod.run_output_flags(settings)
+    flags += output_settings.run_flags(settings)
     for name in ("day_timeout", "progress_interval", "min_available_mb", "log_dir"):
         value = getattr(args, name, None)
         if value is not None:

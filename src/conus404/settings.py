@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from conus404 import output_settings
 from conus404.exceptions import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -327,52 +328,7 @@ def worker_flags(settings: Settings) -> list[str]:
     flags += ["--keep-hourly"] if settings.keep_hourly else []
     flags += ["--allow-3d"] if settings.allow_3d else []
     flags += [] if settings.chunk_cache else ["--no-chunk-cache"]
-    for flag, value in (("--polygons", settings.polygons), ("--polygon-id", settings.polygon_id),
-                        ("--points", settings.points), ("--point-id", settings.point_id)):
-        flags += [flag, str(value or "")]
-    flags += ["--series-only"] if settings.series_only else []
-    from conus404.day_boundary import describe
-
-    flags += [f"--day-boundary={describe(settings.day_boundary)}"]
-    return flags
-
-
-def run_output_flags(settings: Settings) -> list[str]:
-    """The outputs the driver and retry pass write at a run's end (not the day workers), as flags."""
-    flags = ["--rollup", ",".join(settings.rollups), "--zarr", settings.output_zarr or "",
-             "--zarr-chunks", ",".join(map(str, settings.zarr_chunks))]
-    return flags + (["--allow-partial"] if settings.allow_partial else [])
-
-
-def _zarr_location(value: Any, local) -> str | None:
-    """A Zarr store's URL as given, a local path made absolute (``local``), or None when unset/empty."""
-    if value is None or not str(value).strip():
-        return None
-    text = str(value).strip()
-    return text if "://" in text else str(local(text))
-
-
-def _parse_zarr_chunks(value: Any, what: str) -> tuple[int, int, int]:
-    from conus404.zarr_output import parse_chunks
-
-    return parse_chunks(value, what)
-
-
-def _parse_day_boundary(value: Any, what: str) -> int:
-    from conus404.day_boundary import parse
-
-    return parse(value, what)
-
-
-def _parse_rollups(value: Any, what: str) -> tuple[str, ...]:
-    from conus404.rollups import parse_rollups
-
-    return parse_rollups(value, what)
-
-
-def _optional_path(value: Any) -> Path | None:
-    """A file named in config.py (relative to the project), or None when unset or empty."""
-    return _absolute(value) if value not in (None, "") and str(value).strip() else None
+    return flags + output_settings.worker_flags(settings)
 
 
 def _absolute(path: str | Path) -> Path:
@@ -442,16 +398,7 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         dask_scheduler=parse_dask_scheduler(values.get("DASK_SCHEDULER_ADDRESS")),
         launch=parse_launch(values.get("LAUNCH", "prewarmed")),
         retry=parse_retry(values.get("RETRY", {})),
-        polygons=_optional_path(values.get("POLYGONS")),
-        polygon_id=values.get("POLYGON_ID") or None,
-        points=_optional_path(values.get("POINTS")),
-        point_id=values.get("POINT_ID") or None,
-        series_only=bool(values.get("SERIES_ONLY", False)),
-        rollups=_parse_rollups(values.get("ROLLUPS", ()), "ROLLUPS"),
-        allow_partial=bool(values.get("ALLOW_PARTIAL", False)),
-        day_boundary=_parse_day_boundary(values.get("DAY_BOUNDARY", "UTC"), "DAY_BOUNDARY"),
-        output_zarr=_zarr_location(values.get("OUTPUT_ZARR"), _absolute),
-        zarr_chunks=_parse_zarr_chunks(values.get("ZARR_CHUNKS", (36, 350, 350)), "ZARR_CHUNKS"),
+        **output_settings.from_config(values, _absolute),
     )
     return check(settings)
 
@@ -477,30 +424,7 @@ def add_arguments(parser: argparse.ArgumentParser, date_range: bool = True) -> N
     group.add_argument("--bbox", metavar="MIN_LON,MIN_LAT,MAX_LON,MAX_LAT",
                        help="only the smallest grid window covering this box, e.g. -105.5,39,-104.5,40.2 (BBOX); "
                        "'' = the whole domain")
-    group.add_argument("--polygons", metavar="FILE",
-                       help="also make a daily series per polygon (basin) of this vector file: GeoJSON, GeoPackage, "
-                       "Shapefile, zipped Shapefile (POLYGONS); '' = none")
-    group.add_argument("--polygon-id", metavar="FIELD", help="the polygons' field that names them (POLYGON_ID)")
-    group.add_argument("--points", metavar="FILE",
-                       help="also make a daily series per point (gauge): a CSV id,lon,lat or a vector file of points "
-                       "(POINTS); '' = none")
-    group.add_argument("--point-id", metavar="FIELD", help="the points' id field, for a vector file (POINT_ID)")
-    group.add_argument("--series-only", action="store_true", default=None,
-                       help="keep only the polygon/point series, not the gridded daily files; only the window "
-                       "covering them is read (SERIES_ONLY)")
-    if date_range:
-        group.add_argument("--rollup", metavar="monthly,annual,water-year",
-                           help="at the end of the run also write these roll-ups of the daily files (ROLLUPS); '' = none")
-        group.add_argument("--zarr", metavar="PATH_OR_URL",
-                           help="also keep every verified day of the range in one Zarr store, e.g. data/conus404.zarr "
-                           "or s3://bucket/conus404.zarr (OUTPUT_ZARR; options as for --output-url); '' = none")
-        group.add_argument("--zarr-chunks", metavar="DAYS,ROWS,COLUMNS",
-                           help="the Zarr store's chunks, e.g. 36,350,350 (ZARR_CHUNKS)")
-        group.add_argument("--allow-partial", action="store_true", default=None,
-                           help="write a roll-up period even before all its days are done (ALLOW_PARTIAL)")
-    group.add_argument("--day-boundary", metavar="±HH:MM",
-                       help="days of a fixed UTC offset, e.g. -06:00 (US Central standard time, no daylight "
-                       "saving); default UTC (DAY_BOUNDARY)")
+    output_settings.add_arguments(group, date_range)
     group.add_argument("--keep-hourly", action="store_true", default=None, help="also keep the hourly records (KEEP_HOURLY)")
     group.add_argument("--allow-3d", action="store_true", default=None, help="accept variables with levels (ALLOW_3D)")
     group.add_argument("--no-chunk-cache", action="store_true", default=None,
@@ -557,24 +481,7 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
         changes["output_url"] = parse_output_url(args.output_url, "--output-url")
     if getattr(args, "bbox", None) is not None:
         changes["bbox"] = parse_bbox(args.bbox, "--bbox")
-    for name in ("polygons", "points"):
-        if getattr(args, name, None) is not None:
-            changes[name] = from_command_line(args.__dict__[name]) if args.__dict__[name].strip() else None
-    for name in ("polygon_id", "point_id"):
-        if getattr(args, name, None) is not None:
-            changes[name] = args.__dict__[name].strip() or None
-    if getattr(args, "series_only", None):
-        changes["series_only"] = True
-    if getattr(args, "day_boundary", None) is not None:
-        changes["day_boundary"] = _parse_day_boundary(args.day_boundary, "--day-boundary")
-    if getattr(args, "zarr", None) is not None:
-        changes["output_zarr"] = _zarr_location(args.zarr, from_command_line)
-    if getattr(args, "zarr_chunks", None) is not None:
-        changes["zarr_chunks"] = _parse_zarr_chunks(args.zarr_chunks, "--zarr-chunks")
-    if getattr(args, "rollup", None) is not None:
-        changes["rollups"] = _parse_rollups(args.rollup, "--rollup")
-    if getattr(args, "allow_partial", None):
-        changes["allow_partial"] = True
+    changes.update(output_settings.changes_from(args, from_command_line))
     return check(replace(settings, **changes))
 
 
@@ -585,16 +492,7 @@ def check(settings: Settings) -> Settings:
         )
     if not settings.source:
         raise ConfigurationError("the source is empty: use planetary-computer or a Zarr URL or path")
-    if settings.series_only and settings.polygons is None and settings.points is None:
-        raise ConfigurationError("--series-only keeps only polygon or point series: give --polygons or --points")
-    if settings.output_zarr and (settings.series_only or settings.output_url):
-        raise ConfigurationError(f"--zarr is written from the daily files on this disk: not with "
-                                 f"{'--series-only' if settings.series_only else '--output-url'}")
-    if settings.rollups and settings.output_url and not settings.series_only:
-        raise ConfigurationError("--rollup is made from the daily files on this disk: not with --output-url")
-    if settings.series_only and (settings.output_url or settings.keep_hourly):
-        raise ConfigurationError(f"--series-only keeps no gridded files: {'--output-url' if settings.output_url else '--keep-hourly'} "
-                                 "would have nothing to publish")
+    output_settings.check(settings)
     return settings
 
 

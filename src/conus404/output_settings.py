@@ -1,0 +1,143 @@
+"""The settings of what a run makes besides the daily grids: basin and gauge series, roll-ups, one
+Zarr store, and the day boundary. Their flags, config keys and checks live here; the values are
+fields of :class:`conus404.settings.Settings`, which calls these functions."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from conus404.exceptions import ConfigurationError
+
+
+def add_arguments(group, date_range: bool) -> None:
+    group.add_argument("--polygons", metavar="FILE",
+                       help="also make a daily series per polygon (basin) of this vector file: GeoJSON, GeoPackage, "
+                       "Shapefile, zipped Shapefile (POLYGONS); '' = none")
+    group.add_argument("--polygon-id", metavar="FIELD", help="the polygons' field that names them (POLYGON_ID)")
+    group.add_argument("--points", metavar="FILE",
+                       help="also make a daily series per point (gauge): a CSV id,lon,lat or a vector file of points "
+                       "(POINTS); '' = none")
+    group.add_argument("--point-id", metavar="FIELD", help="the points' id field, for a vector file (POINT_ID)")
+    group.add_argument("--series-only", action="store_true", default=None,
+                       help="keep only the polygon/point series, not the gridded daily files; only the window "
+                       "covering them is read (SERIES_ONLY)")
+    if date_range:  # written at the run's end by the driver and retry pass, not by the day workers
+        group.add_argument("--rollup", metavar="monthly,annual,water-year",
+                           help="at the end of the run also write these roll-ups of the daily files (ROLLUPS); '' = none")
+        group.add_argument("--allow-partial", action="store_true", default=None,
+                           help="write a roll-up period even before all its days are done (ALLOW_PARTIAL)")
+        group.add_argument("--zarr", metavar="PATH_OR_URL",
+                           help="also keep every verified day of the range in one Zarr store, e.g. data/conus404.zarr "
+                           "or s3://bucket/conus404.zarr (OUTPUT_ZARR; options as for --output-url); '' = none")
+        group.add_argument("--zarr-chunks", metavar="DAYS,ROWS,COLUMNS",
+                           help="the Zarr store's chunks, e.g. 36,350,350 (ZARR_CHUNKS)")
+    group.add_argument("--day-boundary", metavar="±HH:MM",
+                       help="days of a fixed UTC offset, e.g. -06:00 (US Central standard time, no daylight "
+                       "saving); default UTC (DAY_BOUNDARY)")
+
+
+def from_config(values: Mapping[str, Any], project_path: Callable[[str], Path]) -> dict[str, Any]:
+    """The fields from config.py's values (paths relative to the project, via ``project_path``)."""
+    return {
+        "polygons": _optional_path(values.get("POLYGONS"), project_path),
+        "polygon_id": values.get("POLYGON_ID") or None,
+        "points": _optional_path(values.get("POINTS"), project_path),
+        "point_id": values.get("POINT_ID") or None,
+        "series_only": bool(values.get("SERIES_ONLY", False)),
+        "rollups": _rollups(values.get("ROLLUPS", ()), "ROLLUPS"),
+        "allow_partial": bool(values.get("ALLOW_PARTIAL", False)),
+        "day_boundary": _day_boundary(values.get("DAY_BOUNDARY", "UTC"), "DAY_BOUNDARY"),
+        "output_zarr": _zarr_location(values.get("OUTPUT_ZARR"), project_path),
+        "zarr_chunks": _zarr_chunks(values.get("ZARR_CHUNKS", (36, 350, 350)), "ZARR_CHUNKS"),
+    }
+
+
+def changes_from(args: argparse.Namespace, user_path: Callable[[str], Path]) -> dict[str, Any]:
+    """The fields the command line sets (paths relative to the user's folder, via ``user_path``)."""
+    changes: dict[str, Any] = {}
+    for name in ("polygons", "points"):
+        value = getattr(args, name, None)
+        if value is not None:
+            changes[name] = user_path(value) if value.strip() else None
+    for name in ("polygon_id", "point_id"):
+        if getattr(args, name, None) is not None:
+            changes[name] = getattr(args, name).strip() or None
+    if getattr(args, "series_only", None):
+        changes["series_only"] = True
+    if getattr(args, "day_boundary", None) is not None:
+        changes["day_boundary"] = _day_boundary(args.day_boundary, "--day-boundary")
+    if getattr(args, "zarr", None) is not None:
+        changes["output_zarr"] = _zarr_location(args.zarr, user_path)
+    if getattr(args, "zarr_chunks", None) is not None:
+        changes["zarr_chunks"] = _zarr_chunks(args.zarr_chunks, "--zarr-chunks")
+    if getattr(args, "rollup", None) is not None:
+        changes["rollups"] = _rollups(args.rollup, "--rollup")
+    if getattr(args, "allow_partial", None):
+        changes["allow_partial"] = True
+    return changes
+
+
+def check(settings) -> None:
+    """Refuse combinations that cannot be made (ConfigurationError, one line)."""
+    if settings.series_only and settings.polygons is None and settings.points is None:
+        raise ConfigurationError("--series-only keeps only polygon or point series: give --polygons or --points")
+    if settings.output_zarr and (settings.series_only or settings.output_url):
+        raise ConfigurationError(f"--zarr is written from the daily files on this disk: not with "
+                                 f"{'--series-only' if settings.series_only else '--output-url'}")
+    if settings.rollups and settings.output_url and not settings.series_only:
+        raise ConfigurationError("--rollup is made from the daily files on this disk: not with --output-url")
+    if settings.series_only and (settings.output_url or settings.keep_hourly):
+        raise ConfigurationError(f"--series-only keeps no gridded files: {'--output-url' if settings.output_url else '--keep-hourly'} "
+                                 "would have nothing to publish")
+
+
+def worker_flags(settings) -> list[str]:
+    """What a day worker must know of these settings, explicit even when empty."""
+    from conus404.day_boundary import describe
+
+    flags = []
+    for flag, value in (("--polygons", settings.polygons), ("--polygon-id", settings.polygon_id),
+                        ("--points", settings.points), ("--point-id", settings.point_id)):
+        flags += [flag, str(value or "")]
+    flags += ["--series-only"] if settings.series_only else []
+    return flags + [f"--day-boundary={describe(settings.day_boundary)}"]
+
+
+def run_flags(settings) -> list[str]:
+    """The outputs the driver and retry pass write at a run's end (not the day workers), as flags."""
+    flags = ["--rollup", ",".join(settings.rollups), "--zarr", settings.output_zarr or "",
+             "--zarr-chunks", ",".join(map(str, settings.zarr_chunks))]
+    return flags + (["--allow-partial"] if settings.allow_partial else [])
+
+
+def _optional_path(value: Any, resolve: Callable[[str], Path]) -> Path | None:
+    return resolve(str(value).strip()) if value not in (None, "") and str(value).strip() else None
+
+
+def _zarr_location(value: Any, resolve: Callable[[str], Path]) -> str | None:
+    """A Zarr store's URL as given, a local path resolved, or None when unset or empty."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    return text if "://" in text else str(resolve(text))
+
+
+def _zarr_chunks(value: Any, what: str) -> tuple[int, int, int]:
+    from conus404.zarr_output import parse_chunks
+
+    return parse_chunks(value, what)
+
+
+def _day_boundary(value: Any, what: str) -> int:
+    from conus404.day_boundary import parse
+
+    return parse(value, what)
+
+
+def _rollups(value: Any, what: str) -> tuple[str, ...]:
+    from conus404.rollups import parse_rollups
+
+    return parse_rollups(value, what)
