@@ -5,7 +5,9 @@
 #   ./clean_data.sh --data-dir DIR        clean DIR (default: DATA_DIR of src/config.py, as the pipeline reads it)
 #   ./clean_data.sh --include-quarantine  also delete daily/quarantine/ (files that failed verification)
 #   ./clean_data.sh --help
-# Deletes unprocessed/daily (with its .verified.jsonl), unprocessed/24hours and .chunk_cache.
+# Deletes unprocessed/daily (with its .verified.jsonl), unprocessed/24hours, the roll-ups
+# (unprocessed/monthly, annual, water_year), polygons/ and points/ (series, weights) and .chunk_cache;
+# a --zarr store lives where you put it and is not touched.
 # Never deletes quarantine/ unless asked, logs or ledgers. Refuses while a run is active.
 set -euo pipefail
 caller_dir="$PWD"
@@ -15,7 +17,7 @@ include_quarantine=0
 data_dir=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -y|--yes) assume_yes=1 ;;
         --include-quarantine) include_quarantine=1 ;;
         --data-dir)
@@ -56,7 +58,7 @@ if [ -f "$data_dir/.pipeline.lock" ] && command -v flock >/dev/null && ! flock -
 fi
 
 files=()
-for sub in unprocessed/daily unprocessed/24hours .chunk_cache; do
+for sub in unprocessed/daily unprocessed/24hours unprocessed/monthly unprocessed/annual unprocessed/water_year polygons points .chunk_cache; do
     [ -d "$data_dir/$sub" ] || continue
     if [ "$sub" = unprocessed/daily ] && [ "$include_quarantine" -ne 1 ]; then
         mapfile -t -O "${#files[@]}" files < <(find "$data_dir/$sub" -path "$data_dir/$sub/quarantine" -prune -o \( -type f -o -type l \) -print | sort)
@@ -92,7 +94,7 @@ deleted=0
 for f in "${files[@]}"; do
     rm -f -- "$f" && deleted=$((deleted + 1))
 done
-for sub in unprocessed/24hours .chunk_cache unprocessed/daily; do  # folders left empty (the kept ones stay)
+for sub in unprocessed/24hours unprocessed/monthly unprocessed/annual unprocessed/water_year polygons points .chunk_cache unprocessed/daily; do  # folders left empty (the kept ones stay)
     [ -d "$data_dir/$sub" ] && find "$data_dir/$sub" -mindepth 1 -type d -empty -delete
 done
 echo "Deleted $deleted file(s)."

@@ -90,8 +90,12 @@ def test_clean_data_lists_exactly_what_it_deletes_keeps_quarantine_and_follows_c
     (daily / "quarantine").mkdir(parents=True)
     (elsewhere / ".chunk_cache" / "20210101").mkdir(parents=True)
     doomed = [daily / "conus404_daily_20210101.nc", daily / "conus404_daily_20210102.nc", daily / ".verified.jsonl",
-              elsewhere / ".chunk_cache" / "20210101" / "T2.0.0.0", elsewhere / ".chunk_cache" / "20210101" / "T2.1.0.0"]
+              elsewhere / ".chunk_cache" / "20210101" / "T2.0.0.0", elsewhere / ".chunk_cache" / "20210101" / "T2.1.0.0",
+              elsewhere / "unprocessed" / "monthly" / "conus404_monthly_202101.nc",
+              elsewhere / "polygons" / "basins.nc", elsewhere / "polygons" / ".days" / "basins" / "basins_20210101.npz",
+              elsewhere / "points" / ".weights" / "gauges.npz"]
     for path in doomed:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x")
     quarantined = daily / "quarantine" / "conus404_daily_20201231.nc.20261201T000000000000Z"
     quarantined.write_bytes(b"someone's file")
@@ -99,11 +103,11 @@ def test_clean_data_lists_exactly_what_it_deletes_keeps_quarantine_and_follows_c
     untouched.write_bytes(b"x")
     done = _run(project, "clean_data.sh", "--yes")
     assert done.returncode == 0, done.stderr
-    assert f"This deletes 5 file(s) under {elsewhere}:" in done.stdout
+    assert f"This deletes 9 file(s) under {elsewhere}:" in done.stdout
     for path in doomed:
         assert f"  {path.relative_to(elsewhere)}\n" in done.stdout
         assert not path.exists()
-    assert "Kept: 1 quarantined file(s)" in done.stdout and "Deleted 5 file(s)." in done.stdout
+    assert "Kept: 1 quarantined file(s)" in done.stdout and "Deleted 9 file(s)." in done.stdout
     assert quarantined.read_bytes() == b"someone's file" and untouched.exists()
     gone = _run(project, "clean_data.sh", "--yes", "--include-quarantine")
     assert gone.returncode == 0 and "Deleted 1 file(s)." in gone.stdout and not quarantined.exists()
