@@ -114,6 +114,13 @@ def build_dataset(
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
+def days_time_encoding() -> dict[str, dict[str, Any]]:
+    """``time`` and ``time_bnds`` of the files made from days (series tables, roll-ups, the Zarr
+    store): days since the record's start, no _FillValue (CF: a coordinate has none)."""
+    return {v: {"units": "days since 1979-10-01", "calendar": "proleptic_gregorian", "dtype": "float64",
+                "_FillValue": None} for v in ("time", "time_bnds")}
+
+
 def _encoding(ds) -> dict[str, dict[str, Any]]:
     enc: dict[str, dict[str, Any]] = {
         "time": {"units": "hours since 1979-10-01 00:00:00", "calendar": "proleptic_gregorian", "dtype": "float64"},

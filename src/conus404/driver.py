@@ -219,16 +219,17 @@ def failure_entry(settings: Settings, outcome: DayOutcome, attempts: int = 1) ->
 def write_run_outputs(settings: Settings) -> None:
     """What is made from the finished days at a run's end (the driver's, then the retry pass's):
     the polygon/point tables, the roll-ups, the Zarr store. A full disk stops each with one line."""
+    done = verified_on_disk(settings) if settings.rollups or settings.output_zarr else None  # one check for both
     for what, write in (("the series tables", _series_tables), ("the roll-ups", _rollups), ("the Zarr store", _zarr_store)):
         try:
-            write(settings)
+            write(settings, done)
         except OSError as exc:
             if not disk_space.is_disk_full(exc, settings.data_dir):
                 raise
             log.error("cannot write %s: %s", what, disk_space.describe(settings.data_dir))
 
 
-def _series_tables(settings: Settings) -> None:
+def _series_tables(settings: Settings, done) -> None:
     if not series.wanted(settings):
         return
     from conus404 import series_tables, series_weights
@@ -241,7 +242,7 @@ def _series_tables(settings: Settings) -> None:
     series_tables.write_tables(settings, targets, output_names(settings))
 
 
-def _rollups(settings: Settings) -> None:
+def _rollups(settings: Settings, done) -> None:
     if not settings.rollups:
         return
     from conus404 import rollups, series_weights
@@ -250,16 +251,16 @@ def _rollups(settings: Settings) -> None:
     if settings.series_only:  # the series are the run's output: they are rolled up
         rollups.write_series_rollups(settings, series_weights.cached(settings) or [], output_names(settings))
     else:
-        rollups.write_rollups(settings, output_names(settings), verified_on_disk(settings))
+        rollups.write_rollups(settings, output_names(settings), done)
 
 
-def _zarr_store(settings: Settings) -> None:
+def _zarr_store(settings: Settings, done) -> None:
     if not settings.output_zarr:
         return
     from conus404.worker import output_names
     from conus404.zarr_output import ZarrOutput
 
-    ZarrOutput.of(settings).write(settings, output_names(settings), verified_on_disk(settings))
+    ZarrOutput.of(settings).write(settings, output_names(settings), done)
 
 
 def summary_lines(title: str, total: int, outcomes: dict[dt.date, DayOutcome], quarantined: int = 0,

@@ -19,26 +19,30 @@ from conus404.settings import Settings
 SHOWN = 3  # example files named in a refusal
 
 
+def _first_existing(settings: Settings) -> tuple[Path, dict] | None:
+    """The range's first existing daily file and its attributes, if it is readable and of its day
+    (an unreadable one is kept aside and redone by its worker, as any bad file)."""
+    for day in settings.days:
+        path = daily_file.daily_path(settings.data_dir, day)
+        if not path.exists():
+            continue
+        attrs = daily_file.attributes(path)
+        return (path, attrs) if attrs is not None and attrs.get("conus404_day") == day.isoformat() else None
+    return None
+
+
 def refuse_other_coverage(settings: Settings) -> None:
     """A box run must not redo (and so move aside) the whole-domain files of the range, nor the reverse:
     refuse when the range's first existing daily file covers another region (a whole-domain file
     serves a polygon/point run: it holds the cells covering them)."""
     from conus404.worker import bbox_text
 
-    wanted = bbox_text(settings)
-    for day in settings.days:
-        path = daily_file.daily_path(settings.data_dir, day)
-        if not path.exists():
-            continue
-        attrs = daily_file.attributes(path)
-        if attrs is None:
-            return  # unreadable: the worker keeps it aside and redoes the day, as for any bad file
-        if attrs.get("conus404_day") == day.isoformat() and not subset.covers(attrs.get("conus404_bbox"), wanted):
-            raise ConfigurationError(
-                f"{path} covers {daily_file.describe_coverage(attrs)}, not "
-                f"{daily_file.describe_coverage({'conus404_bbox': wanted})}: use another --data-dir for this run"
-            )
-        return
+    wanted, first = bbox_text(settings), _first_existing(settings)
+    if first is not None and not subset.covers(first[1].get("conus404_bbox"), wanted):
+        raise ConfigurationError(
+            f"{first[0]} covers {daily_file.describe_coverage(first[1])}, not "
+            f"{daily_file.describe_coverage({'conus404_bbox': wanted})}: use another --data-dir for this run"
+        )
 
 
 def refuse_other_day_boundary(settings: Settings) -> None:
@@ -46,19 +50,11 @@ def refuse_other_day_boundary(settings: Settings) -> None:
     was made with another UTC offset (same-named files of other hours would silently mix)."""
     from conus404 import day_boundary
 
-    wanted = day_boundary.describe(settings.day_boundary)
-    for day in settings.days:
-        path = daily_file.daily_path(settings.data_dir, day)
-        if not path.exists():
-            continue
-        attrs = daily_file.attributes(path)
-        if attrs is None or attrs.get("conus404_day") != day.isoformat():
-            return
-        held = str(attrs.get("conus404_day_boundary") or day_boundary.UTC)
-        if held != wanted:
-            raise ConfigurationError(f"{path} holds a day starting at local 00:00 of {held}, not of {wanted}: "
-                                     "use another --data-dir for this run")
-        return
+    wanted, first = day_boundary.describe(settings.day_boundary), _first_existing(settings)
+    held = str(first[1].get("conus404_day_boundary") or day_boundary.UTC) if first is not None else wanted
+    if held != wanted:
+        raise ConfigurationError(f"{first[0]} holds a day starting at local 00:00 of {held}, not of {wanted}: "
+                                 "use another --data-dir for this run")
 
 
 def _fields_of(path: Path, day: dt.date, records: verified_files.VerifiedFiles) -> list[str] | None:

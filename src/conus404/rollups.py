@@ -36,6 +36,12 @@ _OVER_DAYS = {"time: mean": ("mean", "mean"), "time: sum": ("sum", "sum"),
               "time: minimum": ("min", "minimum"), "time: maximum": ("max", "maximum")}
 
 
+def _rule(field_attrs: dict) -> tuple[str, str]:
+    """How a field's days combine (mean, sum, min, max) and that word for cell_methods, from its
+    daily cell_methods (a mean when it has none)."""
+    return _OVER_DAYS.get(field_attrs.get("cell_methods", "time: mean"), ("mean", "mean"))
+
+
 def parse_rollups(value, what: str = "ROLLUPS") -> tuple[str, ...]:
     """``"monthly,annual,water-year"`` (or a sequence) -> the kinds, in that order; '' = none."""
     if value is None:
@@ -138,8 +144,7 @@ def _write(period: Period, paths: list[Path], names: list[str], digest: str, use
         attrs = {name: dict(first[name].attrs) for name in names}
         global_attrs = dict(first.attrs)
     for name in names:
-        method = attrs[name].get("cell_methods", "time: mean")
-        rules[name] = _OVER_DAYS.get(method, ("mean", "mean"))
+        rules[name] = _rule(attrs[name])
     for path in paths:
         with xr.open_dataset(path, engine="netcdf4") as day:
             for name in names:
@@ -176,8 +181,7 @@ def _write(period: Period, paths: list[Path], names: list[str], digest: str, use
         "conus404_variables": " ".join(sorted(names)),
     })
     encoding = {name: {"zlib": True, "complevel": 4, "shuffle": True, "_FillValue": np.float32(np.nan)} for name in names}
-    encoding.update({v: {"units": "days since 1979-10-01", "calendar": "proleptic_gregorian", "dtype": "float64",
-                         "_FillValue": None} for v in ("time", "time_bnds")})
+    encoding.update(daily_file.days_time_encoding())
     with temporary_sibling(target) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
 
@@ -203,7 +207,7 @@ def write_series_rollups(settings, targets, names: list[str]) -> list[Path]:
                 starts.append(period)
                 used.append(len(have))
                 for name in names:
-                    how = _OVER_DAYS.get(attrs.get(name, {}).get("cell_methods", "time: mean"), ("mean", "mean"))[0]
+                    how = _rule(attrs.get(name, {}))[0]
                     block = values[name][have]
                     rows[name].append({"mean": block.mean(axis=0), "sum": block.sum(axis=0),
                                        "min": block.min(axis=0), "max": block.max(axis=0)}[how])
@@ -215,7 +219,7 @@ def write_series_rollups(settings, targets, names: list[str]) -> list[Path]:
                                "days_used": (("time",), np.array(used, np.int32), {"long_name": "days the period holds"})}
             for name in names:
                 field_attrs = dict(attrs.get(name, {}))
-                word = _OVER_DAYS.get(field_attrs.get("cell_methods", "time: mean"), ("mean", "mean"))[1]
+                word = _rule(field_attrs)[1]
                 field_attrs["cell_methods"] = f"{field_attrs.get('cell_methods', 'time: mean')} within days time: {word} over days"
                 data_vars[name] = (("time", target.kind), np.array(rows[name], np.float32), field_attrs)
             ds = xr.Dataset(data_vars, coords={
@@ -225,8 +229,7 @@ def write_series_rollups(settings, targets, names: list[str]) -> list[Path]:
                 attrs={"Conventions": "CF-1.8", "featureType": "timeSeries",
                        "title": f"CONUS404 {kind} roll-up of the series of {target.path.name}"})
             out = target.folder(settings.data_dir) / f"{target.name}_{_PREFIXES[kind].split('_')[1]}.nc"
-            encoding = {v: {"units": "days since 1979-10-01", "calendar": "proleptic_gregorian", "dtype": "float64",
-                            "_FillValue": None} for v in ("time", "time_bnds")}
+            encoding = daily_file.days_time_encoding()
             with temporary_sibling(out) as tmp:
                 ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
             written.append(out)

@@ -79,29 +79,35 @@ def read_part(path: Path) -> tuple[dict[str, Any], np.ndarray]:
 
 def part_problem(path: Path, day: dt.date, key: str, names: Iterable[str]) -> str | None:
     """None if ``path`` is a whole series file of ``day`` for the weights ``key`` holding ``names``."""
+    return checked_part(path, day, key, names)[0]
+
+
+def checked_part(path: Path, day: dt.date, key: str,
+                 names: Iterable[str]) -> tuple[str | None, dict[str, Any] | None, np.ndarray | None]:
+    """(what is wrong or None, its metadata, its values): the file read and checked once."""
     try:
         meta, values = read_part(path)
     except FileNotFoundError:
-        return "it does not exist"
+        return "it does not exist", None, None
     except (OSError, ValueError, KeyError) as exc:
-        return f"it cannot be read ({type(exc).__name__}: {exc})"
+        return f"it cannot be read ({type(exc).__name__}: {exc})", None, None
     if meta.get("day") != day.isoformat():
-        return f"it is not the series of {day}"
+        return f"it is not the series of {day}", None, None
     if meta.get("key") != key:
-        return "it was made for another polygon or point file (or grid)"
+        return "it was made for another polygon or point file (or grid)", None, None
     missing = sorted(set(names) - set(meta.get("fields", ())))
     if missing:
-        return f"it lacks {', '.join(missing)}"
+        return f"it lacks {', '.join(missing)}", None, None
     sha = meta.pop("sha256", None)
     if values.shape != (len(meta["fields"]), meta["features"]) or _digest(meta, values) != sha:
-        return "its values do not match the checksum written with them"
-    return None
+        return "its values do not match the checksum written with them", None, None
+    return None, meta, values
 
 
-def parts_done(settings, names: list[str]) -> Any:
+def parts_done(settings, names: list[str], targets: list[SeriesTarget] | None = None) -> Any:
     """A check that a day's series files all exist and verify (False for every day while a
     target's cached weights are missing or stale: the run makes them first)."""
-    targets = cached(settings)
+    targets = targets if targets is not None else cached(settings)
 
     def check(day: dt.date) -> bool:
         if targets is None:
@@ -145,7 +151,8 @@ def finished_or_made_from_file(settings, day: dt.date, final: Path, names: list[
     from conus404 import daily_file
     from conus404.worker import bbox_text
 
-    done = parts_done(settings, names)
+    targets = cached(settings)  # read once: both the check and the series below use it
+    done = parts_done(settings, names, targets)
     grid_ok = settings.series_only or (local and final.exists()
                                        and daily_file.verify(final, day, names, bbox_text(settings)) is None)
     if not grid_ok:
@@ -153,7 +160,6 @@ def finished_or_made_from_file(settings, day: dt.date, final: Path, names: list[
     if done(day):
         log.info("the series of %s are already made and verified: skipping (--force redoes them)", day)
         return "skipped", str(final) if not settings.series_only else "", ""
-    targets = cached(settings)
     if settings.series_only or targets is None:
         return None
     publish_day(settings, targets, day, from_daily_file(final, names), file_window(final))

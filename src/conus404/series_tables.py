@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conus404 import series
+from conus404 import daily_file, series
 from conus404.atomic import temporary_sibling
 from conus404.series_weights import FOLDERS, SeriesTarget
 
@@ -29,9 +29,9 @@ def collect(settings, target: SeriesTarget, names: list[str]) -> tuple[list[dt.d
     days, rows, attrs = [], {name: [] for name in names}, {}
     for day in settings.days:
         path = series.part_path(settings.data_dir, target.kind, target.name, day)
-        if series.part_problem(path, day, target.key, names) is not None:
+        problem, meta, values = series.checked_part(path, day, target.key, names)
+        if problem is not None:
             continue
-        meta, values = series.read_part(path)
         days.append(day)
         for name in names:
             rows[name].append(values[meta["fields"].index(name)])
@@ -46,9 +46,8 @@ def build_dataset(settings, target: SeriesTarget, names: list[str]):
     days, values, attrs = collect(settings, target, names)
     dim = target.kind
     from conus404 import day_boundary
-    from conus404.daily_file import day_start_utc
 
-    time = np.array([day_start_utc(d, settings.day_boundary) for d in days], dtype="datetime64[ns]")
+    time = np.array([daily_file.day_start_utc(d, settings.day_boundary) for d in days], dtype="datetime64[ns]")
     bounds = np.stack([time, time + np.timedelta64(1, "D")], axis=1) if len(days) else np.zeros((0, 2), "datetime64[ns]")
     data_vars = {"time_bnds": (("time", "nv"), bounds)}
     for name in names:
@@ -87,8 +86,7 @@ def write_tables(settings, targets: list[SeriesTarget], names: list[str]) -> lis
         folder = Path(settings.data_dir) / FOLDERS[target.kind]
         ds, days, values = build_dataset(settings, target, names)
         encoding = {name: {"zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan)} for name in names}
-        encoding.update({v: {"_FillValue": None, "units": "days since 1979-10-01", "calendar": "proleptic_gregorian",
-                             "dtype": "float64"} for v in ("time", "time_bnds")})
+        encoding.update(daily_file.days_time_encoding())
         nc = folder / f"{target.name}.nc"
         with temporary_sibling(nc) as tmp:
             ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)

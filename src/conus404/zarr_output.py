@@ -31,7 +31,6 @@ from conus404.exceptions import ConfigurationError
 log = logging.getLogger("conus404.zarr_output")
 DEFAULT_CHUNKS = (36, 350, 350)
 WRITTEN = "conus404_day_written"
-TIME_UNITS = "days since 1979-10-01"
 
 
 def parse_chunks(value, what: str = "ZARR_CHUNKS") -> tuple[int, int, int]:
@@ -165,8 +164,8 @@ class ZarrOutput:
                                "conus404_chunks": f"time {chunks[0]}, south_north {chunks[1]}, west_east {chunks[2]}"})
         compressor = numcodecs.Zstd(level=3)
         encoding = {name: {"chunks": chunks, "compressors": (compressor,), "_FillValue": np.float32(np.nan)} for name in names}
-        encoding.update({v: {"units": TIME_UNITS, "calendar": "proleptic_gregorian", "dtype": "float64",
-                             "chunks": (chunks[0],) + ((2,) if v == "time_bnds" else ())} for v in ("time", "time_bnds")})
+        encoding.update({v: {**enc, "chunks": (chunks[0],) + ((2,) if v == "time_bnds" else ())}
+                         for v, enc in daily_file.days_time_encoding().items()})
         encoding[WRITTEN] = {"chunks": (chunks[0],)}
         ds.to_zarr(self.mapper, mode="w-", compute=False, consolidated=True, zarr_format=2, encoding=encoding)
         log.info("Zarr store %s created: %d day(s) from %s, chunks %s", self.url, n, settings.start_date, chunks)
