@@ -1,6 +1,6 @@
-"""The shared chunk cache: what it caches, where, that it returns the store's bytes, that
-concurrent workers fetch a chunk once, that it prunes by day, and that a broken cache only
-costs speed."""
+"""The shared chunk cache: what it caches, where, that it returns the store's values, that
+multi-hour chunks are served decoded by the hour, that concurrent workers fetch a chunk once,
+that it prunes by day, and that a broken cache only costs speed."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import threading
 import time
 from pathlib import Path
 
+import numcodecs
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import LocalStore, WrapperStore
 
-from conus404.chunk_cache import SharedChunkCache, cacheable_arrays, prune
+from conus404.chunk_cache import SharedChunkCache, cacheable_arrays, forget_metadata, prune
 from conus404.emulator.synthetic_store import StoreSpec, write_store
 
 
@@ -130,7 +132,7 @@ def test_concurrent_readers_fetch_each_chunk_once(daily_chunked_store, tmp_path)
         async def run() -> None:
             await cache.get(".zmetadata", prototype)
             cache.set_time_axis(xr.open_zarr(daily_chunked_store, chunks=None).indexes["time"])
-            results[index] = (await cache.get("T2/1.0.0", prototype)).to_bytes()
+            results[index] = (await cache.get("T2/25.0.0", prototype)).to_bytes()  # hour 25: chunk 1, its hour 1
 
         asyncio.run(run())
 
@@ -141,7 +143,8 @@ def test_concurrent_readers_fetch_each_chunk_once(daily_chunked_store, tmp_path)
     for t in threads:
         t.join(30)
     assert log.count("T2/1.0.0") == 1
-    assert results[0] == results[1] == (daily_chunked_store / "T2" / "1.0.0").read_bytes()
+    raw = zarr.open_array(LocalStore(str(daily_chunked_store / "T2"), read_only=True), mode="r")[25]
+    assert results[0] == results[1] == np.ascontiguousarray(raw).tobytes()
     assert time.monotonic() - started < 10
 
 
@@ -153,5 +156,71 @@ def test_an_unusable_cache_folder_costs_speed_not_data(daily_chunked_store, tmp_
     plain = xr.open_zarr(daily_chunked_store, chunks=None)
     np.testing.assert_array_equal(ds["T2"].isel(time=slice(24, 48)).values, plain["T2"].isel(time=slice(24, 48)).values)
     np.testing.assert_array_equal(ds["T2"].isel(time=slice(24, 48)).values, plain["T2"].isel(time=slice(24, 48)).values)
-    assert data_gets(log, "T2").count("T2/1.0.0") == 2  # fetched each time, nothing cached
+    assert data_gets(log, "T2").count("T2/1.0.0") == 1  # held decoded in memory instead
     assert blocker.read_text().startswith("a file")
+
+
+@pytest.mark.parametrize("separator", [".", "/"])
+def test_multi_hour_chunks_are_shown_by_the_hour_and_decoded_once(tmp_path, separator):
+    """Against zarr reading the store itself: a store with filters, edge chunks in time and space,
+    and either dimension separator reads the same through the cache, over any window; each chunk
+    is fetched once, kept decoded, and read again by a second reader without any fetch."""
+    path = tmp_path / "tiled.zarr"
+    values = np.random.default_rng(4).normal(280, 5, (100, 12, 16)).astype("float32")
+    group = zarr.open_group(str(path), mode="w", zarr_format=2)
+    t2 = group.create_array("T2", shape=values.shape, chunks=(48, 5, 7), dtype="float32",
+                            filters=[numcodecs.Delta("<f4")], compressors=numcodecs.Zstd(level=3),
+                            chunk_key_encoding={"name": "v2", "separator": separator})
+    t2[:] = values
+    t2.attrs["_ARRAY_DIMENSIONS"] = ["time", "south_north", "west_east"]
+    time_axis = group.create_array("time", shape=(100,), chunks=(100,), dtype="int64")
+    time_axis[:] = np.arange(100)
+    time_axis.attrs.update({"_ARRAY_DIMENSIONS": ["time"], "units": "hours since 2021-01-01", "calendar": "standard"})
+    lat = group.create_array("lat", shape=(12, 16), chunks=(12, 16), dtype="float32")
+    lat[:] = 40.0
+    lat.attrs["_ARRAY_DIMENSIONS"] = ["south_north", "west_east"]
+    zarr.consolidate_metadata(str(path))
+    plain = xr.open_zarr(path, chunks=None)
+    first_log: list = []
+    first, cache = open_cached(path, tmp_path / "cache", first_log)
+    assert first["T2"].encoding["chunks"] == (1, 5, 7) and cache.sliced["T2"].hours == 48
+    for window in (slice(0, 24), slice(23, 49), slice(95, 100), slice(0, 100)):
+        np.testing.assert_array_equal(first["T2"].isel(time=window).values, plain["T2"].isel(time=window).values)
+    fetched = data_gets(first_log, "T2")
+    assert len(fetched) == len(set(fetched)) == 3 * 3 * 3  # every chunk, once
+    second_log: list = []
+    second, _ = open_cached(path, tmp_path / "cache", second_log)
+    np.testing.assert_array_equal(second["T2"].isel(time=slice(30, 60)).values, values[30:60])
+    assert data_gets(second_log, "T2") == []
+    raw = zarr.open_array(LocalStore(str(path / "T2"), read_only=True), mode="r")
+    stored = next(cache.store_dir.rglob(f"T2/1{separator}2{separator}2"))  # time chunk 1, the corner tile
+    decoded = np.frombuffer(stored.read_bytes(), "<f4").reshape(48, 5, 7)  # whole chunks: edges padded
+    np.testing.assert_array_equal(decoded[:, :2, :2], raw[48:96, 10:12, 14:16])
+
+
+def test_workers_replay_the_metadata_the_runs_check_recorded(daily_chunked_store, tmp_path):
+    """The check records what opening the store asked for; a worker then opens it without one
+    request for metadata or the time axis, and reads the same values as zarr on the store."""
+    root = tmp_path / "cache"
+    check_log: list = []
+    check = SharedChunkCache(CountingStore(LocalStore(str(daily_chunked_store), read_only=True), log=check_log),
+                             root, identity="az://noaa/x.zarr", record=True)
+    xr.open_zarr(check, chunks=None)
+    assert {".zmetadata", "time/0"} <= set(check_log)
+    worker_log: list = []
+    worker = SharedChunkCache(CountingStore(LocalStore(str(daily_chunked_store), read_only=True), log=worker_log),
+                              root, identity="az://noaa/x.zarr", replay=True)
+    ds = xr.open_zarr(worker, chunks=None)
+    assert worker_log == []  # zarr.json (absent), .zgroup, .zattrs, .zmetadata, time: all replayed
+    worker.set_time_axis(ds.indexes["time"])
+    plain = xr.open_zarr(daily_chunked_store, chunks=None)
+    np.testing.assert_array_equal(ds.indexes["time"], plain.indexes["time"])
+    np.testing.assert_array_equal(ds["T2"].isel(time=slice(24, 48)).values, plain["T2"].isel(time=slice(24, 48)).values)
+    assert data_gets(worker_log, "T2") == ["T2/1.0.0"]
+
+    forget_metadata(root)  # as the retry pass does: a worker with no record fetches, and is still right
+    late_log: list = []
+    late = SharedChunkCache(CountingStore(LocalStore(str(daily_chunked_store), read_only=True), log=late_log),
+                            root, identity="az://noaa/x.zarr", replay=True)
+    np.testing.assert_array_equal(xr.open_zarr(late, chunks=None).indexes["time"], plain.indexes["time"])
+    assert ".zmetadata" in late_log

@@ -93,10 +93,10 @@ def open_checked(settings: Settings, signer: AssetSigner):
     what = settings.stac_url if settings.uses_planetary_computer else settings.source
     try:
         try:
-            ds, _ = source.open_source(settings, signer.current())
+            ds, _ = source.open_source(settings, signer.current(), record_metadata=True)
         except AuthenticationError:  # the token handed over expired on the way here: sign again, once
             log.warning("storage refused the token: signing again")
-            ds, _ = source.open_source(settings, signer.renew())
+            ds, _ = source.open_source(settings, signer.renew(), record_metadata=True)
     except (CatalogError, AuthenticationError, SourceLayoutError) as exc:
         raise ConfigurationError(f"cannot read the source: {exc}") from None
     except Exception as exc:  # whatever the storage stack raises, the answer is "unreadable source"

@@ -139,12 +139,13 @@ def _token_expiry(href: str, options: dict[str, Any]) -> dt.datetime | None:
     return token.expiry if token is not None and options.get("credential") == token.token else None
 
 
-def open_dataset(asset: SignedAsset, retry=None, chunk_cache_dir=None, **kwargs: Any):
+def open_dataset(asset: SignedAsset, retry=None, chunk_cache_dir=None, record_metadata: bool = False, **kwargs: Any):
     """``xr.open_zarr`` on the asset; refusals and empty stores become clear errors, not empty data.
 
     Azure Blob reads use ``retry`` (a :class:`~conus404.storage_retry.RetrySettings`; default
     settings if None) instead of the Azure SDK's slow default policy. With ``chunk_cache_dir``,
-    chunks that several days read go through the run's shared disk cache (:mod:`conus404.chunk_cache`).
+    chunks that several days read go through the run's shared disk cache (:mod:`conus404.chunk_cache`),
+    and the store's metadata is replayed from what the run's check recorded (``record_metadata``).
     """
     import xarray as xr
     from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
@@ -161,12 +162,16 @@ def open_dataset(asset: SignedAsset, retry=None, chunk_cache_dir=None, **kwargs:
         if chunk_cache_dir is None:
             ds = xr.open_zarr(asset.href, storage_options=options or None, **open_kwargs)
         else:
-            from zarr.storage import FsspecStore
+            from zarr.storage import FsspecStore, LocalStore
 
             from conus404.chunk_cache import SharedChunkCache
 
-            store = FsspecStore.from_url(asset.href, storage_options=options or None, read_only=True)
-            cache = SharedChunkCache(store, chunk_cache_dir, identity=asset.public_href)
+            if "://" in asset.href:
+                store = FsspecStore.from_url(asset.href, storage_options=options or None, read_only=True)
+            else:  # a local copy: its multi-hour chunks still gain from being decoded once per run
+                store = LocalStore(asset.href, read_only=True)
+            cache = SharedChunkCache(store, chunk_cache_dir, identity=asset.public_href,
+                                     record=record_metadata, replay=not record_metadata)
             ds = xr.open_zarr(cache, **open_kwargs)
     except (ClientAuthenticationError, HttpResponseError) as exc:
         status = getattr(exc, "status_code", None)
@@ -181,11 +186,12 @@ def open_dataset(asset: SignedAsset, retry=None, chunk_cache_dir=None, **kwargs:
     return ds
 
 
-def open_source(settings, signed: SignedAsset | None = None):
+def open_source(settings, signed: SignedAsset | None = None, record_metadata: bool = False):
     """Open the configured source for reading. Returns (dataset, provenance attributes).
 
     The Planetary Computer is signed here unless the driver already handed over ``signed``;
-    any other source is a Zarr URL or path opened with ``settings.storage_options``.
+    any other source is a Zarr URL or path opened with ``settings.storage_options``. The run's
+    check of the source opens it with ``record_metadata`` for its day workers to replay.
     """
     if settings.uses_planetary_computer:
         asset = signed or sign_collection_asset(
@@ -206,11 +212,11 @@ def open_source(settings, signed: SignedAsset | None = None):
         asset = SignedAsset(settings.source, dict(settings.storage_options), {})
         description = {"source": "Zarr store", "source_href": asset.public_href}
     cache_dir = None
-    if settings.chunk_cache and "://" in asset.href:  # a local store needs no cache
+    if settings.chunk_cache:
         from conus404.chunk_cache import cache_root
 
         cache_dir = cache_root(settings.data_dir)
-    ds = open_dataset(asset, settings.retry, cache_dir, chunks=None)  # no dask: zarr fetches exactly the chunks a read needs
+    ds = open_dataset(asset, settings.retry, cache_dir, record_metadata, chunks=None)  # no dask: zarr fetches exactly the chunks a read needs
     return normalise(ds), description
 
 

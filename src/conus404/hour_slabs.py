@@ -1,0 +1,70 @@
+"""Multi-hour chunks shown to zarr one hour per chunk (:mod:`conus404.chunk_cache` serves them).
+
+A zarr format-2 chunk in C order keeps each time step's block contiguous, so once a chunk is
+decoded, hour ``h`` of it is one byte range: ``[h * slab_bytes, (h + 1) * slab_bytes)``. Zarr is
+shown the array with ``chunks[0] = 1`` and no codecs, and asks for exactly the hours a day needs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numcodecs
+import numpy as np
+from numcodecs.compat import ensure_bytes
+
+
+@dataclass(frozen=True)
+class SlicedArray:
+    """A multi-hour array shown to zarr one hour per chunk, served from its decoded chunks."""
+
+    hours: int  # hours per chunk of the store
+    slab_bytes: int  # one hour of one chunk, decoded
+    spatial_chunks: int  # chunks per time step
+    separator: str
+    codecs: tuple[Any, ...]  # undone in this order: the compressor, then the filters last to first
+
+    def decode(self, raw: bytes) -> bytes:
+        data: Any = raw
+        for codec in self.codecs:
+            data = codec.decode(data)
+        data = ensure_bytes(data)
+        if len(data) != self.hours * self.slab_bytes:
+            raise ValueError(f"a chunk decoded to {len(data)} bytes, not {self.hours * self.slab_bytes}")
+        return data
+
+
+def sliced_array(zarray: dict[str, Any]) -> SlicedArray | None:
+    """How to serve an array by the hour, or None when its layout does not allow it."""
+    try:
+        chunks, shape, dtype = list(zarray["chunks"]), list(zarray["shape"]), np.dtype(zarray["dtype"])
+        if chunks[0] <= 1 or zarray.get("order", "C") != "C" or dtype.kind not in "biuf" or len(chunks) < 2:
+            return None
+        configs = [zarray["compressor"]] if zarray.get("compressor") else []
+        configs += list(reversed(zarray.get("filters") or []))
+        codecs = tuple(numcodecs.get_codec(dict(c)) for c in configs)
+    except (KeyError, TypeError, ValueError):  # an unknown codec or odd metadata: leave the array as it is
+        return None
+    spatial = math.prod(math.ceil(n / c) for n, c in zip(shape[1:], chunks[1:], strict=True))
+    return SlicedArray(int(chunks[0]), math.prod(chunks[1:]) * dtype.itemsize, spatial,
+                       zarray.get("dimension_separator", "."), codecs)
+
+
+def hourly_zarray(zarray: dict[str, Any]) -> dict[str, Any]:
+    """The metadata zarr is shown for a sliced array: one hour per chunk, stored decoded."""
+    return {**zarray, "chunks": [1, *zarray["chunks"][1:]], "compressor": None, "filters": None}
+
+
+def cut(data: bytes, byte_range) -> bytes:
+    """The part of a served chunk a zarr byte-range request asks for."""
+    from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
+
+    if isinstance(byte_range, RangeByteRequest):
+        return data[byte_range.start:byte_range.end]
+    if isinstance(byte_range, OffsetByteRequest):
+        return data[byte_range.offset:]
+    if isinstance(byte_range, SuffixByteRequest):
+        return data[-byte_range.suffix:]
+    return data
