@@ -6,6 +6,7 @@ PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$PROJECT_ROOT/.venv"
 PYTHON="$VENV/bin/python"
 EMULATOR_NODE_DIR="$PROJECT_ROOT/src/conus404/emulator"
+NODE_CACHE="${CONUS404_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/conus404}/node-modules"
 UV_VERSION="0.13.8"  # the installer (from PyPI, into .venv); pip is used if it cannot run
 
 _say() { echo "[setup] $*" >&2; }
@@ -49,6 +50,9 @@ ensure_venv() {
 }
 
 ensure_emulator_packages() {
+    # Azurite's packages (60,000 files) are installed once per lock file into a per-user cache,
+    # as uv keeps Python wheels, and each clone links to them; where that cache cannot be
+    # written, they are installed into the clone itself.
     local want stamp="$EMULATOR_NODE_DIR/node_modules/.package-lock.sha256"
     want="$(_hash_of "$EMULATOR_NODE_DIR/package-lock.json")"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
@@ -57,7 +61,23 @@ ensure_emulator_packages() {
     if ! command -v npm >/dev/null 2>&1; then
         _say "error: npm is not installed; the local emulator needs Node.js 20+ and npm"; return 1
     fi
-    _say "installing the emulator's node packages (npm ci; about half a minute)"
+    local cached="$NODE_CACHE/$want" tmp
+    if [ ! -f "$cached/node_modules/.package-lock.sha256" ] && mkdir -p "$NODE_CACHE" 2>/dev/null \
+        && tmp="$(mktemp -d "$NODE_CACHE/.tmp-XXXXXX" 2>/dev/null)"; then
+        _say "installing the emulator's node packages (npm ci, about a minute; once per lock file, kept in $NODE_CACHE)"
+        cp "$EMULATOR_NODE_DIR/package.json" "$EMULATOR_NODE_DIR/package-lock.json" "$tmp/"
+        if ! (cd "$tmp" && npm ci --no-audit --no-fund --loglevel=error >&2); then
+            rm -rf "$tmp"; _say "error: npm ci failed (see the messages above)"; return 1
+        fi
+        echo "$want" > "$tmp/node_modules/.package-lock.sha256"
+        mv -T "$tmp" "$cached" 2>/dev/null || rm -rf "$tmp"  # another setup finished first: use its copy
+    fi
+    rm -rf "$EMULATOR_NODE_DIR/node_modules"  # an older install, or a link to one
+    if [ -f "$cached/node_modules/.package-lock.sha256" ]; then
+        ln -s "$cached/node_modules" "$EMULATOR_NODE_DIR/node_modules"
+        return 0
+    fi
+    _say "installing the emulator's node packages into $EMULATOR_NODE_DIR (npm ci; about a minute)"
     if ! (cd "$EMULATOR_NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error >&2); then
         _say "error: npm ci failed in $EMULATOR_NODE_DIR (see the messages above)"; return 1
     fi
@@ -65,7 +85,7 @@ ensure_emulator_packages() {
 }
 
 ensure_venv_and_emulator_packages() {
-    # npm ci (about half a minute on a fresh clone) runs while the Python packages install
+    # npm ci (about a minute, the first time) runs while the Python packages install
     local npm_pid venv_status=0 npm_status=0
     ensure_emulator_packages &
     npm_pid=$!
