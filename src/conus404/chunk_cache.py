@@ -155,8 +155,9 @@ class SharedChunkCache(WrapperStore):
                 else:
                     path.with_name(path.name + ABSENT).unlink(missing_ok=True)
                     await asyncio.to_thread(_write_making_parents, path, buffer.to_bytes())
-            except OSError as exc:
-                self._give_up(exc)
+            except OSError as exc:  # the workers will simply ask the store themselves
+                log.info("the store's metadata is not recorded for the day workers: %s", exc)
+                self.record = False
         return buffer
 
     async def _get_data(self, key: str, prototype, byte_range):
