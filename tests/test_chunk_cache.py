@@ -18,7 +18,8 @@ import zarr
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import LocalStore, WrapperStore
 
-from conus404.chunk_cache import SharedChunkCache, cacheable_arrays, forget_metadata, prune
+from conus404.chunk_cache import forget_metadata, prune
+from conus404.chunk_cache_store import SharedChunkCache, cacheable_arrays
 from conus404.emulator.synthetic_store import StoreSpec, write_store
 
 

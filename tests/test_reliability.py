@@ -191,7 +191,7 @@ def _wait_for_workers(pgid: int, seconds: float) -> list[int]:
     return []
 
 
-@pytest.mark.parametrize("rounds", [6, pytest.param(40, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("rounds", [4, pytest.param(40, marks=pytest.mark.slow)])
 def test_a_crash_campaign_loses_nothing_and_ends_identical(stack, clean_run, tmp_path, rounds):
     rng = random.Random(20261125)
     stack.proxy.rules = [FaultRule(CHUNKS, delay_s=0.15)]  # days of a few seconds: time to land kills

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from conus404.variables import BUCKET_J, VariableClass
+from conus404.variables import BUCKET_J, VariableClass, default_statistic
 
 
 @dataclass(frozen=True)
@@ -96,11 +96,6 @@ def hourly_statistic(statistic: str, hourly: np.ndarray) -> np.ndarray:
         return (np.min if statistic == "min" else np.max)(hourly, axis=0).astype(np.float32)
     reducer = np.mean if statistic == "mean" else np.sum
     return reducer(hourly, axis=0, dtype=np.float64).astype(np.float32)
-
-
-def default_statistic(var_class: VariableClass) -> str:
-    """The statistic a class's daily value represents (difference of totals = amount = sum)."""
-    return "mean" if var_class == VariableClass.INSTANTANEOUS else "sum"
 
 
 def cell_methods(statistic: str) -> str:

@@ -179,8 +179,8 @@ def verified_on_disk(settings: Settings) -> Callable[[dt.date], bool]:
 
     Run in the driver's one thread: the HDF5 library under netCDF4 is not thread-safe.
     """
+    from conus404.day_fields import bbox_text, output_names
     from conus404.remote_output import RemoteOutput
-    from conus404.worker import bbox_text, output_names
 
     names, box = output_names(settings), bbox_text(settings)
     series_made = series.parts_done(settings, names) if series.wanted(settings) else None
@@ -233,7 +233,7 @@ def _series_tables(settings: Settings, done) -> None:
     if not series.wanted(settings):
         return
     from conus404 import series_tables, series_weights
-    from conus404.worker import output_names
+    from conus404.day_fields import output_names
 
     targets = series_weights.cached(settings)
     if targets is None:
@@ -246,7 +246,7 @@ def _rollups(settings: Settings, done) -> None:
     if not settings.rollups:
         return
     from conus404 import rollups, series_weights
-    from conus404.worker import output_names
+    from conus404.day_fields import output_names
 
     if settings.series_only:  # the series are the run's output: they are rolled up
         rollups.write_series_rollups(settings, series_weights.cached(settings) or [], output_names(settings))
@@ -257,7 +257,7 @@ def _rollups(settings: Settings, done) -> None:
 def _zarr_store(settings: Settings, done) -> None:
     if not settings.output_zarr:
         return
-    from conus404.worker import output_names
+    from conus404.day_fields import output_names
     from conus404.zarr_output import ZarrOutput
 
     ZarrOutput.of(settings).write(settings, output_names(settings), done)
@@ -416,7 +416,7 @@ def preflight(settings: Settings, signer: AssetSigner, replace_different: bool =
         existing_files.refuse_other_coverage(settings)
         existing_files.refuse_other_day_boundary(settings)
     if settings.output_zarr:
-        from conus404.worker import bbox_text, output_names
+        from conus404.day_fields import bbox_text, output_names
         from conus404.zarr_output import ZarrOutput
 
         ZarrOutput.of(settings).check(settings, output_names(settings), bbox_text(settings))

@@ -35,7 +35,7 @@ def refuse_other_coverage(settings: Settings) -> None:
     """A box run must not redo (and so move aside) the whole-domain files of the range, nor the reverse:
     refuse when the range's first existing daily file covers another region (a whole-domain file
     serves a polygon/point run: it holds the cells covering them)."""
-    from conus404.worker import bbox_text
+    from conus404.day_fields import bbox_text
 
     wanted, first = bbox_text(settings), _first_existing(settings)
     if first is not None and not subset.covers(first[1].get("conus404_bbox"), wanted):
@@ -71,7 +71,7 @@ def _fields_of(path: Path, day: dt.date, records: verified_files.VerifiedFiles) 
 
 def refuse_other_fields(settings: Settings) -> None:
     """Refuse a run whose existing files of the range lack asked fields (see the module's doc)."""
-    from conus404.worker import output_names
+    from conus404.day_fields import output_names
 
     wanted = set(output_names(settings))
     records = verified_files.VerifiedFiles(daily_file.daily_dir(settings.data_dir))

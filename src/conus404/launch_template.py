@@ -38,7 +38,7 @@ PRELOAD = (  # what a day imports; importing it once is the whole point
     "dask.array", "distributed", "dask.distributed", "multiprocessing.synchronize",  # xarray's duck-array and scheduler probes
     "azure.storage.blob.aio", "aiohttp", "pystac_client", "planetary_computer",
     "conus404.worker_cli", "conus404.worker", "conus404.source", "conus404.daily_file", "conus404.hourly_file",
-    "conus404.chunk_cache", "conus404.storage_retry", "conus404.remote_output", "conus404.subset",
+    "conus404.chunk_cache", "conus404.chunk_cache_store", "conus404.hour_slabs", "conus404.storage_retry", "conus404.remote_output", "conus404.subset",
 )
 READY_TIMEOUT_S = 120.0  # imports on a loaded 2-core machine
 _ARGV_ROOM = 8192  # bytes of command line a forked worker can show as its own

@@ -49,8 +49,8 @@ def _last_run_lines(log_path: Path) -> list[str]:
 
 def _day_counts(settings: settings_mod.Settings) -> tuple[list, list, list]:
     """(verified days, present but unverified days, failed days) of the range."""
+    from conus404.day_fields import bbox_text, output_names
     from conus404.retry import ultimate_failures_path
-    from conus404.worker import bbox_text, output_names
 
     days = settings.days
     unverified: list = []

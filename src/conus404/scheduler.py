@@ -163,7 +163,7 @@ class DayScheduler:
         self.chunk_cache = None
         self.disk_full = False  # a day found the data folder's disk full: no new day starts
         self.not_started: list[dt.date] = []
-        if settings.chunk_cache:  # imports zarr: here, while the launch template starts, not at a day's end
+        if settings.chunk_cache:  # its folders only (no zarr): pruned as days finish and at the end
             from conus404 import chunk_cache
 
             self.chunk_cache = chunk_cache

@@ -149,7 +149,7 @@ def finished_or_made_from_file(settings, day: dt.date, final: Path, names: list[
     """(status, output, message) when ``day`` needs no download: its series verify (and its daily
     file, unless --series-only), or its verified daily file is here to make the series from."""
     from conus404 import daily_file
-    from conus404.worker import bbox_text
+    from conus404.day_fields import bbox_text
 
     targets = cached(settings)  # read once: both the check and the series below use it
     done = parts_done(settings, names, targets)

@@ -164,7 +164,7 @@ def open_dataset(asset: SignedAsset, retry=None, chunk_cache_dir=None, record_me
         else:
             from zarr.storage import FsspecStore, LocalStore
 
-            from conus404.chunk_cache import SharedChunkCache
+            from conus404.chunk_cache_store import SharedChunkCache
 
             if "://" in asset.href:
                 store = FsspecStore.from_url(asset.href, storage_options=options or None, read_only=True)

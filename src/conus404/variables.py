@@ -72,6 +72,11 @@ def classify_attributes(name: str, attrs: Mapping[str, Any]) -> VariableClass:
     return VariableClass.INSTANTANEOUS
 
 
+def default_statistic(var_class: VariableClass) -> str:
+    """The statistic a class's daily value represents (difference of totals = amount = sum)."""
+    return "mean" if var_class == VariableClass.INSTANTANEOUS else "sum"
+
+
 @lru_cache(maxsize=1)
 def builtin_classes() -> dict[str, VariableClass]:
     """Class of every variable of the published PC collection, from its shipped metadata."""

@@ -31,6 +31,7 @@ from conus404 import (
     verified_files,
 )
 from conus404.atomic import atomic_write_json
+from conus404.day_fields import bbox_text, output_names
 from conus404.exceptions import AuthenticationError, ConfigurationError, MissingDataError
 from conus404.remote_output import RemoteOutput
 from conus404.settings import Settings
@@ -38,7 +39,6 @@ from conus404.variables import (
     DERIVED,
     VariableClass,
     aggregation_rule,
-    builtin_classes,
     classify,
     contradicts_hint,
     counter_name,
@@ -79,35 +79,12 @@ class DayResult:
         return {k: v for k, v in self.__dict__.items()}
 
 
-def output_names(settings: Settings) -> list[str]:
-    """The fields a day's file holds, predictable before the source is opened (for skipping)."""
-    names = []
-    for var in settings.variables:
-        var_class = builtin_classes().get(var, VariableClass.INSTANTANEOUS)
-        default = aggregation.default_statistic(var_class)
-        names.append(var)
-        names += [f"{var}_{s}" for s in settings.statistics.get(var, ()) if s != default]
-    return names
-
-
 def upload(remote: RemoteOutput, final: Path, day: dt.date, settings: Settings) -> str:
     """Copy the published file to OUTPUT_URL and commit it there; then the local copy goes."""
     url = remote.publish(final, day, bbox_text(settings))
     final.unlink()
     log.info("uploaded to %s", url)
     return url
-
-
-def bbox_text(settings: Settings) -> str | None:
-    """What a day's file records of the region asked for (its conus404_bbox): the box; with polygons
-    or points and no box, the cells covering them ("cells south_north J0:J1, west_east I0:I1");
-    None = the whole domain."""
-    if settings.bbox is not None:
-        return str(settings.bbox)
-    if series.wanted(settings):
-        window = series_weights.series_window(settings)
-        return f"{subset.SERIES_CELLS}{window if window is not None else '(weights not prepared yet)'}"
-    return None
 
 
 def plan_variables(ds, settings: Settings) -> tuple[list[VariablePlan], list[str]]:
