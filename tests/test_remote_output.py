@@ -40,9 +40,17 @@ def pipeline(tmp: Path, stack: EmulatorStack, *flags: str) -> subprocess.Complet
     return conftest.run_pipeline(tmp, stack, DAYS, VARIABLES, "--foreground", *flags, env=env)
 
 
-def test_a_dask_run_publishes_to_s3_and_a_rerun_skips_by_the_records(stack, tmp_path):
-    reference = pipeline(tmp_path / "local", stack)
-    assert reference.returncode == 0, reference.stderr
+@pytest.fixture(scope="module")
+def local_run(stack, tmp_path_factory) -> Path:
+    """The reference both Dask runs are compared with: a subprocess run writing daily files and a
+    Zarr store to local folders."""
+    tmp = tmp_path_factory.mktemp("local")
+    reference = pipeline(tmp, stack, "--zarr", str(tmp / "local.zarr"), "--zarr-chunks", "2,8,8")
+    assert reference.returncode == 0, reference.stdout + reference.stderr
+    return tmp
+
+
+def test_a_dask_run_publishes_to_s3_and_a_rerun_skips_by_the_records(stack, local_run, tmp_path):
     result = pipeline(tmp_path / "remote", stack, "--executor", "dask", "--output-url", OUTPUT)
     assert result.returncode == 0, result.stdout + result.stderr
     fs = stack.s3.filesystem()
@@ -55,7 +63,7 @@ def test_a_dask_run_publishes_to_s3_and_a_rerun_skips_by_the_records(stack, tmp_
         fs.get(f"results/conus404/daily/{name}", str(tmp_path / name))
         record = json.loads(fs.cat(f"results/conus404/daily/{name}.json"))
         with xr.open_dataset(tmp_path / name) as got, \
-                xr.open_dataset(daily_file.daily_path(tmp_path / "local" / "data", day)) as want:
+                xr.open_dataset(daily_file.daily_path(local_run / "data", day)) as want:
             assert got.attrs["conus404_data_sha256"] == want.attrs["conus404_data_sha256"] == record["data_sha256"]
             xr.testing.assert_identical(got["T2"], want["T2"])
         assert record["size"] == (tmp_path / name).stat().st_size and record["day"] == day.isoformat()
@@ -118,16 +126,14 @@ def test_an_unusable_output_url_is_a_usage_error(stack, tmp_path, url, message):
     assert not (tmp_path / "logs" / "subprocesses").exists()
 
 
-def test_a_dask_run_writing_its_zarr_store_to_s3_gives_the_local_runs_store(stack, tmp_path):
+def test_a_dask_run_writing_its_zarr_store_to_s3_gives_the_local_runs_store(stack, local_run, tmp_path):
     """--zarr at an fsspec URL (moto's S3 server), days run on a Dask LocalCluster: the same store
     as a subprocess run writing it to a local folder."""
-    local = pipeline(tmp_path / "local", stack, "--zarr", str(tmp_path / "local.zarr"), "--zarr-chunks", "2,8,8")
-    assert local.returncode == 0, local.stdout + local.stderr
     remote = pipeline(tmp_path / "remote", stack, "--executor", "dask", "--zarr", "s3://results/stores/conus404.zarr",
                       "--zarr-chunks", "2,8,8")
     assert remote.returncode == 0, remote.stdout + remote.stderr
     fs = stack.s3.filesystem()
-    with xr.open_zarr(str(tmp_path / "local.zarr"), consolidated=True) as want, \
+    with xr.open_zarr(str(local_run / "local.zarr"), consolidated=True) as want, \
             xr.open_zarr(fs.get_mapper("results/stores/conus404.zarr"), consolidated=True) as got:
         assert got.sizes["time"] == len(DAYS) and int(got["conus404_day_written"].sum()) == len(DAYS)
         xr.testing.assert_identical(got.load(), want.load())
