@@ -149,13 +149,15 @@ def test_worker_flags_reproduce_the_drivers_settings_over_any_config(tmp_path):
     config = {**CONFIG, "BBOX": (-105, 39, -104, 40), "OUTPUT_URL": "s3://bucket/daily", "KEEP_HOURLY": False}
     driver = settings.apply_arguments(settings.from_config(config, env={}),
                                       _flags("--bbox", "", "--output-url", "", "--variables", "T2:max,Q2",
-                                             "--source", str(tmp_path / "store.zarr"), "--keep-hourly"))
+                                             "--source", str(tmp_path / "store.zarr"), "--keep-hourly", "--cell-corners"))
     parser = argparse.ArgumentParser()
     settings.add_arguments(parser, date_range=False)
     worker = settings.apply_arguments(settings.from_config(config, env={}),
                                       parser.parse_args(settings.worker_flags(driver)))
-    for name in ("variables", "statistics", "source", "data_dir", "bbox", "output_url", "keep_hourly", "allow_3d", "chunk_cache"):
+    for name in ("variables", "statistics", "source", "data_dir", "bbox", "output_url", "keep_hourly", "allow_3d", "chunk_cache",
+                 "cell_corners"):
         assert getattr(worker, name) == getattr(driver, name), name
+    assert driver.cell_corners and not settings.from_config(config, env={}).cell_corners
     assert worker.bbox is None and worker.output_url is None
 
 

@@ -118,11 +118,17 @@ def test_hytest_layout_gives_the_same_daily_fields(tmp_path):
 def test_output_is_cf_with_bounds_cell_methods_units_and_crs(tmp_path):
     store = tmp_path / "s.zarr"
     write_store(StoreSpec.for_days("2021-01-01", 1, ny=10, nx=12), str(store))
-    code, _, err = run_worker("2021-01-01", tmp_path, "--source", str(store),
+    code, _, err = run_worker("2021-01-01", tmp_path, "--source", str(store), "--cell-corners",
                               "--variables", "T2,PREC_ACC_NC,ACSWDNB", "--statistics", "T2:min,max")
     assert code == 0, err
     ds = xr.open_dataset(daily(tmp_path, "2021-01-01"))
-    assert ds.attrs["Conventions"] == "CF-1.8"
+    assert ds.attrs["Conventions"] == "CF-1.8, ACDD-1.3"
+    assert ds["lat_bnds"].shape == (10, 12, 4) and ds["x"].dims == ("west_east",)
+    from tests.test_cf import findings  # the IOOS checker on the worker's own file
+
+    found = findings(daily(tmp_path, "2021-01-01"), tmp_path)
+    assert found["high_priorities"] == [], found
+    assert [f.split(":")[0] for f in found["medium_priorities"]] == ["§2.4 Dimensions"], found
     assert ds["time"].values[0] == np.datetime64("2021-01-01T00:00", "ns")
     assert ds["time"].attrs["bounds"] == "time_bnds"
     np.testing.assert_array_equal(ds["time_bnds"].values[0], np.array(["2021-01-01", "2021-01-02"], dtype="datetime64[ns]"))

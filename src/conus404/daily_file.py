@@ -36,14 +36,6 @@ class DailyField:
         return ("time", *((self.level_dim,) if self.level_dim else ()), "south_north", "west_east")
 
 
-# CF standard names of common surface fields (U10/V10 are grid-relative: CF's x_wind/y_wind).
-STANDARD_NAMES = {
-    "T2": "air_temperature", "TD2": "dew_point_temperature", "Q2": "humidity_mixing_ratio",
-    "PSFC": "surface_air_pressure", "U10": "x_wind", "V10": "y_wind", "WSPD10": "wind_speed",
-    "SWDOWN": "surface_downwelling_shortwave_flux_in_air", "GLW": "surface_downwelling_longwave_flux_in_air",
-}
-
-
 def daily_dir(data_dir: Path) -> Path:
     return Path(data_dir) / "unprocessed" / "daily"
 
@@ -73,13 +65,13 @@ def content_digest(fields: Iterable[tuple[str, np.ndarray]]) -> str:
 
 def build_dataset(
     day: dt.date, lat: np.ndarray, lon: np.ndarray, fields: list[DailyField], provenance: dict[str, Any],
-    offset_hours: int = 0,
+    offset_hours: int = 0, corners: bool = False,
 ):
-    """The CF-1.8 dataset of one day: time = its start in UTC (00:00 of a UTC day, local 00:00 of a
-    day of another boundary) with bounds to the next day's start."""
+    """The CF-1.8 / ACDD-1.3 dataset of one day (:mod:`conus404.cf`): time = its start in UTC
+    (00:00 of a UTC day, local 00:00 of a day of another boundary) with bounds to the next day's start."""
     import xarray as xr
 
-    from conus404 import day_boundary
+    from conus404 import cf, day_boundary
 
     start = day_start_utc(day, offset_hours)
     end = start + np.timedelta64(1, "D")
@@ -88,22 +80,22 @@ def build_dataset(
         "crs": ((), np.int32(0), grid.crs_attributes()),
     }
     for f in fields:
-        attrs = {**f.attrs, "grid_mapping": "crs"}
+        attrs = cf.field_attributes(f.name, {**f.attrs, "grid_mapping": "crs"})
         attrs.setdefault("long_name", attrs.get("description", f.name))
-        base = f.name.split("_")[0] if f.name not in STANDARD_NAMES else f.name
-        if base in STANDARD_NAMES and attrs.get("cell_methods") in ("time: mean", "time: minimum", "time: maximum"):
-            attrs.setdefault("standard_name", STANDARD_NAMES[base])
         data_vars[f.name] = (f.dims, f.values.astype(np.float32)[None], attrs)
     coords = {
         "time": ("time", [start], {"standard_name": "time", "bounds": "time_bnds", "axis": "T", "long_name":
                                    "start of the UTC day" if not offset_hours else
                                    f"start of the day (local 00:00 at {day_boundary.describe(offset_hours)}), in UTC"}),
-        "lat": (("south_north", "west_east"), lat.astype(np.float32), {"standard_name": "latitude", "units": "degree_north", "long_name": "latitude"}),
-        "lon": (("south_north", "west_east"), lon.astype(np.float32), {"standard_name": "longitude", "units": "degree_east", "long_name": "longitude"}),
+        **cf.grid_coordinates(lat, lon, corners),
     }
+    title = f"CONUS404 daily fields for {day.isoformat()} ({day_boundary.describe(offset_hours)} day)"
+    summary = ("Daily aggregates of the CONUS404 hourly WRF reanalysis on its 4-km Lambert conformal grid: "
+               "instantaneous fields averaged over the day's 24 hourly records, 60-minute amounts summed over the "
+               "hours ending in the day, and accumulated totals differenced across it (each field's cell_methods "
+               "and conus404_rule say which).")
     attrs = {
-        "Conventions": "CF-1.8",
-        "title": f"CONUS404 daily fields for {day.isoformat()} (UTC)",
+        **cf.discovery_attributes(title, summary, lat, lon, start, end, provenance.get("source", "")),
         "conus404_day": day.isoformat(),
         "conus404_day_boundary": day_boundary.describe(offset_hours),
         "conus404_format_version": FORMAT_VERSION,
@@ -122,10 +114,19 @@ def days_time_encoding() -> dict[str, dict[str, Any]]:
 
 
 def _encoding(ds) -> dict[str, dict[str, Any]]:
+    # CF: coordinates and bounds carry no _FillValue
     enc: dict[str, dict[str, Any]] = {
-        "time": {"units": "hours since 1979-10-01 00:00:00", "calendar": "proleptic_gregorian", "dtype": "float64"},
-        "time_bnds": {"units": "hours since 1979-10-01 00:00:00", "calendar": "proleptic_gregorian", "dtype": "float64"},
+        "time": {"units": "hours since 1979-10-01 00:00:00", "calendar": "proleptic_gregorian", "dtype": "float64",
+                 "_FillValue": None},
+        "time_bnds": {"units": "hours since 1979-10-01 00:00:00", "calendar": "proleptic_gregorian", "dtype": "float64",
+                      "_FillValue": None},
     }
+    for name in ("lat", "lon", "x", "y"):
+        if name in ds.variables:
+            enc[name] = {"_FillValue": None}
+    for name in ("lat_bnds", "lon_bnds"):
+        if name in ds.variables:
+            enc[name] = {"_FillValue": None, "zlib": True, "complevel": 1, "shuffle": True}
     for name, var in ds.data_vars.items():
         if "south_north" in var.dims:
             enc[name] = {"zlib": True, "complevel": 4, "shuffle": True, "dtype": "float32", "_FillValue": np.float32(np.nan)}

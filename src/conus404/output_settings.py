@@ -1,5 +1,5 @@
 """The settings of what a run makes besides the daily grids: basin and gauge series, roll-ups, one
-Zarr store, and the day boundary. Their flags, config keys and checks live here; the values are
+Zarr store, cell corners, and the day boundary. Their flags, config keys and checks live here; the values are
 fields of :class:`conus404.settings.Settings`, which calls these functions."""
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ def add_arguments(group, date_range: bool) -> None:
                            "or s3://bucket/conus404.zarr (OUTPUT_ZARR; options as for --output-url); '' = none")
         group.add_argument("--zarr-chunks", metavar="DAYS,ROWS,COLUMNS",
                            help="the Zarr store's chunks, e.g. 36,350,350 (ZARR_CHUNKS)")
+    group.add_argument("--cell-corners", action="store_true", default=None,
+                       help="also write each cell's four corners (lat_bnds, lon_bnds) into the daily files, for "
+                       "conservative regridding (cdo remapcon); about 14 MB more per full-grid file (CELL_CORNERS)")
     group.add_argument("--day-boundary", metavar="±HH:MM",
                        help="days of a fixed UTC offset, e.g. -06:00 (US Central standard time, no daylight "
                        "saving); default UTC (DAY_BOUNDARY)")
@@ -50,6 +53,7 @@ def from_config(values: Mapping[str, Any], project_path: Callable[[str], Path]) 
         "rollups": _rollups(values.get("ROLLUPS", ()), "ROLLUPS"),
         "allow_partial": bool(values.get("ALLOW_PARTIAL", False)),
         "day_boundary": _day_boundary(values.get("DAY_BOUNDARY", "UTC"), "DAY_BOUNDARY"),
+        "cell_corners": bool(values.get("CELL_CORNERS", False)),
         "output_zarr": _zarr_location(values.get("OUTPUT_ZARR"), project_path),
         "zarr_chunks": _zarr_chunks(values.get("ZARR_CHUNKS", (36, 350, 350)), "ZARR_CHUNKS"),
     }
@@ -77,6 +81,8 @@ def changes_from(args: argparse.Namespace, user_path: Callable[[str], Path]) -> 
         changes["rollups"] = _rollups(args.rollup, "--rollup")
     if getattr(args, "allow_partial", None):
         changes["allow_partial"] = True
+    if getattr(args, "cell_corners", None):
+        changes["cell_corners"] = True
     return changes
 
 
@@ -103,6 +109,7 @@ def worker_flags(settings) -> list[str]:
                         ("--points", settings.points), ("--point-id", settings.point_id)):
         flags += [flag, str(value or "")]
     flags += ["--series-only"] if settings.series_only else []
+    flags += ["--cell-corners"] if settings.cell_corners else []
     return flags + [f"--day-boundary={describe(settings.day_boundary)}"]
 
 

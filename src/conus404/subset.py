@@ -116,6 +116,9 @@ class FittedGrid:
         return (np.asarray(y) - self.y0) / self.dy, (np.asarray(x) - self.x0) / self.dx
 
 
+FIT_SAMPLE = 64  # rows and columns of lat/lon a grid fit looks at
+
+
 def fit_grid(lat: np.ndarray, lon: np.ndarray) -> FittedGrid:
     """The regular Lambert conformal grid of the store's lat/lon.
 
@@ -124,13 +127,17 @@ def fit_grid(lat: np.ndarray, lon: np.ndarray) -> FittedGrid:
     ny, nx = lat.shape
     if ny < 2 or nx < 2:
         raise SourceLayoutError(f"a {ny} x {nx} grid is too small to subset")
-    x, y = grid.xy_from_latlon(lat.astype(np.float64), lon.astype(np.float64))
+    # up to 64 rows and columns, the edges included: a regular grid fits them as it fits all
+    rows = np.unique(np.linspace(0, ny - 1, min(ny, FIT_SAMPLE)).round().astype(int))
+    cols = np.unique(np.linspace(0, nx - 1, min(nx, FIT_SAMPLE)).round().astype(int))
+    sample = np.ix_(rows, cols)
+    x, y = grid.xy_from_latlon(lat[sample].astype(np.float64), lon[sample].astype(np.float64))
     dx = (x[:, -1] - x[:, 0]).mean() / (nx - 1)
     dy = (y[-1, :] - y[0, :]).mean() / (ny - 1)
     x0 = x[:, 0].mean()
     y0 = y[0, :].mean()
-    expected_x = x0 + dx * np.arange(nx)[None, :]
-    expected_y = y0 + dy * np.arange(ny)[:, None]
+    expected_x = x0 + dx * cols[None, :]
+    expected_y = y0 + dy * rows[:, None]
     off = max(np.abs(x - expected_x).max() / abs(dx), np.abs(y - expected_y).max() / abs(dy))
     if not off < GRID_TOLERANCE_CELLS:
         raise SourceLayoutError(

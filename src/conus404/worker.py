@@ -393,7 +393,8 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
         timings["aggregate"] = time.monotonic() - step - timings.get("read", 0.0)
         report.raise_if_failed()
         step = time.monotonic()
-        dataset = daily_file.build_dataset(day, lat, lon, fields, provenance(description, plans), settings.day_boundary)
+        dataset = daily_file.build_dataset(day, lat, lon, fields, provenance(description, plans), settings.day_boundary,
+                                             settings.cell_corners)
         if not settings.series_only:
             daily_file.publish(dataset, final, timings)
             verified_files.remember(final, dataset.attrs["conus404_variables"].split(), bbox_text(settings),
