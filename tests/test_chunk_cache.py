@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import threading
 import time
 from pathlib import Path
@@ -185,6 +186,8 @@ def test_multi_hour_chunks_are_shown_by_the_hour_and_decoded_once(tmp_path, sepa
     first_log: list = []
     first, cache = open_cached(path, tmp_path / "cache", first_log)
     assert first["T2"].encoding["chunks"] == (1, 5, 7) and cache.sliced["T2"].hours == 48
+    shown = json.loads(asyncio.run(cache.get("T2/.zarray", default_buffer_prototype())).to_bytes())
+    assert shown["chunks"] == [1, 5, 7] and shown["compressor"] is None and shown["filters"] is None
     for window in (slice(0, 24), slice(23, 49), slice(95, 100), slice(0, 100)):
         np.testing.assert_array_equal(first["T2"].isel(time=window).values, plain["T2"].isel(time=window).values)
     fetched = data_gets(first_log, "T2")

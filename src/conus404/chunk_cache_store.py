@@ -1,6 +1,5 @@
 """The zarr store wrapper of the shared chunk cache (its folders and rules: :mod:`conus404.chunk_cache`)."""
 
-
 from __future__ import annotations
 
 import asyncio
@@ -81,6 +80,9 @@ class SharedChunkCache(WrapperStore):
         self.times = np.asarray(times, dtype="datetime64[h]")
 
     async def get(self, key: str, prototype, byte_range=None):
+        name, _, last = key.rpartition("/")
+        if name in self.sliced and last == ".zarray":  # what zarr is shown, not the store's own
+            return prototype.buffer.from_bytes(self.presented[name])
         if byte_range is None and (self.record or self.replay) and self._is_metadata(key):
             buffer = await self._metadata(key, prototype)
         elif key == ".zmetadata" and byte_range is None:
@@ -123,8 +125,6 @@ class SharedChunkCache(WrapperStore):
 
     async def _get_data(self, key: str, prototype, byte_range):
         name, _, chunk = key.partition("/")
-        if name in self.sliced and chunk == ".zarray" and byte_range is None:
-            return prototype.buffer.from_bytes(self.presented[name])
         if name in self.sliced and chunk and not chunk.startswith("."):
             slab = await self._hour_slab(name, chunk)
             if slab is None:
