@@ -27,26 +27,38 @@ ensure_venv() {
     fi
     if [ ! -x "$PYTHON" ]; then
         _say "creating $VENV"
-        python3 -m venv "$VENV" || { _say "error: python3 -m venv failed (on Debian: apt-get install python3-venv)"; return 1; }
+        # without pip (5 s of ensurepip): uv installs everything; pip is added only if uv cannot run
+        python3 -m venv --without-pip "$VENV" || { _say "error: python3 -m venv failed (on Debian: apt-get install python3-venv)"; return 1; }
     fi
     _say "installing the pinned Python packages (requirements.txt changed or first run)"
     # uv installs the same pins in seconds where pip takes minutes; pip remains the fallback.
     # Bytecode is compiled at install time, as pip does: where PYTHONDONTWRITEBYTECODE is set,
     # nothing would ever write it and every process would compile every module again (3 x slower).
-    # Packages' own test suites and the two big packages nothing here imports are left out (a
-    # quarter of the compile time; a module imported anyway is compiled in memory, as without).
-    if "$PYTHON" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION" 2>/dev/null \
-        && "$VENV/bin/uv" pip install --quiet --native-tls --python "$PYTHON" \
+    # Packages' own test suites, the big packages nothing here imports and the AWS services moto
+    # emulates that the S3 server never loads are left out (half the compile time; a module
+    # imported anyway is compiled in memory, as without).
+    local skip='/(tests?|sympy|cfnlint|networkx|pip|setuptools)/'
+    skip+='|/moto/(?!(__init__|backend_index|backends|cloudwatch|core|events|iam|moto_api|moto_server|s3|s3bucket_path|server|settings|sts|utilities)\b)'
+    if _install_uv && "$VENV/bin/uv" pip install --quiet --native-tls --python "$PYTHON" \
             -r "$PROJECT_ROOT/requirements-dev.txt"; then
-        "$PYTHON" -m compileall -q -j 0 -x '/(tests?|sympy|cfnlint)/' \
+        "$PYTHON" -m compileall -q -j 0 -x "$skip" \
             "$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null || true
     else
         _say "uv was not usable here: installing with pip instead (a few minutes)"
+        "$PYTHON" -m ensurepip --upgrade >/dev/null 2>&1 || true
         if ! "$PYTHON" -m pip install --quiet --disable-pip-version-check -r "$PROJECT_ROOT/requirements-dev.txt"; then
             _say "error: pip could not install requirements-dev.txt (see the messages above)"; return 1
         fi
     fi
     echo "$want" > "$stamp"
+}
+
+_install_uv() {
+    # into .venv: by the system's pip when it can install for another interpreter, else by the venv's own
+    [ -x "$VENV/bin/uv" ] && "$VENV/bin/uv" --version 2>/dev/null | grep -q "$UV_VERSION" && return 0
+    python3 -m pip --python "$PYTHON" install --quiet --disable-pip-version-check "uv==$UV_VERSION" 2>/dev/null && return 0
+    "$PYTHON" -m ensurepip --upgrade >/dev/null 2>&1 \
+        && "$PYTHON" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION" 2>/dev/null
 }
 
 ensure_emulator_packages() {
