@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from conus404 import daily_file
+from conus404 import cf, daily_file
 from conus404.exceptions import ConfigurationError
 
 log = logging.getLogger("conus404.zarr_output")
@@ -137,7 +137,6 @@ class ZarrOutput:
             template = day.load()
         n = len(settings.days)
         ny, nx = template.sizes["south_north"], template.sizes["west_east"]
-        plane = _projection_coordinates(template["lat"].values, template["lon"].values)
         chunks = (min(self.chunks[0], n), min(self.chunks[1], ny), min(self.chunks[2], nx))
         start = np.array([daily_file.day_start_utc(d, settings.day_boundary) for d in settings.days])
         data_vars: dict[str, Any] = {
@@ -150,12 +149,8 @@ class ZarrOutput:
         data_vars["crs"] = template["crs"]
         keep = ("source", "conus404_source", "conus404_bbox", "conus404_window", "conus404_day_boundary",
                 "conus404_tool_version")
-        coords = {"time": ("time", start, dict(template["time"].attrs)), "lat": template["lat"], "lon": template["lon"]}
-        if plane is not None:
-            coords["x"] = ("west_east", plane[0], {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X",
-                                                   "long_name": "x of the cell centre in the CONUS404 plane"})
-            coords["y"] = ("south_north", plane[1], {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y",
-                                                     "long_name": "y of the cell centre in the CONUS404 plane"})
+        plane = cf.grid_coordinates(template["lat"].values, template["lon"].values)  # lat/lon, and x/y where a grid fits
+        coords = {"time": ("time", start, dict(template["time"].attrs)), **plane}
         ds = xr.Dataset(data_vars, coords=coords,
                         attrs={**{k: v for k, v in template.attrs.items() if k in keep},
                                "Conventions": "CF-1.8", "title": "CONUS404 daily fields (one store for the range)",
@@ -204,18 +199,6 @@ class ZarrOutput:
         for name in names:
             group[name][a:b] = np.stack(stacks[name]).astype(np.float32)
         group[WRITTEN][a:b] = 1  # after the data: a kill before this leaves the days unmarked, to be rewritten
-
-
-def _projection_coordinates(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """1-D x and y (m) of the cell centres, from the grid fitted to the cells' lat/lon (None for a
-    window one cell wide, which has no grid to fit)."""
-    from conus404 import subset
-
-    try:
-        fitted = subset.fit_grid(np.asarray(lat), np.asarray(lon))
-    except Exception:  # SourceLayoutError: too small, or not on the projection
-        return None
-    return fitted.x0 + fitted.dx * np.arange(fitted.nx), fitted.y0 + fitted.dy * np.arange(fitted.ny)
 
 
 def _consecutive(days: list[dt.date], first: dt.date, per_chunk: int) -> list[list[dt.date]]:
