@@ -169,10 +169,16 @@ class SharedChunkCache(WrapperStore):
             return found
         lock = self._decoding.setdefault(key, asyncio.Lock())
         async with lock:
-            decoded = await self._decoded_chunk(key, spec, path)
+            # a coroutine that waited here finds the chunk decoded: one slab read, not the whole file
+            found = None if path is None or self._disabled else _read_range(path, start, spec.slab_bytes)
+            if found is not None:
+                self.hits += 1
+            else:
+                decoded = await self._decoded_chunk(key, spec, path)
+                found = None if decoded is None else decoded[start:start + spec.slab_bytes]
         if not lock.locked():
             self._decoding.pop(key, None)
-        return None if decoded is None else decoded[start:start + spec.slab_bytes]
+        return found
 
     async def _decoded_chunk(self, key: str, spec: SlicedArray, path: Path | None) -> bytes | None:
         """The whole chunk decoded (None where the store has no such chunk: zarr fills it)."""
