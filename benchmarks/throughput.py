@@ -81,8 +81,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def store_variables(variables: list[str], layout: str) -> tuple[str, ...]:
     """What the synthetic store must hold: the variables, their bucket counters (PC), WSPD10's inputs."""
+    from conus404.derived import DERIVED
     from conus404.emulator.synthetic_store import supported_variables
-    from conus404.variables import DERIVED
 
     names: list[str] = []
     for name in variables:
@@ -97,7 +97,8 @@ def needed_keys(zmeta: dict, blobs: dict[str, int], first_hour: int, days: list[
     import pandas as pd
 
     from conus404.aggregation import hour_window
-    from conus404.variables import DERIVED, VariableClass, classify
+    from conus404.derived import DERIVED
+    from conus404.variables import VariableClass, classify
 
     meta = zmeta["metadata"]
     keys = {".zmetadata"} | {k for k in blobs if k.split("/")[0] in ("lat", "lon") and not k.split("/")[-1].startswith(".")}

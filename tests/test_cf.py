@@ -46,11 +46,7 @@ def findings(path: Path, tmp_path: Path, test: str = "cf:1.8") -> dict[str, list
 
 
 @pytest.mark.parametrize("corners", [False, True], ids=["default", "cell-corners"])
-def test_a_daily_file_has_no_high_cf_finding_and_only_the_dimension_order_one_of_medium(tmp_path, corners):
-    """One medium finding is left, on purpose for now: the checker names a dimension's axis only
-    from a coordinate variable of the same name, so x/y on south_north/west_east (the layout
-    issue 17 asks for) leave those dimensions "auxiliary" (CF 2.4). Only dimensions named x and y
-    would clear it."""
+def test_a_daily_file_has_no_high_or_medium_cf_finding(tmp_path, corners):
     lat, lon, fields = grid_and_day()
     path = tmp_path / "conus404_daily_20210101.nc"
     ds = daily_file.build_dataset(dt.date(2021, 1, 1), lat, lon, fields, {"source": "a synthetic test grid"},
@@ -58,7 +54,7 @@ def test_a_daily_file_has_no_high_cf_finding_and_only_the_dimension_order_one_of
     daily_file.publish(ds, path)
     found = findings(path, tmp_path)
     assert found["high_priorities"] == [], found
-    assert [f.split(":")[0] for f in found["medium_priorities"]] == ["§2.4 Dimensions"], found
+    assert found["medium_priorities"] == [], found
     with xr.open_dataset(path) as written:
         assert written.attrs["Conventions"] == "CF-1.8, ACDD-1.3"
         assert "_FillValue" not in written["time"].encoding and "_FillValue" not in written["time_bnds"].encoding
@@ -68,8 +64,13 @@ def test_a_daily_file_has_no_high_cf_finding_and_only_the_dimension_order_one_of
         assert written.attrs["time_coverage_start"] == "2021-01-01T00:00:00Z"
         assert written.attrs["time_coverage_duration"] == "P1D"
         assert written.attrs["geospatial_lat_max"] == pytest.approx(float(lat.max()), abs=1e-4)
-        assert written["x"].dims == ("west_east",) and written["x"].attrs["standard_name"] == "projection_x_coordinate"
-        assert written["y"].dims == ("south_north",) and written["y"].attrs["standard_name"] == "projection_y_coordinate"
+        # the dimensions' coordinate variables are the projection coordinates; x/y the same metres
+        assert written["west_east"].attrs["standard_name"] == "projection_x_coordinate"
+        assert written["south_north"].attrs["standard_name"] == "projection_y_coordinate"
+        assert written["x"].dims == ("west_east",) and written["y"].dims == ("south_north",)
+        np.testing.assert_array_equal(written["x"].values, written["west_east"].values)
+        np.testing.assert_array_equal(written["y"].values, written["south_north"].values)
+        assert written["T2"].dims == ("time", "south_north", "west_east")
         assert ("lat_bnds" in written.variables) == corners and ("bounds" in written["lat"].attrs) == corners
 
 

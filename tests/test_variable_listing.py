@@ -16,7 +16,8 @@ from tests import conftest
 
 pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parents[1]
-STORE_VARIABLES = ("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB", "TK", "U10", "V10", "ACLWDNB", "I_ACLWDNB")
+STORE_VARIABLES = ("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB", "TK", "U10", "V10", "ACLWDNB", "I_ACLWDNB", "Q2", "PSFC",
+                   "SWDOWN")
 
 
 stack = conftest.emulator_serving(StoreSpec.for_days("2021-01-01", 1, ny=6, nx=7, variables=STORE_VARIABLES))
@@ -58,8 +59,15 @@ def test_the_listing_states_what_the_store_holds(stack, tmp_path):
     assert listed["I_ACSWDNB"][2:4] == ["bucket_counter", "- (counter)"]
     assert listed["TK *"][2] == "instantaneous"
     assert listed["WSPD10"][2] == "derived"  # U10 and V10 are there
+    assert listed["ETO"][2:5] == ["derived", "sum of 24 h", "sum"] and listed["ETO"][1] == "mm"
+    assert listed["WDIR10"][2:5] == ["derived", "vector mean", "mean"]
+    assert listed["RH2"][2:5] == ["derived", "mean", "mean,min,max"] and listed["RH2"][1] == "%"
     assert "needs ALLOW_3D" in result.stdout
-    total = len(ds.data_vars) + 1  # and WSPD10, derived from U10 and V10
+    from conus404.derived import DERIVED  # each derived variable whose inputs the store has
+
+    fed = [name for name, spec in DERIVED.items() if set(spec.inputs) <= set(ds.data_vars)]
+    assert {"WSPD10", "RH2", "U10E", "ETO"} <= set(fed)
+    total = len(ds.data_vars) + len(fed)
     assert len(listed) == total and f"{total} of {total} variables in planetary-computer" in result.stdout
 
 

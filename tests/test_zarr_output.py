@@ -49,7 +49,7 @@ def assert_store_equals_daily_files(store: Path, data_dir: Path, days: list[dt.d
         x, y = grid.xy_from_latlon(ds["lat"].values.astype(np.float64), ds["lon"].values.astype(np.float64))
         np.testing.assert_allclose(ds["x"].values, x.mean(axis=0), atol=5.0)  # metres: the cells' own projection
         np.testing.assert_allclose(ds["y"].values, y.mean(axis=1), atol=5.0)
-        assert ds["x"].attrs["standard_name"] == "projection_x_coordinate" and ds["x"].dims == ("west_east",)
+        assert ds["west_east"].attrs["standard_name"] == "projection_x_coordinate" and ds["x"].dims == ("west_east",)
 
 
 @pytest.mark.emulator

@@ -4,9 +4,10 @@ cell corners, the discovery attributes, and each field's CF names.
 Every writer (daily files, roll-ups, series tables, the Zarr store) takes its coordinates and
 global attributes from here, so the rules live in one place:
 
-- ``x``/``y``: 1-D cell-centre coordinates in metres on ``west_east``/``south_north``, from the
-  grid fitted to the store's lat/lon (:func:`conus404.subset.fit_grid`); with ``crs`` they let
-  CF tools find the Lambert conformal projection.
+- ``west_east``/``south_north`` (the dimensions' coordinate variables, ``standard_name``
+  projection_x/y_coordinate) and the same metres as ``x``/``y``: 1-D cell-centre coordinates
+  from the grid fitted to the store's lat/lon (:func:`conus404.subset.fit_grid`); with ``crs``
+  they let CF tools find the Lambert conformal projection.
 - ``lat_bnds``/``lon_bnds`` (``--cell-corners``): the four corners of each cell, counter-clockwise
   from the south-west one, projected back with pyproj; ``cdo remapcon`` needs them for
   conservative regridding. Off by default: on the full grid they add about 14 MB and seconds of
@@ -40,6 +41,9 @@ STATE_NAMES = {
     "T2": "air_temperature", "TD2": "dew_point_temperature", "Q2": "humidity_mixing_ratio",
     "PSFC": "surface_air_pressure", "U10": "x_wind", "V10": "y_wind", "WSPD10": "wind_speed",
     "SWDOWN": "surface_downwelling_shortwave_flux_in_air", "GLW": "surface_downwelling_longwave_flux_in_air",
+    # derived (conus404.derived)
+    "RH2": "relative_humidity", "SH2": "specific_humidity", "VPD2": "water_vapor_saturation_deficit_in_air",
+    "U10E": "eastward_wind", "V10E": "northward_wind", "WDIR10": "wind_from_direction", "WSPD2": "wind_speed",
 }
 AMOUNT_NAMES = {
     "PREC_ACC_NC": "lwe_thickness_of_precipitation_amount",  # mm of water: precipitation_amount is kg m-2
@@ -77,10 +81,17 @@ def grid_coordinates(lat: np.ndarray, lon: np.ndarray, corners: bool = False) ->
         return coords
     x = fitted.x0 + fitted.dx * np.arange(fitted.nx)
     y = fitted.y0 + fitted.dy * np.arange(fitted.ny)
-    coords["x"] = ("west_east", x, {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X",
-                                    "long_name": "x of the cell centre in the CONUS404 plane"})
-    coords["y"] = ("south_north", y, {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y",
-                                      "long_name": "y of the cell centre in the CONUS404 plane"})
+    # The dimensions' own coordinate variables carry the CF identity: CF tools (and the IOOS checker,
+    # CF 2.4) read a dimension's axis only from a variable of the same name, and CF 5.6 allows one
+    # projection_x/y_coordinate each. x and y hold the same metres under their familiar names.
+    coords["west_east"] = ("west_east", x, {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X",
+                                            "long_name": "x of the cell centre in the CONUS404 plane"})
+    coords["south_north"] = ("south_north", y, {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y",
+                                                "long_name": "y of the cell centre in the CONUS404 plane"})
+    coords["x"] = ("west_east", x, {"units": "m", "long_name": "x of the cell centre in the CONUS404 plane "
+                                    "(the same as west_east)"})
+    coords["y"] = ("south_north", y, {"units": "m", "long_name": "y of the cell centre in the CONUS404 plane "
+                                      "(the same as south_north)"})
     if not corners:
         return coords
     lat_corners, lon_corners = cell_corners(x, y, fitted.dx, fitted.dy)

@@ -5,6 +5,7 @@ make the end-of-run outputs, so it stays light (no xarray, pandas or zarr)."""
 from __future__ import annotations
 
 from conus404 import series, series_weights, subset
+from conus404.derived import DERIVED
 from conus404.settings import Settings
 from conus404.variables import VariableClass, builtin_classes, default_statistic
 
@@ -14,7 +15,7 @@ def output_names(settings: Settings) -> list[str]:
     names = []
     for var in settings.variables:
         var_class = builtin_classes().get(var, VariableClass.INSTANTANEOUS)
-        default = default_statistic(var_class)
+        default = DERIVED[var].default_statistic if var in DERIVED else default_statistic(var_class)
         names.append(var)
         names += [f"{var}_{s}" for s in settings.statistics.get(var, ()) if s != default]
     return names

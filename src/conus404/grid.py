@@ -27,6 +27,11 @@ def _cone_constants() -> tuple[float, float, float]:
     return float(n), float(f), float(rho0)
 
 
+def cone_constant() -> float:
+    """n of the Lambert conformal cone (secant at TRUELAT1 and TRUELAT2)."""
+    return _cone_constants()[0]
+
+
 def projection_xy(ny: int = FULL_NY, nx: int = FULL_NX) -> tuple[np.ndarray, np.ndarray]:
     """Cell-centre projection coordinates (metres) of a grid covering the CONUS404 domain.
 

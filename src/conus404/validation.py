@@ -40,7 +40,19 @@ HOURLY_RANGES: dict[str, Range] = {
     "SNOWH": Range("m", 0.0, 200.0),
     "LAI": Range("m-2/m-2", 0.0, 20.0),
     **{name: Range("mm", 0.0, 500.0) for name in ("PREC_ACC_NC", "SNOW_ACC_NC", "GRAUPEL_ACC_NC", "ACRAINLSM", "ACSNOWLSM", "RAINNCV")},
+    # derived (conus404.derived), each hour's value
+    "RH2": Range("%", 0.0, 130.0),  # model air can be supersaturated; not clipped
+    "SH2": Range("kg kg-1", 0.0, 0.06),
+    "VPD2": Range("kPa", -2.0, 15.0),
+    "U10E": Range("m s-1", -110.0, 110.0),
+    "V10E": Range("m s-1", -110.0, 110.0),
+    "WDIR10": Range("degree", 0.0, 360.0),
+    "WSPD2": Range("m s-1", 0.0, 120.0),
+    "ETO": Range("mm", -1.0, 5.0),  # per hour; dew makes night-time values slightly negative
+    "ETR": Range("mm", -1.0, 7.0),
 }
+# Daily values whose plausible range is not the hourly one (sums of hourly amounts).
+DAILY_RANGES: dict[str, Range] = {"ETO": Range("mm", -5.0, 40.0), "ETR": Range("mm", -5.0, 60.0)}
 # Daily differences of running totals that cannot be negative (melt, radiation energy).
 NON_NEGATIVE_TOTALS = {"ACSNOM"} | {
     f"AC{band}{d}{lvl}{c}" for band in ("SW", "LW") for d in ("DN", "UP") for lvl in ("B", "T") for c in ("", "C")
@@ -181,7 +193,7 @@ def check_daily(
             report.fail(f"daily {name} falls by {low:.6g}: a running total that can only grow decreased")
         if source_name.startswith("AC") and high > MAX_DAILY_RADIATION_J:
             report.fail(f"daily {name} is {high:.6g} J m-2, above any real day's radiation energy")
-    allowed = HOURLY_RANGES.get(source_name)
+    allowed = DAILY_RANGES.get(source_name) or HOURLY_RANGES.get(source_name)
     if allowed is not None and var_class == VariableClass.INSTANTANEOUS:
         if low < allowed.low or high > allowed.high:
             report.fail(f"daily {name} spans {low:.6g}..{high:.6g}, outside {allowed.low:g}..{allowed.high:g} {allowed.units}")

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conus404 import aggregation
-from conus404.variables import DERIVED, VariableClass, classify, is_surface_field
+from conus404.derived import DERIVED
+from conus404.variables import VariableClass, classify, is_surface_field
 
 DAILY_VALUE = {
     VariableClass.INSTANTANEOUS: "mean",
@@ -18,6 +19,7 @@ DAILY_VALUE = {
     VariableClass.BUCKET: "difference",
     VariableClass.BUCKET_COUNTER: "- (counter)",
 }
+DERIVED_DAILY = {"mean": "mean", "sum": "sum of 24 h", "vector_mean_direction": "vector mean"}
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,8 @@ def describe_variables(ds) -> list[VariableInfo]:
     for name, spec in DERIVED.items():
         if all(n in ds.data_vars for n in spec.inputs):
             dims = tuple(ds[spec.inputs[0]].dims)
-            rows.append(VariableInfo(name, spec.units, "derived", "mean", "mean,min,max", dims,
-                                     f"{spec.long_name} (computed)", False))
+            rows.append(VariableInfo(name, spec.units, "derived", DERIVED_DAILY[spec.daily], ",".join(spec.statistics),
+                                     dims, f"{spec.long_name} (computed from {', '.join(spec.inputs)})", False))
     return sorted(rows, key=lambda r: r.name)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import difflib
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -35,24 +34,6 @@ class VariableClass(enum.StrEnum):
     SINCE_START = "since_start"
     BUCKET = "bucket"
     BUCKET_COUNTER = "bucket_counter"
-
-
-@dataclass(frozen=True)
-class DerivedVariable:
-    """A quantity computed hourly from source variables, then aggregated like an instantaneous one."""
-
-    name: str
-    inputs: tuple[str, ...]
-    units: str
-    long_name: str
-
-
-# Named so they cannot clash with any store variable (e.g. W is the 3-D vertical wind).
-DERIVED = {
-    "WSPD10": DerivedVariable(
-        "WSPD10", ("U10", "V10"), "m s-1", "Wind speed at 10 meters, sqrt(U10^2 + V10^2) of each hour"
-    ),
-}
 
 
 def classify_attributes(name: str, attrs: Mapping[str, Any]) -> VariableClass:

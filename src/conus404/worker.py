@@ -23,6 +23,7 @@ from conus404 import (
     aggregation,
     daily_file,
     day_lock,
+    derived,
     series,
     series_weights,
     source_commit,
@@ -32,11 +33,11 @@ from conus404 import (
 )
 from conus404.atomic import atomic_write_json
 from conus404.day_fields import bbox_text, output_names
+from conus404.derived import DERIVED
 from conus404.exceptions import AuthenticationError, ConfigurationError, MissingDataError
 from conus404.remote_output import RemoteOutput
 from conus404.settings import Settings
 from conus404.variables import (
-    DERIVED,
     VariableClass,
     aggregation_rule,
     classify,
@@ -102,8 +103,8 @@ def plan_variables(ds, settings: Settings) -> tuple[list[VariablePlan], list[str
             missing = [v for v in spec.inputs if v not in ds.data_vars]
             if missing:
                 raise ConfigurationError(f"{name} needs {', '.join(missing)}, which the source lacks")
-            attrs = {"units": spec.units, "long_name": spec.long_name}
-            var_class, inputs, level_dim = VariableClass.INSTANTANEOUS, spec.inputs, None
+            attrs = {"units": spec.units, "long_name": spec.long_name, "conus404_formula": spec.formula}
+            var_class, inputs, level_dim = VariableClass.INSTANTANEOUS, spec.inputs, None  # hours 00Z..23Z
         else:
             var = ds[name]
             attrs = dict(var.attrs)
@@ -125,13 +126,14 @@ def plan_variables(ds, settings: Settings) -> tuple[list[VariablePlan], list[str
                     raise ConfigurationError(f"{name} resets every 1e9 J m-2 but the source has no {counter} to undo it")
                 inputs = (name, counter)
         extras = settings.statistics.get(name, ())
-        allowed = aggregation.allowed_statistics(var_class)
+        allowed = DERIVED[name].statistics if name in DERIVED else aggregation.allowed_statistics(var_class)
         bad = [s for s in extras if s not in allowed]
         if bad:
+            kind = "derived" if name in DERIVED else var_class.value
             raise ConfigurationError(
-                f"{name} is {var_class.value}: statistic {', '.join(bad)} is not defined for it (use {', '.join(allowed)})"
+                f"{name} is {kind}: statistic {', '.join(bad)} is not defined for it (use {', '.join(allowed)})"
             )
-        default = aggregation.default_statistic(var_class)
+        default = DERIVED[name].default_statistic if name in DERIVED else aggregation.default_statistic(var_class)
         statistics = (default, *[s for s in extras if s != default])
         if name in settings.aggregation_hints:
             warning = contradicts_hint(var_class, settings.aggregation_hints[name])
@@ -216,14 +218,14 @@ def open_and_read_grid(open_source: Callable[[bool], tuple[Any, dict[str, str]]]
 
 
 def _field_attrs(plan: VariablePlan, statistic: str, window: aggregation.HourWindow) -> dict[str, Any]:
-    attrs = {k: plan.attrs[k] for k in ("units", "long_name", "description") if k in plan.attrs}
-    if "long_name" in attrs:
+    attrs = {k: plan.attrs[k] for k in ("units", "long_name", "description", "conus404_formula") if k in plan.attrs}
+    spec = DERIVED.get(plan.name)
+    if "long_name" in attrs and spec is None:
         attrs["long_name"] = aggregation.daily_long_name(attrs["long_name"], plan.var_class, statistic)
     attrs["cell_methods"] = aggregation.cell_methods(statistic)
-    attrs["conus404_class"] = plan.var_class.value
-    attrs["conus404_rule"] = aggregation_rule(plan.var_class) if statistic == plan.statistics[0] else (
-        f"the {statistic} of the hourly values"
-    )
+    attrs["conus404_class"] = "derived" if spec is not None else plan.var_class.value
+    rule = spec.rule() if spec is not None else aggregation_rule(plan.var_class)
+    attrs["conus404_rule"] = rule if statistic == plan.statistics[0] else f"the {statistic} of the hourly values"
     attrs["conus404_hour_window"] = window.describe()
     attrs["conus404_source_variables"] = " ".join(plan.inputs)
     return attrs
@@ -234,7 +236,7 @@ MAX_RESIGNS_PER_DAY = 2
 
 def aggregate_day(
     ds, day: dt.date, plans: list[VariablePlan], report: validation.QcReport, hourly_sink=None, reopen=None,
-    timings: dict[str, float] | None = None, offset_hours: int = 0,
+    timings: dict[str, float] | None = None, offset_hours: int = 0, lat=None, lon=None,
 ):
     """Read, check and aggregate each variable in turn. Returns (fields, bytes read).
 
@@ -269,8 +271,10 @@ def aggregate_day(
         bytes_read += sum(r.nbytes for r in records.values())
         if hourly_sink is not None:
             hourly_sink(plan, window, records)
-        if plan.name in DERIVED:
-            hourly = np.hypot(*(records[n] for n in plan.inputs))
+        spec = DERIVED.get(plan.name)
+        if spec is not None:
+            context = derived.HourContext(lat, lon, window.hours)
+            hourly = derived.hourly_values(spec, records, context)
         else:
             hourly = records[plan.name]
             validation.check_units(report, plan.name, plan.attrs.get("units"))
@@ -279,10 +283,11 @@ def aggregate_day(
         report.entry(plan.name).update({"class": plan.var_class.value, "window": window.describe()})
         for statistic in plan.statistics:
             if statistic == plan.statistics[0]:
-                values = aggregation.daily_value(plan.var_class, hourly, counter)
+                values = (derived.daily_value(spec, hourly, records, context) if spec is not None
+                          else aggregation.daily_value(plan.var_class, hourly, counter))
             else:
                 values = aggregation.hourly_statistic(statistic, hourly)
-            out_name = aggregation.output_name(plan.name, statistic, plan.var_class)
+            out_name = plan.name if statistic == plan.statistics[0] else f"{plan.name}_{statistic}"
             rounding = 0.0
             if plan.var_class in (VariableClass.SINCE_START, VariableClass.BUCKET):
                 rounding = 2.0 * float(np.spacing(np.float32(np.nanmax(np.abs(hourly)) if hourly.size else 0.0)))
@@ -388,7 +393,7 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
         fields, bytes_read = aggregate_day(
             ds, day, plans, report, hourly.add if hourly else None,
             reopen=lambda: open_source(True)[0].isel(window.selection if window else {}),
-            timings=timings, offset_hours=settings.day_boundary,
+            timings=timings, offset_hours=settings.day_boundary, lat=lat, lon=lon,
         )
         timings["aggregate"] = time.monotonic() - step - timings.get("read", 0.0)
         report.raise_if_failed()
