@@ -278,16 +278,36 @@ def test_killing_the_worker_while_it_writes_leaves_no_file_under_the_final_name(
     assert list(final.parent.glob(".tmp-*")) == []
 
 
-def test_keep_hourly_keeps_exactly_the_records_used(tmp_path):
+def test_keep_hourly_keeps_exactly_the_records_used_on_one_cf_time_axis(tmp_path):
     store = tmp_path / "s.zarr"
     write_store(StoreSpec.for_days("2021-01-01", 1, ny=6, nx=7), str(store))
-    code, _, err = run_worker("2021-01-01", tmp_path, "--source", str(store), "--variables", "T2,PREC_ACC_NC,ACSWDNB", "--keep-hourly")
+    code, _, err = run_worker("2021-01-01", tmp_path, "--source", str(store), "--variables", "T2,PREC_ACC_NC,ACSWDNB,RH2",
+                              "--keep-hourly")
     assert code == 0, err
-    hourly = xr.open_dataset(tmp_path / "data" / "unprocessed" / "24hours" / "conus404_hourly_20210101.nc")
+    path = tmp_path / "data" / "unprocessed" / "24hours" / "conus404_hourly_20210101.nc"
+    hourly = xr.open_dataset(path)
     source = xr.open_zarr(store)
-    np.testing.assert_array_equal(hourly["T2"].values, source["T2"].sel(time=slice("2021-01-01T00", "2021-01-01T23")).values)
-    np.testing.assert_array_equal(hourly["PREC_ACC_NC"].values, source["PREC_ACC_NC"].sel(time=slice("2021-01-01T01", "2021-01-02T00")).values)
-    assert hourly["I_ACSWDNB"].sizes["time_day_ends"] == 2
+    stamps = np.arange(np.datetime64("2021-01-01T00"), np.datetime64("2021-01-02T01"), np.timedelta64(1, "h"))
+    np.testing.assert_array_equal(hourly["time"].values, stamps.astype("datetime64[ns]"))
+    np.testing.assert_array_equal(hourly["time_bnds"].values[:, 1] - hourly["time_bnds"].values[:, 0],
+                                  np.full(25, np.timedelta64(1, "h")).astype("timedelta64[ns]"))
+    # each variable holds exactly its records; the other stamps are missing
+    np.testing.assert_array_equal(hourly["T2"].values[:24], source["T2"].sel(time=slice("2021-01-01T00", "2021-01-01T23")).values)
+    assert np.isnan(hourly["T2"].values[24]).all()
+    np.testing.assert_array_equal(hourly["PREC_ACC_NC"].values[1:],
+                                  source["PREC_ACC_NC"].sel(time=slice("2021-01-01T01", "2021-01-02T00")).values)
+    assert np.isnan(hourly["PREC_ACC_NC"].values[0]).all()
+    held = ~np.isnan(hourly["I_ACSWDNB"].values).all(axis=(1, 2))
+    assert list(np.flatnonzero(held)) == [0, 24]
+    np.testing.assert_array_equal(hourly["Q2"].values[:24], source["Q2"].sel(time=slice("2021-01-01T00", "2021-01-01T23")).values)
+    assert hourly["T2"].attrs["cell_methods"] == "time: point" and hourly["PREC_ACC_NC"].attrs["cell_methods"] == "time: sum"
+    assert hourly["PREC_ACC_NC"].attrs["standard_name"] == "lwe_thickness_of_precipitation_amount"
+    assert hourly["Q2"].attrs["units"] == source["Q2"].attrs["units"]  # a derived variable's inputs keep their attributes
+    assert hourly.attrs["Conventions"] == "CF-1.8, ACDD-1.3" and "x" in hourly.coords
+    from tests.test_cf import findings
+
+    found = findings(path, tmp_path)
+    assert found["high_priorities"] == [] and found["medium_priorities"] == [], found
 
 
 def test_a_contradicting_seed_hint_is_warned_about_and_the_class_wins():

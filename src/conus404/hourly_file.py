@@ -1,9 +1,15 @@
 """Optional (KEEP_HOURLY): the day's hourly records as read, in ``24hours/conus404_hourly_YYYYMMDD.nc``.
 
-Each variable keeps exactly the records its daily value was computed from, on a time axis named
-for its window: ``time`` (00Z..23Z), ``time_prior_hour`` (01Z..00Z next day) or
-``time_day_ends`` (00Z of the day and of the next). Written variable by variable to a temporary
-sibling and renamed into place only when the daily file was published.
+One CF ``time`` axis for every variable: the 25 hourly stamps from the day's start to the next
+day's start, each with the bounds of the hour ending at it (WRF's convention). A variable holds
+exactly the records its daily value was computed from; its other stamps are missing (NaN).
+``cell_methods`` says what a record is: ``time: point`` for snapshots and running totals (the
+value at the stamp), ``time: sum`` for 60-minute amounts (the hour ending at the stamp); the
+window used is in ``conus404_hour_window``. Coordinates, grid mapping and discovery attributes
+are the daily files' (:mod:`conus404.cf`).
+
+Written variable by variable to a temporary sibling and renamed into place only when the daily
+file was published.
 """
 
 from __future__ import annotations
@@ -12,56 +18,116 @@ import datetime as dt
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from conus404.aggregation import HourWindow
+from conus404.aggregation import HourWindow, day_start
 from conus404.atomic import TEMP_PREFIX, fsync_dir, fsync_file
 from conus404.variables import VariableClass
 
-TIME_DIMS = {
-    VariableClass.INSTANTANEOUS: "time",
-    VariableClass.PRIOR_HOUR: "time_prior_hour",
-    VariableClass.SINCE_START: "time_day_ends",
-    VariableClass.BUCKET: "time_day_ends",
+HOURS_IN_FILE = 25  # the day's start .. the next day's start
+RECORD_METHODS = {
+    VariableClass.INSTANTANEOUS: "time: point",
+    VariableClass.PRIOR_HOUR: "time: sum",
+    VariableClass.SINCE_START: "time: point",
+    VariableClass.BUCKET: "time: point",
 }
 
 
 class HourlyFile:
     def __init__(self, directory: Path, day: dt.date, lat: np.ndarray, lon: np.ndarray,
-                 attrs: dict[str, str] | None = None) -> None:
+                 attrs: dict[str, str] | None = None, source_attrs: dict[str, dict[str, Any]] | None = None,
+                 offset_hours: int = 0, corners: bool = False) -> None:
         self.final = Path(directory) / f"conus404_hourly_{day:%Y%m%d}.nc"
         self.final.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{self.final.name}.", dir=self.final.parent)
         os.close(fd)
         self.tmp = Path(name)
         self.written: set[str] = set()
+        self.day, self.offset_hours, self.corners = day, offset_hours, corners
         self._lat, self._lon = lat, lon
         self._attrs = dict(attrs or {})  # global attributes (the box and window of a --bbox run)
+        self._source_attrs = source_attrs or {}
+        start = day_start(day, offset_hours).to_datetime64().astype("datetime64[ns]")
+        self.stamps = start + np.arange(HOURS_IN_FILE) * np.timedelta64(1, "h")
         self._started = False
+        self._aux = ""
 
     def add(self, plan, window: HourWindow, records: dict[str, np.ndarray]) -> None:
         import xarray as xr
 
-        tdim = TIME_DIMS[window.var_class]
         new = {n: r for n, r in records.items() if n not in self.written}
         if not new:
             return
-        times = np.array([np.datetime64(t.to_datetime64(), "ns") for t in window.hours])
-        coords = {tdim: (tdim, times)}
-        if not self._started:
-            coords["lat"] = (("south_north", "west_east"), self._lat)
-            coords["lon"] = (("south_north", "west_east"), self._lon)
+        wanted = np.array([t.to_datetime64() for t in window.hours], dtype="datetime64[ns]")
+        positions = np.searchsorted(self.stamps, wanted)
         data_vars = {}
         for name, values in new.items():
-            dims = (tdim, *[f"level_{name}"] * (values.ndim - 3), "south_north", "west_east")
-            attrs = dict(plan.attrs) if name == plan.name else {}
-            data_vars[name] = (dims, values, {k: v for k, v in attrs.items() if isinstance(v, str | int | float)})
-        piece = xr.Dataset(data_vars, coords=coords, attrs={} if self._started else self._attrs)
-        encoding = {name: {"zlib": True, "complevel": 4} for name in data_vars}
-        piece.to_netcdf(self.tmp, mode="a" if self._started else "w", engine="netcdf4", encoding=encoding)
+            dims = ("time", *[f"level_{name}"] * (values.ndim - 3), "south_north", "west_east")
+            full = np.full((HOURS_IN_FILE, *values.shape[1:]), np.nan, np.float32)
+            full[positions] = values
+            data_vars[name] = (dims, full, self._variable_attrs(plan, name, window))
+        coords = {} if self._started else self._coordinates()
+        if not self._started:  # the later pieces have no coordinates of their own: name the first's
+            self._aux = " ".join(n for n, c in coords.items() if c[0] != n and n not in ("lat_bnds", "lon_bnds"))
+        attrs = {} if self._started else self._global_attrs()
+        if not self._started:
+            data_vars["time_bnds"] = (("time", "nv"), np.stack([self.stamps - np.timedelta64(1, "h"), self.stamps], 1))
+            from conus404 import grid
+
+            data_vars["crs"] = ((), np.int32(0), grid.crs_attributes())
+        piece = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+        if self._started:
+            for name in new:
+                piece[name].encoding["coordinates"] = self._aux
+        piece.to_netcdf(self.tmp, mode="a" if self._started else "w", engine="netcdf4", encoding=self._encoding(piece))
         self._started = True
         self.written |= set(new)
+
+    def _variable_attrs(self, plan, name: str, window: HourWindow) -> dict[str, Any]:
+        from conus404 import cf
+
+        if name != plan.name and name.startswith("I_") and plan.var_class == VariableClass.BUCKET:
+            attrs: dict[str, Any] = {"long_name": f"number of times WRF reset {plan.name} by 1e9 J m-2 (bucket counter)",
+                                     "units": "1"}
+        else:
+            source = self._source_attrs.get(name, plan.attrs if name == plan.name else {})
+            attrs = {k: v for k, v in source.items() if k in ("units", "long_name", "description", "standard_name")}
+            attrs.setdefault("long_name", attrs.get("description", name))
+        attrs.update({"cell_methods": RECORD_METHODS[window.var_class], "grid_mapping": "crs",
+                      "conus404_hour_window": window.describe()})
+        return cf.field_attributes(name, attrs)
+
+    def _coordinates(self) -> dict[str, Any]:
+        from conus404 import cf
+
+        return {"time": ("time", self.stamps, {"standard_name": "time", "axis": "T", "bounds": "time_bnds",
+                                               "long_name": "end of the hour each record stands for"}),
+                **cf.grid_coordinates(self._lat, self._lon, self.corners)}
+
+    def _global_attrs(self) -> dict[str, Any]:
+        from conus404 import cf, day_boundary
+
+        title = f"CONUS404 hourly records of {self.day.isoformat()} ({day_boundary.describe(self.offset_hours)} day)"
+        summary = ("The hourly CONUS404 records the pipeline read to make this day's daily fields, as read; "
+                   "each variable's cell_methods and conus404_hour_window say which records it used.")
+        return {**cf.discovery_attributes(title, summary, self._lat, self._lon, self.stamps[0] - np.timedelta64(1, "h"),
+                                          self.stamps[-1]),
+                "conus404_day": self.day.isoformat(), **self._attrs}
+
+    @staticmethod
+    def _encoding(piece) -> dict[str, dict[str, Any]]:
+        hours = {"units": "hours since 1979-10-01 00:00:00", "calendar": "proleptic_gregorian", "dtype": "float64",
+                 "_FillValue": None}
+        enc: dict[str, dict[str, Any]] = {n: dict(hours) for n in ("time", "time_bnds") if n in piece.variables}
+        for name in ("lat", "lon", "x", "y", "south_north", "west_east", "lat_bnds", "lon_bnds"):
+            if name in piece.variables:
+                enc[name] = {"_FillValue": None}
+        for name, var in piece.data_vars.items():
+            if "south_north" in var.dims:
+                enc[name] = {"zlib": True, "complevel": 4, "dtype": "float32", "_FillValue": np.float32(np.nan)}
+        return enc
 
     def publish(self) -> None:
         fsync_file(self.tmp)

@@ -387,7 +387,9 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
     if settings.keep_hourly:
         from conus404.hourly_file import HourlyFile
 
-        hourly = HourlyFile(daily_file.hourly_dir(settings.data_dir), day, lat, lon, box_attrs)
+        source_attrs = {name: dict(ds[name].attrs) for plan in plans for name in plan.inputs}
+        hourly = HourlyFile(daily_file.hourly_dir(settings.data_dir), day, lat, lon, description,
+                            source_attrs, settings.day_boundary, settings.cell_corners)
     try:
         step = time.monotonic()
         fields, bytes_read = aggregate_day(
