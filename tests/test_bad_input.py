@@ -68,6 +68,11 @@ USAGE_ERRORS = [
     (("--variables", "T2", "--statistics", "T2:median"), "unknown statistic 'median'"),
     (("--variables", "PREC_ACC_NC", "--statistics", "PREC_ACC_NC:min"), "statistic min is not defined"),
     (("--statistics", "T2"), "is not VARIABLE:STAT"),
+    # output units (issue 17)
+    (("--units", "PREC_ACC_NC:K"), "--units: PREC_ACC_NC is in 'mm', which cannot be converted to 'K'"),
+    (("--units", "T2:furlongs_per_fortnight"), "--units: 'furlongs_per_fortnight' (for T2) is not a unit UDUNITS knows"),
+    (("--units", "T2"), "--units: 'T2' is not VARIABLE:UNIT"),
+    (("--units", "Q2:g/kg"), "--units names Q2, which is not among the variables asked for (T2, PREC_ACC_NC)"),
     # concurrency and run options
     (("--max-processes", "0"), "out of range"),
     (("--max-processes", "abc"), "'abc' is not a whole number"),

@@ -146,17 +146,20 @@ def test_inline_statistics_in_variables_from_flags_and_config():
 
 def test_worker_flags_reproduce_the_drivers_settings_over_any_config(tmp_path):
     """A worker reads config.py too; its flags must leave nothing to it (an emptied box stays empty)."""
-    config = {**CONFIG, "BBOX": (-105, 39, -104, 40), "OUTPUT_URL": "s3://bucket/daily", "KEEP_HOURLY": False}
+    config = {**CONFIG, "BBOX": (-105, 39, -104, 40), "OUTPUT_URL": "s3://bucket/daily", "KEEP_HOURLY": False,
+              "UNITS": {"T2": "degC"}}
     driver = settings.apply_arguments(settings.from_config(config, env={}),
                                       _flags("--bbox", "", "--output-url", "", "--variables", "T2:max,Q2",
-                                             "--source", str(tmp_path / "store.zarr"), "--keep-hourly", "--cell-corners"))
+                                             "--source", str(tmp_path / "store.zarr"), "--keep-hourly", "--cell-corners",
+                                             "--units", ""))
     parser = argparse.ArgumentParser()
     settings.add_arguments(parser, date_range=False)
     worker = settings.apply_arguments(settings.from_config(config, env={}),
                                       parser.parse_args(settings.worker_flags(driver)))
     for name in ("variables", "statistics", "source", "data_dir", "bbox", "output_url", "keep_hourly", "allow_3d", "chunk_cache",
-                 "cell_corners"):
+                 "cell_corners", "output_units"):
         assert getattr(worker, name) == getattr(driver, name), name
+    assert driver.output_units == {}  # emptied on the command line: the worker must not take config's
     assert driver.cell_corners and not settings.from_config(config, env={}).cell_corners
     assert worker.bbox is None and worker.output_url is None
 

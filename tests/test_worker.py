@@ -529,3 +529,31 @@ def test_a_derived_variable_without_its_inputs_or_with_a_foreign_statistic_is_re
     code, result, err = run_worker("2021-07-01", tmp_path, "--source", str(store), "--variables", "WDIR10",
                                    "--statistics", "WDIR10:max")
     assert code == 2 and "WDIR10 is derived: statistic max is not defined for it (use mean)" in result["message"]
+
+
+def test_units_convert_the_fields_and_a_rerun_in_other_units_redoes_the_day(tmp_path):
+    store = tmp_path / "s.zarr"
+    day = "2021-01-01"
+    write_store(StoreSpec.for_days(day, 1, ny=5, nx=6, variables=("T2", "PREC_ACC_NC")), str(store))
+    flags = ("--source", str(store), "--variables", "T2,PREC_ACC_NC", "--statistics", "T2:max")
+    code, result, err = run_worker(day, tmp_path, *flags, "--units", "T2:degC,PREC_ACC_NC:in")
+    assert code == 0, err
+    hourly = xr.open_zarr(store).load()
+    expected = expected_daily(hourly, day)
+    with xr.open_dataset(daily(tmp_path, day)) as ds:
+        np.testing.assert_allclose(ds["T2"].values[0], expected["T2"] - 273.15, atol=2e-4)
+        np.testing.assert_allclose(ds["T2_max"].values[0], expected["T2_max"] - 273.15, atol=2e-4)
+        np.testing.assert_allclose(ds["PREC_ACC_NC"].values[0], expected["PREC_ACC_NC"] / 25.4, rtol=2e-6, atol=1e-7)
+        assert ds["T2"].attrs["units"] == "degC" and ds["T2"].attrs["conus404_source_units"] == "K"
+        assert ds["T2"].attrs["standard_name"] == "air_temperature"
+        assert ds["T2"].attrs["units_metadata"] == "temperature: on_scale"
+        assert ds["PREC_ACC_NC"].attrs["units"] == "in"
+        assert ds["PREC_ACC_NC"].attrs["standard_name"] == "lwe_thickness_of_precipitation_amount"
+    # the same request again is skipped; without --units the day is made again in the source's units
+    code, result, err = run_worker(day, tmp_path, *flags, "--units", "T2:degC,PREC_ACC_NC:in")
+    assert code == 0 and result["status"] == "skipped", err
+    code, result, err = run_worker(day, tmp_path, *flags)
+    assert code == 0 and result["status"] == "published", err
+    with xr.open_dataset(daily(tmp_path, day)) as ds:
+        assert ds["T2"].attrs["units"] == "K"
+        np.testing.assert_allclose(ds["T2"].values[0], expected["T2"], rtol=2e-6)

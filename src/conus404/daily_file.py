@@ -150,9 +150,11 @@ def publish(ds, final_path: Path, timings: dict[str, float] | None = None) -> No
             raise OSError(f"the daily file did not read back correctly before publishing: {problem}")
 
 
-def verify(path: Path, day: dt.date, variables: Iterable[str] | None = None, bbox: str | None = "any") -> str | None:
-    """None if ``path`` is a complete daily file of ``day`` (holding at least ``variables``, and of the
-    box ``bbox``, None = the whole domain, "any" = not checked); else what is wrong."""
+def verify(path: Path, day: dt.date, variables: Iterable[str] | None = None, bbox: str | None = "any",
+           units: dict[str, str] | None = None) -> str | None:
+    """None if ``path`` is a complete daily file of ``day`` (holding at least ``variables``, of the
+    box ``bbox``, None = the whole domain, "any" = not checked, and with ``units``, --units, when
+    given); else what is wrong."""
     import xarray as xr
 
     try:
@@ -165,6 +167,10 @@ def verify(path: Path, day: dt.date, variables: Iterable[str] | None = None, bbo
                 return f"it holds {', '.join(names) or 'no variables'}, not {', '.join(missing)}"
             if bbox != "any" and not subset.covers(ds.attrs.get("conus404_bbox"), bbox):
                 return f"it covers {describe_coverage(ds.attrs)}, not {describe_coverage({'conus404_bbox': bbox})}"
+            if units is not None and variables is not None:
+                problem = units_problem({n: ds[n].attrs for n in variables if n in ds}, units)
+                if problem:
+                    return problem
             offset = day_boundary_of(ds.attrs)
             if offset is None or ds["time"].values[0] != day_start_utc(day, offset):
                 return "its time is not the start of the day"
@@ -173,6 +179,19 @@ def verify(path: Path, day: dt.date, variables: Iterable[str] | None = None, bbo
                 return "its data do not match the checksum written with them"
     except (OSError, ValueError, KeyError, RuntimeError, IndexError) as exc:
         return f"it cannot be read ({type(exc).__name__}: {exc})"
+    return None
+
+
+def units_problem(field_attrs: dict[str, Any], units: dict[str, str]) -> str | None:
+    """What differs between the fields' units and those asked for (--units; the source's elsewhere)."""
+    for name, attrs in field_attrs.items():
+        got, converted_from = attrs.get("units"), attrs.get("conus404_source_units")
+        head, _, statistic = name.rpartition("_")
+        variable = head if head and statistic in ("mean", "sum", "min", "max") else name  # T2_max is T2's
+        if variable in units and got != units[variable]:
+            return f"its {name} is in {got!r}, not {units[variable]!r}"
+        if variable not in units and converted_from:
+            return f"its {name} is in {got!r}, converted from the source's {converted_from!r}"
     return None
 
 
@@ -206,6 +225,16 @@ def attributes(path: Path) -> dict[str, Any] | None:
 def fields_in(path: Path) -> list[str]:
     """The fields a daily file says it holds (its ``conus404_variables``), [] if it cannot say."""
     return str((attributes(path) or {}).get("conus404_variables", "")).split()
+
+
+def converted_units(path: Path) -> dict[str, str]:
+    """The --units a daily file was made with (its ``conus404_units``), {} if none."""
+    from conus404.output_units import parse
+
+    try:
+        return parse(str((attributes(path) or {}).get("conus404_units", "")), "conus404_units")
+    except ValueError:
+        return {}
 
 
 def describe_coverage(attrs) -> str:

@@ -198,10 +198,11 @@ def verified_on_disk(settings: Settings) -> Callable[[dt.date], bool]:
         if remote is not None:
             return remote.published(day, names, box)
         path = daily_file.daily_path(settings.data_dir, day)
-        if records.unchanged(path, names, box):
+        if records.unchanged(path, names, box, settings.output_units):
             return True
-        if path.exists() and daily_file.verify(path, day, names, box) is None:
-            verified_files.remember(path, daily_file.fields_in(path) or names, box)  # what it holds: perhaps more
+        if path.exists() and daily_file.verify(path, day, names, box, settings.output_units) is None:
+            verified_files.remember(path, daily_file.fields_in(path) or names, box,  # what it holds: perhaps more
+                                    units=daily_file.converted_units(path))
             return True
         return False
 

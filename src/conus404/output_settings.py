@@ -1,5 +1,5 @@
 """The settings of what a run makes besides the daily grids: basin and gauge series, roll-ups, one
-Zarr store, cell corners, and the day boundary. Their flags, config keys and checks live here; the values are
+Zarr store, cell corners, output units, and the day boundary. Their flags, config keys and checks live here; the values are
 fields of :class:`conus404.settings.Settings`, which calls these functions."""
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ def add_arguments(group, date_range: bool) -> None:
     group.add_argument("--cell-corners", action="store_true", default=None,
                        help="also write each cell's four corners (lat_bnds, lon_bnds) into the daily files, for "
                        "conservative regridding (cdo remapcon); about 14 MB more per full-grid file (CELL_CORNERS)")
+    group.add_argument("--units", metavar="T2:degC,PREC_ACC_NC:in",
+                       help="give these variables' daily fields in other units (UDUNITS names, converted with "
+                       "cf-units); refused when a variable's units cannot be converted (UNITS)")
     group.add_argument("--day-boundary", metavar="±HH:MM",
                        help="days of a fixed UTC offset, e.g. -06:00 (US Central standard time, no daylight "
                        "saving); default UTC (DAY_BOUNDARY)")
@@ -54,6 +57,7 @@ def from_config(values: Mapping[str, Any], project_path: Callable[[str], Path]) 
         "allow_partial": bool(values.get("ALLOW_PARTIAL", False)),
         "day_boundary": _day_boundary(values.get("DAY_BOUNDARY", "UTC"), "DAY_BOUNDARY"),
         "cell_corners": bool(values.get("CELL_CORNERS", False)),
+        "output_units": _units(values.get("UNITS"), "UNITS"),
         "output_zarr": _zarr_location(values.get("OUTPUT_ZARR"), project_path),
         "zarr_chunks": _zarr_chunks(values.get("ZARR_CHUNKS", (36, 350, 350)), "ZARR_CHUNKS"),
     }
@@ -83,6 +87,8 @@ def changes_from(args: argparse.Namespace, user_path: Callable[[str], Path]) -> 
         changes["allow_partial"] = True
     if getattr(args, "cell_corners", None):
         changes["cell_corners"] = True
+    if getattr(args, "units", None) is not None:
+        changes["output_units"] = _units(args.units, "--units")
     return changes
 
 
@@ -95,6 +101,10 @@ def check(settings) -> None:
                                  f"{'--series-only' if settings.series_only else '--output-url'}")
     if settings.rollups and settings.output_url and not settings.series_only:
         raise ConfigurationError("--rollup is made from the daily files on this disk: not with --output-url")
+    strangers = [name for name in settings.output_units if name not in settings.variables]
+    if strangers:
+        raise ConfigurationError(f"--units names {', '.join(strangers)}, which is not among the variables asked for "
+                                 f"({', '.join(settings.variables)})")
     if settings.series_only and (settings.output_url or settings.keep_hourly):
         raise ConfigurationError(f"--series-only keeps no gridded files: {'--output-url' if settings.output_url else '--keep-hourly'} "
                                  "would have nothing to publish")
@@ -110,6 +120,9 @@ def worker_flags(settings) -> list[str]:
         flags += [flag, str(value or "")]
     flags += ["--series-only"] if settings.series_only else []
     flags += ["--cell-corners"] if settings.cell_corners else []
+    from conus404.output_units import format_units
+
+    flags += ["--units", format_units(settings.output_units)]
     return flags + [f"--day-boundary={describe(settings.day_boundary)}"]
 
 
@@ -136,6 +149,12 @@ def _zarr_chunks(value: Any, what: str) -> tuple[int, int, int]:
     from conus404.zarr_output import parse_chunks
 
     return parse_chunks(value, what)
+
+
+def _units(value: Any, what: str) -> dict[str, str]:
+    from conus404.output_units import parse
+
+    return parse(value, what)
 
 
 def _day_boundary(value: Any, what: str) -> int:

@@ -70,7 +70,7 @@ def _day_counts(settings: settings_mod.Settings) -> tuple[list, list, list]:
         done = []
         for day in days:
             path = daily_file.daily_path(settings.data_dir, day)
-            if records.unchanged(path, names, box):
+            if records.unchanged(path, names, box, settings.output_units):
                 done.append(day)
             elif path.exists():
                 unverified.append(day)

@@ -154,7 +154,7 @@ def finished_or_made_from_file(settings, day: dt.date, final: Path, names: list[
     targets = cached(settings)  # read once: both the check and the series below use it
     done = parts_done(settings, names, targets)
     grid_ok = settings.series_only or (local and final.exists()
-                                       and daily_file.verify(final, day, names, bbox_text(settings)) is None)
+                                       and daily_file.verify(final, day, names, bbox_text(settings), settings.output_units) is None)
     if not grid_ok:
         return None
     if done(day):

@@ -40,14 +40,15 @@ def _identity(path: Path) -> dict[str, int] | None:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}
 
 
-def remember(path: Path, fields: Iterable[str], bbox: str | None, sha256: str | None = None) -> None:
+def remember(path: Path, fields: Iterable[str], bbox: str | None, sha256: str | None = None,
+             units: dict[str, str] | None = None) -> None:
     """Record that ``path``, as it is on disk now, verified with these fields, box and checksum.
     A record that cannot be written costs a full check next time, so failures only log."""
     identity = _identity(path)
     if identity is None:
         return
     line = json.dumps({"name": Path(path).name, **identity, "fields": sorted(set(fields)), "bbox": bbox,
-                       "sha256": sha256}, sort_keys=True) + "\n"
+                       "sha256": sha256, "units": dict(units or {})}, sort_keys=True) + "\n"
     try:
         fd = os.open(records_path(Path(path).parent), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -87,10 +88,15 @@ class VerifiedFiles:
             return None
         return record
 
-    def unchanged(self, path: Path, fields: Iterable[str], bbox: str | None) -> bool:
-        """Whether ``path`` is the very file recorded as verified, holding these fields (or more) for this box."""
+    def unchanged(self, path: Path, fields: Iterable[str], bbox: str | None, units: dict[str, str] | None = None) -> bool:
+        """Whether ``path`` is the very file recorded as verified, holding these fields (or more) for this
+        box, each in the units asked for (--units: the variables converted, and only those)."""
         record = self._unchanged_record(path)
-        return record is not None and set(fields) <= set(record.get("fields") or []) and subset.covers(record.get("bbox"), bbox)
+        fields = set(fields)
+        if record is None or not fields <= set(record.get("fields") or []) or not subset.covers(record.get("bbox"), bbox):
+            return False
+        recorded = record.get("units") or {}
+        return all(recorded.get(name) == (units or {}).get(name) for name in fields)
 
     def recorded_fields(self, path: Path) -> list[str] | None:
         """The fields ``path`` was verified with, while it is unchanged since (else None)."""

@@ -24,6 +24,7 @@ from conus404 import (
     daily_file,
     day_lock,
     derived,
+    output_units,
     series,
     series_weights,
     source_commit,
@@ -139,8 +140,15 @@ def plan_variables(ds, settings: Settings) -> tuple[list[VariablePlan], list[str
             warning = contradicts_hint(var_class, settings.aggregation_hints[name])
             if warning:
                 warnings.append(f"{name}: {warning}")
+        if name in settings.output_units:
+            output_units.check_convertible(name, attrs.get("units"), settings.output_units[name])
         plans.append(VariablePlan(name, var_class, inputs, statistics, attrs, level_dim))
     return plans, warnings
+
+
+def field_names(plan: VariablePlan) -> list[str]:
+    """The daily fields a plan makes: its own name for the class's statistic, NAME_stat for extras."""
+    return [plan.name, *(f"{plan.name}_{s}" for s in plan.statistics[1:])]
 
 
 def _day_gib(var) -> float:
@@ -322,7 +330,7 @@ def _reuse_existing(day: dt.date, settings: Settings, final: Path, remote: Remot
             return DayResult(day.isoformat(), "skipped", output=remote.url_of(day), seconds=time.monotonic() - started)
     if not final.exists():
         return None
-    problem = daily_file.verify(final, day, output_names(settings), bbox_text(settings))
+    problem = daily_file.verify(final, day, output_names(settings), bbox_text(settings), settings.output_units)
     if problem is None and series.wanted(settings):
         return None
     if problem is None and remote is None:
@@ -399,13 +407,16 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
         )
         timings["aggregate"] = time.monotonic() - step - timings.get("read", 0.0)
         report.raise_if_failed()
+        if settings.output_units:  # checked in the source's units; converted last
+            fields = output_units.converted_fields(fields, settings.output_units, {p.name: field_names(p) for p in plans})
         step = time.monotonic()
-        dataset = daily_file.build_dataset(day, lat, lon, fields, provenance(description, plans), settings.day_boundary,
-                                             settings.cell_corners)
+        made_with = {"conus404_units": output_units.format_units(settings.output_units)} if settings.output_units else {}
+        dataset = daily_file.build_dataset(day, lat, lon, fields, {**provenance(description, plans), **made_with},
+                                           settings.day_boundary, settings.cell_corners)
         if not settings.series_only:
             daily_file.publish(dataset, final, timings)
             verified_files.remember(final, dataset.attrs["conus404_variables"].split(), bbox_text(settings),
-                                    dataset.attrs["conus404_data_sha256"])
+                                    dataset.attrs["conus404_data_sha256"], settings.output_units)
         timings["write"] = time.monotonic() - step - timings.get("verify", 0.0)
         if targets:
             step = time.monotonic()

@@ -1,0 +1,85 @@
+"""``--units`` (UNITS): daily fields in other units than the source's, e.g. ``T2:degC,PREC_ACC_NC:in``.
+
+Conversions are cf-units' (UDUNITS-2, the units library of CF). A unit is refused when UDUNITS
+does not know it, or when the variable's units cannot be converted to it (mm to K); then the
+run stops before anything is downloaded (exit 2). Values are checked in the source's units and
+converted last; the field's ``units`` becomes the new one and ``conus404_source_units`` keeps
+the old. A CF ``standard_name`` stays valid: its canonical units are convertible to the source's,
+hence to any unit the source's converts to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from conus404.exceptions import ConfigurationError
+
+
+def parse(value: str | Mapping[str, Any] | None, what: str = "--units") -> dict[str, str]:
+    """``"T2:degC,PREC_ACC_NC:in"`` (or a mapping) to {variable: unit}; ConfigurationError if malformed."""
+    if not value:
+        return {}
+    pairs = value.items() if isinstance(value, Mapping) else [
+        token.split(":", 1) if ":" in token else (token, "") for token in str(value).split(",") if token.strip()]
+    out: dict[str, str] = {}
+    for name, unit in pairs:
+        name, unit = str(name).strip(), str(unit).strip()
+        if not name or not unit:
+            raise ConfigurationError(f"{what}: {value!r} is not VARIABLE:UNIT[,VARIABLE:UNIT...], e.g. T2:degC,PREC_ACC_NC:in")
+        _unit(unit, f"{what}: {unit!r} (for {name})")
+        out[name] = unit
+    return out
+
+
+def format_units(units: Mapping[str, str]) -> str:
+    """The flag form, the inverse of :func:`parse`."""
+    return ",".join(f"{name}:{unit}" for name, unit in units.items())
+
+
+def _unit(text: str, what: str):
+    from cf_units import Unit
+
+    try:
+        unit = Unit(text)
+    except ValueError:
+        raise ConfigurationError(f"{what} is not a unit UDUNITS knows") from None
+    if unit.is_unknown() or unit.is_no_unit():
+        raise ConfigurationError(f"{what} is not a unit UDUNITS knows")
+    return unit
+
+
+def check_convertible(name: str, source_units: str | None, target: str) -> None:
+    """ConfigurationError unless ``name``'s values in ``source_units`` can be given in ``target``."""
+    if not source_units:
+        raise ConfigurationError(f"--units: {name} has no units in the source, so it cannot be converted to {target!r}")
+    source = _unit(source_units, f"--units: {name}'s source units {source_units!r}")
+    if not source.is_convertible(_unit(target, f"--units: {target!r}")):
+        raise ConfigurationError(f"--units: {name} is in {source_units!r}, which cannot be converted to {target!r}")
+
+
+def convert(values: np.ndarray, source_units: str, target: str) -> np.ndarray:
+    """``values`` in ``target`` (float32; NaN stays NaN)."""
+    from cf_units import Unit
+
+    converted = Unit(source_units).convert(np.asarray(values, np.float64), Unit(target))
+    return np.asarray(converted, np.float32)
+
+
+def converted_fields(fields: Iterable, units: Mapping[str, str], field_names: Mapping[str, Iterable[str]]) -> list:
+    """The day's fields with those of each variable in ``units`` converted. ``field_names`` maps a
+    variable to its output fields (T2 -> T2, T2_max)."""
+    wanted = {field: unit for name, unit in units.items() for field in field_names.get(name, ())}
+    out = []
+    for field in fields:
+        target = wanted.get(field.name)
+        source = field.attrs.get("units")
+        if target is None or target == source:
+            out.append(field)
+            continue
+        attrs = {**field.attrs, "units": target, "conus404_source_units": source}
+        out.append(replace(field, values=convert(field.values, source, target), attrs=attrs))
+    return out
