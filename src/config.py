@@ -46,6 +46,9 @@ ZARR_CHUNKS = (36, 350, 350)
 # regridding such as cdo remapcon. Off by default: on the full grid they add about 14 MB and a
 # few seconds of writing to every daily file.
 CELL_CORNERS = False
+# Daily fields in other units than the source's (UDUNITS names, converted with cf-units), e.g.
+# {"T2": "degC", "PREC_ACC_NC": "in"}; a unit a variable cannot be converted to stops the run.
+UNITS = {}
 # Days of a fixed offset from UTC, e.g. "-06:00" (US Central standard time, no daylight saving).
 DAY_BOUNDARY = "UTC"
 

@@ -72,6 +72,7 @@ USAGE_ERRORS = [
     (("--units", "PREC_ACC_NC:K"), "--units: PREC_ACC_NC is in 'mm', which cannot be converted to 'K'"),
     (("--units", "T2:furlongs_per_fortnight"), "--units: 'furlongs_per_fortnight' (for T2) is not a unit UDUNITS knows"),
     (("--units", "T2"), "--units: 'T2' is not VARIABLE:UNIT"),
+    (("--variables", "WDIR10", "--rollup", "monthly"), "WDIR10 is a direction: --rollup would average its angles"),
     (("--units", "Q2:g/kg"), "--units names Q2, which is not among the variables asked for (T2, PREC_ACC_NC)"),
     # concurrency and run options
     (("--max-processes", "0"), "out of range"),

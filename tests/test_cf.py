@@ -107,3 +107,42 @@ def test_a_window_one_cell_wide_has_no_projection_coordinates_but_still_lat_lon(
     lat, lon = grid.grid_latlon(NY, NX)
     coords = cf.grid_coordinates(lat[:, :1], lon[:, :1], corners=True)
     assert set(coords) == {"lat", "lon"} and "bounds" not in coords["lat"][2]
+
+
+TARGET_GRID = """gridtype = lonlat
+xsize    = 8
+ysize    = 5
+xfirst   = -115
+xinc     = 5
+yfirst   = 30
+yinc     = 4
+"""
+
+
+def test_cdo_remapcon_regrids_a_daily_file_with_cell_corners(tmp_path):
+    """Conservative regridding needs the cells' corners (cdo: "Source grid cell corner coordinates
+    missing!" without them). A constant field stays that constant; a smooth one stays in range."""
+    import shutil
+    import subprocess
+
+    cdo = shutil.which("cdo")
+    if cdo is None:
+        pytest.skip("cdo is not installed here (Debian/Ubuntu: apt install cdo): the remapcon check is skipped")
+    lat, lon, _ = grid_and_day()
+    smooth = (280.0 + 0.2 * lat + 0.05 * lon).astype("float32")
+    fields = [daily_file.DailyField("T2", smooth, {"units": "K", "long_name": "TEMP at 2 M", "cell_methods": "time: mean"}),
+              daily_file.DailyField("ONE", np.full((NY, NX), 7.0, "float32"), {"units": "1", "long_name": "constant",
+                                                                                 "cell_methods": "time: mean"})]
+    source = tmp_path / "conus404_daily_20210101.nc"
+    daily_file.publish(daily_file.build_dataset(dt.date(2021, 1, 1), lat, lon, fields, {}, corners=True), source)
+    (tmp_path / "target.txt").write_text(TARGET_GRID)
+    out = tmp_path / "regridded.nc"
+    done = subprocess.run([cdo, "-s", f"remapcon,{tmp_path / 'target.txt'}", str(source), str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with xr.open_dataset(out) as regridded:
+        one = regridded["ONE"].values
+        assert np.isfinite(one).sum() >= 30, "most target cells lie inside the domain"
+        np.testing.assert_allclose(one[np.isfinite(one)], 7.0, rtol=1e-5)
+        t2 = regridded["T2"].values[np.isfinite(regridded["T2"].values)]
+        assert smooth.min() - 1e-3 <= t2.min() and t2.max() <= smooth.max() + 1e-3

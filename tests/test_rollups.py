@@ -68,14 +68,20 @@ def test_a_month_is_each_fields_mean_total_minimum_or_maximum_of_its_days(tmp_pa
     with xr.open_dataset(month) as ds:
         for name in FIELDS:
             np.testing.assert_allclose(ds[name].values[0], expected(february, name), rtol=1e-6, err_msg=name)
-        assert ds["T2"].attrs["cell_methods"] == "time: mean within days time: mean over days"
-        assert ds["PREC_ACC_NC"].attrs["cell_methods"] == "time: sum within days time: sum over days"
-        assert ds["T2_min"].attrs["cell_methods"] == "time: minimum within days time: minimum over days"
+        # a mean of daily means is the month's mean, and so on: the daily cell_methods over the month's bounds
+        assert ds["T2"].attrs["cell_methods"] == "time: mean"
+        assert ds["PREC_ACC_NC"].attrs["cell_methods"] == "time: sum"
+        assert ds["T2_min"].attrs["cell_methods"] == "time: minimum"
+        assert ds["T2_min"].attrs["conus404_rollup_rule"] == "the minimum of the period's daily values"
         assert ds["PREC_ACC_NC"].attrs["units"] == "mm"
         assert ds["time"].values[0] == np.datetime64("2021-02-01")
         assert list(ds["time_bnds"].values[0]) == [np.datetime64("2021-02-01"), np.datetime64("2021-03-01")]
         assert ds.attrs["conus404_days"] == 28 and ds.attrs["conus404_partial"] == "no"
         assert ds["lat"].shape == (NY, NX) and "crs" in ds
+    from tests.test_cf import findings  # CF: nothing of high or medium priority
+
+    found = findings(month, tmp_path)
+    assert found["high_priorities"] == [] and found["medium_priorities"] == [], found
 
 
 def test_a_partial_period_needs_allow_partial_and_says_how_many_days_it_holds(tmp_path):

@@ -86,6 +86,7 @@ def test_basin_and_gauge_values_equal_numpy_from_the_store(reference):
     assert list(basins["polygon"].values) == list(BASINS) and list(gauges["point"].values) == list(GAUGES)
     assert list(basins["time"].values) == [np.datetime64(d.isoformat(), "ns") for d in DAYS]
     assert basins.attrs["featureType"] == "timeSeries" and basins["polygon"].attrs["cf_role"] == "timeseries_id"
+    assert basins["T2"].dims == ("polygon", "time") and gauges["T2"].dims == ("point", "time")  # CF H.2.1
     weights = np.load(reference / "data" / "polygons" / ".weights" / "basins.npz")
     daily = daily_from_store()
     for name, values in daily.items():
@@ -93,7 +94,7 @@ def test_basin_and_gauge_values_equal_numpy_from_the_store(reference):
             mine = weights["target"] == k
             w, rows, cols = weights["area"][mine], weights["row"][mine], weights["col"][mine]
             expected = (values[:, rows, cols] * w).sum(axis=1) / w.sum()
-            np.testing.assert_allclose(basins[name].values[:, k], expected, rtol=2e-6, err_msg=f"{name} {k}")
+            np.testing.assert_allclose(basins[name].transpose("time", "polygon").values[:, k], expected, rtol=2e-6, err_msg=f"{name} {k}")
         assert basins[name].attrs["units"] == {"T2": "K", "PREC_ACC_NC": "mm"}[name]
     assert basins["polygon_coverage"].values == pytest.approx(1.0)
     assert basins["polygon_area_m2"].values[2] < (grid.FULL_DX_M * 1366 / 53) ** 2, "the small basin is under a cell"
@@ -105,14 +106,20 @@ def test_basin_and_gauge_values_equal_numpy_from_the_store(reference):
         row, col = int(np.argmin(np.abs(gy[:, 0] - y))), int(np.argmin(np.abs(gx[0] - x)))
         assert (int(gauges["cell_row"][k]), int(gauges["cell_col"][k])) == (row, col)
         for name, values in daily.items():
-            np.testing.assert_array_equal(gauges[name].values[:, k], values[:, row, col])
+            np.testing.assert_array_equal(gauges[name].transpose("time", "point").values[:, k], values[:, row, col])
+    # CF: the IOOS checker finds nothing of high or medium priority in the series files
+    from tests.test_cf import findings
+
+    for kind in ("polygons/basins", "points/gauges"):
+        found = findings(reference / "data" / f"{kind}.nc", reference)
+        assert found["high_priorities"] == [] and found["medium_priorities"] == [], (kind, found)
     # the CSVs hold the NetCDF's values
     for name in daily:
         table = pd.read_csv(reference / "data" / "polygons" / f"basins_{name}.csv", dtype={"date": str})
         assert list(table.columns) == ["date", *BASINS] and list(table["date"]) == [d.isoformat() for d in DAYS]
-        np.testing.assert_array_equal(table[list(BASINS)].to_numpy(np.float32), basins[name].values)
+        np.testing.assert_array_equal(table[list(BASINS)].to_numpy(np.float32), basins[name].values.T)
         points = pd.read_csv(reference / "data" / "points" / f"gauges_{name}.csv")
-        np.testing.assert_array_equal(points[list(GAUGES)].to_numpy(np.float32), gauges[name].values)
+        np.testing.assert_array_equal(points[list(GAUGES)].to_numpy(np.float32), gauges[name].values.T)
 
 
 def test_a_run_killed_mid_way_is_completed_by_its_rerun(stack, reference, tmp_path):
@@ -148,10 +155,12 @@ def test_series_only_keeps_no_grid_and_reads_only_the_window(stack, reference, t
     basins = tables(reference)["polygons/basins"]
     with xr.open_dataset(tmp_path / "data" / "polygons" / "basins_monthly.nc") as month:
         assert int(month["days_used"].values[0]) == 3 and month["time"].values[0] == np.datetime64("2021-01-01")
-        np.testing.assert_allclose(month["T2"].values[0], basins["T2"].values.astype(np.float64).mean(axis=0), rtol=1e-6)
-        np.testing.assert_allclose(month["PREC_ACC_NC"].values[0], basins["PREC_ACC_NC"].values.astype(np.float64).sum(axis=0),
-                                   rtol=1e-6)
-        assert month["T2"].attrs["cell_methods"].endswith("time: mean within days time: mean over days")
+        assert month["T2"].dims == ("polygon", "time")  # CF H.2.1: data(feature, time)
+        np.testing.assert_allclose(month["T2"].values[:, 0], basins["T2"].values.astype(np.float64).mean(axis=1), rtol=1e-6)
+        np.testing.assert_allclose(month["PREC_ACC_NC"].values[:, 0],
+                                   basins["PREC_ACC_NC"].values.astype(np.float64).sum(axis=1), rtol=1e-6)
+        assert month["T2"].attrs["cell_methods"].startswith("time: mean")
+        assert month["T2"].attrs["conus404_rollup_rule"] == "the mean of the period's daily values"
     assert "reading the grid window" in (tmp_path / "logs" / "driver_main_run.log").read_text()
     again = run(tmp_path, stack, "--foreground", "--series-only")
     assert again.returncode == 0 and "already valid        3" in (tmp_path / "logs" / "driver_main_run.log").read_text()

@@ -62,6 +62,10 @@ def test_the_store_equals_the_daily_files_and_a_wider_range_appends(stack, tmp_p
     wider = conftest.run_driver(stack, tmp_path, DAYS, VARIABLES, "--zarr", str(store), "--zarr-chunks", "1,8,8")
     assert wider.returncode == 0, wider.stderr[-3000:]
     assert_store_equals_daily_files(store, tmp_path / "data", DAYS)
+    with xr.open_zarr(store) as ds:  # ACDD coverage follows the extended axis
+        assert ds.attrs["time_coverage_start"] == f"{DAYS[0]}T00:00:00Z"
+        assert ds.attrs["time_coverage_end"] == f"{DAYS[-1] + dt.timedelta(days=1)}T00:00:00Z"
+        assert ds.attrs["time_coverage_duration"] == f"P{len(DAYS)}D" and ds.attrs["Conventions"] == "CF-1.8, ACDD-1.3"
     after = chunk_digests(store)
     kept = {k: v for k, v in before.items() if k.split("/")[0] in ("T2", "PREC_ACC_NC")}
     assert kept and all(after[k] == v for k, v in kept.items()), "the days already there were not rewritten"

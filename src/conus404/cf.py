@@ -100,6 +100,14 @@ def grid_coordinates(lat: np.ndarray, lon: np.ndarray, corners: bool = False) ->
     return coords
 
 
+COORDINATE_NAMES = ("lat", "lon", "x", "y", "south_north", "west_east", "lat_bnds", "lon_bnds")
+
+
+def coordinate_encoding(ds) -> dict[str, dict[str, Any]]:
+    """CF: coordinates and their bounds carry no _FillValue (xarray would add one to floats)."""
+    return {name: {"_FillValue": None} for name in COORDINATE_NAMES if name in ds.variables}
+
+
 def cell_corners(x: np.ndarray, y: np.ndarray, dx: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
     """(lat, lon) of each cell's corners, shape (ny, nx, 4): SW, SE, NE, NW (counter-clockwise)."""
     from pyproj import Transformer
@@ -130,12 +138,18 @@ def field_attributes(name: str, attrs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def discovery_attributes(title: str, summary: str, lat: np.ndarray, lon: np.ndarray,
+def discovery_attributes(title: str, summary: str, lat: np.ndarray | None, lon: np.ndarray | None,
                          start: np.datetime64, end: np.datetime64, source: str = "") -> dict[str, Any]:
-    """ACDD-1.3 global attributes of a file covering ``lat``/``lon`` from ``start`` to ``end`` (UTC)."""
+    """ACDD-1.3 global attributes of a file covering ``lat``/``lon`` (None: not known here) from
+    ``start`` to ``end`` (UTC)."""
     from conus404 import __version__
 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    where = {} if lat is None or lon is None or not np.size(lat) else {
+        "geospatial_lat_min": float(np.nanmin(lat)), "geospatial_lat_max": float(np.nanmax(lat)),
+        "geospatial_lon_min": float(np.nanmin(lon)), "geospatial_lon_max": float(np.nanmax(lon)),
+        "geospatial_lat_units": "degree_north", "geospatial_lon_units": "degree_east",
+    }
     return {
         "Conventions": CONVENTIONS,
         "title": title,
@@ -148,9 +162,7 @@ def discovery_attributes(title: str, summary: str, lat: np.ndarray, lon: np.ndar
         "history": f"{now} made by the conus404 daily pipeline {__version__}",
         "date_created": now,
         "creator_name": "conus404 daily pipeline",
-        "geospatial_lat_min": float(np.nanmin(lat)), "geospatial_lat_max": float(np.nanmax(lat)),
-        "geospatial_lon_min": float(np.nanmin(lon)), "geospatial_lon_max": float(np.nanmax(lon)),
-        "geospatial_lat_units": "degree_north", "geospatial_lon_units": "degree_east",
+        **where,
         "time_coverage_start": _iso(start), "time_coverage_end": _iso(end),
         "time_coverage_duration": _duration(end - start),
     }

@@ -121,9 +121,9 @@ def _encoding(ds) -> dict[str, dict[str, Any]]:
         "time_bnds": {"units": "hours since 1979-10-01 00:00:00", "calendar": "proleptic_gregorian", "dtype": "float64",
                       "_FillValue": None},
     }
-    for name in ("lat", "lon", "x", "y", "south_north", "west_east"):
-        if name in ds.variables:
-            enc[name] = {"_FillValue": None}
+    from conus404.cf import coordinate_encoding
+
+    enc.update(coordinate_encoding(ds))
     for name in ("lat_bnds", "lon_bnds"):
         if name in ds.variables:
             enc[name] = {"_FillValue": None, "zlib": True, "complevel": 1, "shuffle": True}

@@ -121,9 +121,9 @@ class HourlyFile:
         hours = {"units": "hours since 1979-10-01 00:00:00", "calendar": "proleptic_gregorian", "dtype": "float64",
                  "_FillValue": None}
         enc: dict[str, dict[str, Any]] = {n: dict(hours) for n in ("time", "time_bnds") if n in piece.variables}
-        for name in ("lat", "lon", "x", "y", "south_north", "west_east", "lat_bnds", "lon_bnds"):
-            if name in piece.variables:
-                enc[name] = {"_FillValue": None}
+        from conus404.cf import coordinate_encoding
+
+        enc.update(coordinate_encoding(piece))
         for name, var in piece.data_vars.items():
             if "south_north" in var.dims:
                 enc[name] = {"zlib": True, "complevel": 4, "dtype": "float32", "_FillValue": np.float32(np.nan)}

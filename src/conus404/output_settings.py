@@ -101,6 +101,10 @@ def check(settings) -> None:
                                  f"{'--series-only' if settings.series_only else '--output-url'}")
     if settings.rollups and settings.output_url and not settings.series_only:
         raise ConfigurationError("--rollup is made from the daily files on this disk: not with --output-url")
+    if "WDIR10" in settings.variables and (settings.rollups or settings.polygons or settings.points):
+        made = "--rollup" if settings.rollups else "--polygons/--points"
+        raise ConfigurationError(f"WDIR10 is a direction: {made} would average its angles (350 and 10 degrees to 180); "
+                                 "ask for U10E,V10E instead and take the direction of their means")
     strangers = [name for name in settings.output_units if name not in settings.variables]
     if strangers:
         raise ConfigurationError(f"--units names {', '.join(strangers)}, which is not among the variables asked for "

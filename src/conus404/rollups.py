@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conus404 import daily_file
+from conus404 import cf, daily_file
 from conus404.atomic import temporary_sibling
 from conus404.exceptions import ConfigurationError
 
@@ -160,19 +160,26 @@ def _write(period: Period, paths: list[Path], names: list[str], digest: str, use
         values = totals[name] / used if how == "mean" else totals[name]
         values = np.where(missing[name], np.nan, values).astype(np.float32)
         field_attrs = {k: v for k, v in attrs[name].items() if k not in ("conus404_hour_window",)}
-        daily_method = attrs[name].get("cell_methods", "time: mean")
-        field_attrs["cell_methods"] = f"{daily_method} within days time: {word} over days"
+        # a mean of the days' means is the period's mean (and so for sums, minima, maxima): the
+        # daily cell_methods holds over the period's time bounds (CF 7.4's "within/over days" is
+        # for climatologies)
+        field_attrs["cell_methods"] = attrs[name].get("cell_methods", "time: mean")
+        field_attrs["conus404_rollup_rule"] = f"the {word} of the period's daily values"
         field_attrs["long_name"] = f"{period.kind} {word} of the days' {attrs[name].get('long_name', name)}"
         data_vars[name] = (("time", "south_north", "west_east"), values[None], field_attrs)
+    lat, lon = template["lat"].values, template["lon"].values
     coords = {"time": ("time", [start], {"standard_name": "time", "long_name": f"start of the {period.kind} period",
                                          "bounds": "time_bnds", "axis": "T"}),
-              "lat": template["lat"], "lon": template["lon"]}
-    keep = ("Conventions", "source", "conus404_source", "conus404_bbox", "conus404_window", "conus404_tool_version",
-            "conus404_day_boundary")
+              **cf.grid_coordinates(lat, lon)}
+    keep = ("source", "conus404_source", "conus404_bbox", "conus404_window", "conus404_tool_version",
+            "conus404_day_boundary", "conus404_units")
+    title = f"CONUS404 {period.kind} roll-up {period.label} of the daily files"
+    summary = (f"The {period.kind} mean, total, minimum or maximum (as each field's daily statistic) of the CONUS404 "
+               "daily fields made by the conus404 pipeline from the hourly WRF reanalysis.")
     ds = xr.Dataset(data_vars, coords=coords, attrs={
+        **cf.discovery_attributes(title, summary, lat, lon, start, end),
         **{k: v for k, v in global_attrs.items() if k in keep},
-        "Conventions": "CF-1.8",
-        "title": f"CONUS404 {period.kind} roll-up {period.label} of the daily files",
+        "title": title,
         "conus404_period": f"{period.kind} {period.start}..{period.end - dt.timedelta(days=1)}",
         "conus404_days": used,
         "conus404_days_in_period": len(period.days),
@@ -182,6 +189,7 @@ def _write(period: Period, paths: list[Path], names: list[str], digest: str, use
     })
     encoding = {name: {"zlib": True, "complevel": 4, "shuffle": True, "_FillValue": np.float32(np.nan)} for name in names}
     encoding.update(daily_file.days_time_encoding())
+    encoding.update(cf.coordinate_encoding(ds))
     with temporary_sibling(target) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
 
@@ -220,14 +228,17 @@ def write_series_rollups(settings, targets, names: list[str]) -> list[Path]:
             for name in names:
                 field_attrs = dict(attrs.get(name, {}))
                 word = _rule(field_attrs)[1]
-                field_attrs["cell_methods"] = f"{field_attrs.get('cell_methods', 'time: mean')} within days time: {word} over days"
-                data_vars[name] = (("time", target.kind), np.array(rows[name], np.float32), field_attrs)
+                field_attrs["conus404_rollup_rule"] = f"the {word} of the period's daily values"  # cell_methods holds
+                data_vars[name] = ((target.kind, "time"), np.array(rows[name], np.float32).T, field_attrs)  # CF H.2.1
             ds = xr.Dataset(data_vars, coords={
                 "time": ("time", time, {"standard_name": "time", "bounds": "time_bnds", "axis": "T",
                                         "long_name": f"start of the {kind} period"}),
                 target.kind: (target.kind, np.array(target.ids, dtype=object), {"cf_role": "timeseries_id"})},
-                attrs={"Conventions": "CF-1.8", "featureType": "timeSeries",
-                       "title": f"CONUS404 {kind} roll-up of the series of {target.path.name}"})
+                attrs={**cf.discovery_attributes(f"CONUS404 {kind} roll-up of the series of {target.path.name}",
+                                                 f"The {kind} mean, total, minimum or maximum (as each field's daily "
+                                                 f"statistic) of the daily {target.kind} series.", None, None,
+                                                 time[0], ends[-1]),
+                       "featureType": "timeSeries"})
             out = target.folder(settings.data_dir) / f"{target.name}_{_PREFIXES[kind].split('_')[1]}.nc"
             encoding = daily_file.days_time_encoding()
             with temporary_sibling(out) as tmp:

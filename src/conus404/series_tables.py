@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conus404 import daily_file, series
+from conus404 import cf, daily_file, series
 from conus404.atomic import temporary_sibling
 from conus404.series_weights import FOLDERS, SeriesTarget
 
@@ -55,7 +55,7 @@ def build_dataset(settings, target: SeriesTarget, names: list[str]):
         spatial = "area: mean (area-weighted over the polygon)" if dim == "polygon" else "area: point (the cell holding it)"
         if field_attrs.get("cell_methods"):
             field_attrs["cell_methods"] = f"{field_attrs['cell_methods']} {spatial}"
-        data_vars[name] = (("time", dim), values[name].astype(np.float32), field_attrs)
+        data_vars[name] = ((dim, "time"), values[name].T.astype(np.float32), field_attrs)  # CF H.2.1: data(feature, time)
     for name, (extra, extra_attrs) in target.extra.items():
         data_vars[name] = ((dim,), extra, extra_attrs)
     coords = {
@@ -64,10 +64,17 @@ def build_dataset(settings, target: SeriesTarget, names: list[str]):
         dim: (dim, np.array(target.ids, dtype=object), {"cf_role": "timeseries_id",
                                                         "long_name": f"{dim} id (the field of {target.path.name})"}),
     }
+    title = f"CONUS404 daily {'basin' if dim == 'polygon' else 'point'} series of {target.path.name}"
+    summary = (f"Daily CONUS404 values per {dim} of {target.path.name}: "
+               + ("each polygon's area-weighted mean of the 4-km cells it overlaps." if dim == "polygon" else
+                  "each point's value is that of the 4-km cell holding it."))
+    first = time[0] if len(time) else np.datetime64(settings.start_date.isoformat(), "ns")
+    last = time[-1] + np.timedelta64(1, "D") if len(time) else first
+    where = (target.extra["cell_lat"][0], target.extra["cell_lon"][0]) if "cell_lat" in target.extra else (None, None)
     ds = xr.Dataset(data_vars, coords=coords, attrs={
-        "Conventions": "CF-1.8",
+        **cf.discovery_attributes(title, summary, *where, first, last),
         "featureType": "timeSeries",
-        "title": f"CONUS404 daily {'basin' if dim == 'polygon' else 'point'} series of {target.path.name}",
+        "title": title,
         "conus404_series_of": str(target.path),
         "conus404_series_key": target.key,
         "conus404_weights": ("exact area of each 4-km cell's overlap with the polygon in the CONUS404 Lambert "

@@ -185,9 +185,9 @@ def _compute(kind: str, path: Path, id_field: str | None, lat, lon, fingerprint:
             "point_y": (y, {"long_name": "y of the point in the CONUS404 projection plane", "units": "m"}),
             "cell_row": (row.astype(np.int32), {"long_name": "south_north index of the cell holding the point"}),
             "cell_col": (col.astype(np.int32), {"long_name": "west_east index of the cell holding the point"}),
-            "cell_lat": (np.asarray(lat, np.float64)[row, col], {
+            "cell_lat": (np.asarray(lat, np.float64)[row, col], {"standard_name": "latitude",
                 "long_name": "latitude of the centre of the cell holding the point", "units": "degree_north"}),
-            "cell_lon": (np.asarray(lon, np.float64)[row, col], {
+            "cell_lon": (np.asarray(lon, np.float64)[row, col], {"standard_name": "longitude",
                 "long_name": "longitude of the centre of the cell holding the point", "units": "degree_east"}),
         }
     key = _key(kind, path, id_field, fingerprint)

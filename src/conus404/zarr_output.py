@@ -151,9 +151,14 @@ class ZarrOutput:
                 "conus404_tool_version")
         plane = cf.grid_coordinates(template["lat"].values, template["lon"].values)  # lat/lon, and x/y where a grid fits
         coords = {"time": ("time", start, dict(template["time"].attrs)), **plane}
+        title = "CONUS404 daily fields (one store for the range)"
+        summary = ("The pipeline's verified daily CONUS404 fields of the range in one Zarr store, a day per time step; "
+                   "conus404_written marks the days already in it.")
+        end = start[-1] + np.timedelta64(1, "D")
         ds = xr.Dataset(data_vars, coords=coords,
-                        attrs={**{k: v for k, v in template.attrs.items() if k in keep},
-                               "Conventions": "CF-1.8", "title": "CONUS404 daily fields (one store for the range)",
+                        attrs={**cf.discovery_attributes(title, summary, template["lat"].values, template["lon"].values,
+                                                         start[0], end),
+                               **{k: v for k, v in template.attrs.items() if k in keep}, "title": title,
                                "conus404_first_day": settings.start_date.isoformat(),
                                "conus404_variables": " ".join(sorted(names)),
                                "conus404_chunks": f"time {chunks[0]}, south_north {chunks[1]}, west_east {chunks[2]}"})
@@ -183,6 +188,11 @@ class ZarrOutput:
         group["time"][have:need] = start
         group["time_bnds"][have:need] = np.stack([start, start + 1.0], axis=1)
         group[WRITTEN][have:need] = 0
+        if "time_coverage_start" in group.attrs:  # ACDD: the coverage grows with the axis
+            epoch = np.datetime64("1979-10-01T00:00", "s")
+            hours = lambda days: np.timedelta64(int(round(float(days) * 24)), "h")  # noqa: E731
+            first_start, end = epoch + hours(group["time"][0]), epoch + hours(start[-1] + 1.0)
+            group.attrs.update({"time_coverage_end": f"{end}Z", "time_coverage_duration": f"P{(end - first_start) // np.timedelta64(1, 'D')}D"})
         zarr.consolidate_metadata(self.mapper, zarr_format=2)
         log.info("Zarr store %s extended to %s (%d more day(s))", self.url, last, need - have)
         return first
