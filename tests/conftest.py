@@ -7,6 +7,7 @@ SSL_CERT_FILE before any test module imports adlfs: that is why it is made here,
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import shutil
 import socket
@@ -259,3 +260,18 @@ def run_prewarmed(argv: list[str], env: dict[str, str], stdin: str | None = None
         code = child.wait(timeout)
         err.seek(0)
         return code, out, err.read().decode(errors="replace")
+
+
+def cf_findings(path: Path, tmp_path: Path, test: str = "cf:1.8") -> dict[str, list[str]]:
+    """The IOOS compliance checker's failed checks of ``path``, by priority (its report goes to ``tmp_path``)."""
+    from compliance_checker.runner import CheckSuite, ComplianceChecker
+
+    CheckSuite.load_all_available_checkers()
+    report = tmp_path / "report.json"
+    ComplianceChecker.run_checker(str(path), [test], 0, "normal", output_filename=str(report), output_format="json")
+    result = json.loads(report.read_text())[test]
+    failed: dict[str, list[str]] = {}
+    for priority in ("high_priorities", "medium_priorities", "low_priorities"):
+        failed[priority] = [f"{item['name']}: {'; '.join(item['msgs'])}" for item in result.get(priority, [])
+                            if item["value"][0] < item["value"][1]]
+    return failed

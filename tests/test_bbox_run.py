@@ -49,6 +49,10 @@ def test_a_box_run_equals_the_window_cut_from_a_whole_domain_run(stack, tmp_path
     assert f"is the grid window {window}" in log
     with xr.open_dataset(daily_file.hourly_dir(tmp_path / "box" / "data") / "conus404_hourly_20210102.nc") as hourly:
         assert hourly.attrs["conus404_window"] == str(window) and hourly["T2"].shape == (25, *window.shape)  # 00Z..00Z(+1)
+    from tests.conftest import cf_findings as findings  # CF of an emulated run's hourly file
+
+    found = findings(daily_file.hourly_dir(tmp_path / "box" / "data") / "conus404_hourly_20210102.nc", tmp_path)
+    assert found["high_priorities"] == [] and found["medium_priorities"] == [], found
 
     # the box run's rerun skips its files; a whole-domain run into its folder is refused, files untouched
     again = conftest.run_driver(stack, tmp_path / "box", DAYS, VARIABLES, "--statistics", "T2:min,max", "--bbox", BOX)

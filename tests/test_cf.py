@@ -4,14 +4,13 @@ priority in a daily file; x/y and the cell corners agree with the projection com
 from __future__ import annotations
 
 import datetime as dt
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 
 from conus404 import cf, daily_file, grid
+from tests.conftest import cf_findings as findings
 
 NY, NX = 20, 24
 
@@ -28,21 +27,6 @@ def grid_and_day():
                               {"units": "mm", "long_name": "daily total of precipitation", "cell_methods": "time: sum"}),
     ]
     return lat, lon, fields
-
-
-def findings(path: Path, tmp_path: Path, test: str = "cf:1.8") -> dict[str, list[str]]:
-    """The checker's failed checks, by priority."""
-    from compliance_checker.runner import CheckSuite, ComplianceChecker
-
-    CheckSuite.load_all_available_checkers()
-    report = tmp_path / "report.json"
-    ComplianceChecker.run_checker(str(path), [test], 0, "normal", output_filename=str(report), output_format="json")
-    result = json.loads(report.read_text())[test]
-    failed: dict[str, list[str]] = {}
-    for priority in ("high_priorities", "medium_priorities", "low_priorities"):
-        failed[priority] = [f"{item['name']}: {'; '.join(item['msgs'])}" for item in result.get(priority, [])
-                            if item["value"][0] < item["value"][1]]
-    return failed
 
 
 @pytest.mark.parametrize("corners", [False, True], ids=["default", "cell-corners"])

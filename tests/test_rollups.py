@@ -78,7 +78,7 @@ def test_a_month_is_each_fields_mean_total_minimum_or_maximum_of_its_days(tmp_pa
         assert list(ds["time_bnds"].values[0]) == [np.datetime64("2021-02-01"), np.datetime64("2021-03-01")]
         assert ds.attrs["conus404_days"] == 28 and ds.attrs["conus404_partial"] == "no"
         assert ds["lat"].shape == (NY, NX) and "crs" in ds
-    from tests.test_cf import findings  # CF: nothing of high or medium priority
+    from tests.conftest import cf_findings as findings  # CF: nothing of high or medium priority
 
     found = findings(month, tmp_path)
     assert found["high_priorities"] == [] and found["medium_priorities"] == [], found
@@ -161,6 +161,11 @@ def test_a_run_over_two_months_writes_the_whole_month_from_the_stores_hours(stac
         np.testing.assert_allclose(month["T2_max"].values[0], daily_max.max(axis=0), rtol=1e-7)
         np.testing.assert_allclose(month["PREC_ACC_NC"].values[0], daily_prec.astype(np.float64).sum(axis=0), rtol=2e-6)
         assert month.attrs["conus404_days"] == 28
+    from tests.conftest import cf_findings as findings  # CF of an emulated run's outputs: a daily file and the roll-up
+
+    for path in (folder / "conus404_monthly_202102.nc", daily_file.daily_path(tmp_path / "data", dt.date(2021, 2, 1))):
+        found = findings(path, tmp_path)
+        assert found["high_priorities"] == [] and found["medium_priorities"] == [], (path.name, found)
     again = conftest.run_driver(stack, tmp_path, [first, last], "T2,PREC_ACC_NC", "--rollup", "monthly", "--allow-partial",
                                 "--statistics", "T2:max")
     assert again.returncode == 0, again.stderr[-3000:]

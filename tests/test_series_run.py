@@ -108,7 +108,7 @@ def test_basin_and_gauge_values_equal_numpy_from_the_store(reference):
         for name, values in daily.items():
             np.testing.assert_array_equal(gauges[name].transpose("time", "point").values[:, k], values[:, row, col])
     # CF: the IOOS checker finds nothing of high or medium priority in the series files
-    from tests.test_cf import findings
+    from tests.conftest import cf_findings as findings
 
     for kind in ("polygons/basins", "points/gauges"):
         found = findings(reference / "data" / f"{kind}.nc", reference)

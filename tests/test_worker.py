@@ -125,7 +125,7 @@ def test_output_is_cf_with_bounds_cell_methods_units_and_crs(tmp_path):
     ds = xr.open_dataset(daily(tmp_path, "2021-01-01"))
     assert ds.attrs["Conventions"] == "CF-1.8, ACDD-1.3"
     assert ds["lat_bnds"].shape == (10, 12, 4) and ds["x"].dims == ("west_east",)
-    from tests.test_cf import findings  # the IOOS checker on the worker's own file
+    from tests.conftest import cf_findings as findings  # the IOOS checker on the worker's own file
 
     found = findings(daily(tmp_path, "2021-01-01"), tmp_path)
     assert found["high_priorities"] == [], found
@@ -304,7 +304,7 @@ def test_keep_hourly_keeps_exactly_the_records_used_on_one_cf_time_axis(tmp_path
     assert hourly["PREC_ACC_NC"].attrs["standard_name"] == "lwe_thickness_of_precipitation_amount"
     assert hourly["Q2"].attrs["units"] == source["Q2"].attrs["units"]  # a derived variable's inputs keep their attributes
     assert hourly.attrs["Conventions"] == "CF-1.8, ACDD-1.3" and "x" in hourly.coords
-    from tests.test_cf import findings
+    from tests.conftest import cf_findings as findings
 
     found = findings(path, tmp_path)
     assert found["high_priorities"] == [] and found["medium_priorities"] == [], found
