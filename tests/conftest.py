@@ -244,6 +244,9 @@ def run_prewarmed(argv: list[str], env: dict[str, str], stdin: str | None = None
     has done the imports (cwd src/, as the driver's workers). Returns (returncode, stdout, stderr)."""
     from conus404.launch_template import shared_template
 
+    # pytest names the running test in the environment: left in, every test would start its own
+    # template (2-3 s of imports each), since a template serves one environment only
+    env = {k: v for k, v in env.items() if k != "PYTEST_CURRENT_TEST"}
     template = shared_template(ROOT / "src", env)
     if template is None:  # no fork or pidfds here: a cold process, as the pipeline would start
         import subprocess

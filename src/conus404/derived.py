@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -26,6 +27,13 @@ class HourContext:
     lat: np.ndarray
     lon: np.ndarray
     hours: Sequence  # pandas Timestamps, one per record
+
+    @cached_property
+    def wind_rotation(self) -> tuple[np.ndarray, np.ndarray]:
+        """(cos, sin) of each cell's convergence angle, once for all the day's hours."""
+        from conus404.winds import rotation
+
+        return rotation(self.lon)
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,7 @@ def _earth_wind(component: int) -> Callable[[Records, HourContext], np.ndarray]:
     def compute(r: Records, ctx: HourContext) -> np.ndarray:
         from conus404.winds import earth_relative
 
-        return earth_relative(r["U10"], r["V10"], ctx.lon)[component]
+        return earth_relative(r["U10"], r["V10"], turn=ctx.wind_rotation)[component]
 
     return compute
 
@@ -88,7 +96,7 @@ def _earth_wind(component: int) -> Callable[[Records, HourContext], np.ndarray]:
 def _direction(r: Records, ctx: HourContext) -> np.ndarray:
     from conus404.winds import direction_from, earth_relative
 
-    return direction_from(*earth_relative(r["U10"], r["V10"], ctx.lon))
+    return direction_from(*earth_relative(r["U10"], r["V10"], turn=ctx.wind_rotation))
 
 
 def _wspd2(r: Records, ctx: HourContext) -> np.ndarray:
@@ -180,7 +188,7 @@ def daily_value(spec: DerivedVariable, hourly: np.ndarray, records: Records, ctx
 
         east = north = 0.0
         for u, v in zip(records["U10"], records["V10"], strict=True):
-            e, n = earth_relative(u, v, ctx.lon)
+            e, n = earth_relative(u, v, turn=ctx.wind_rotation)
             east, north = east + e, north + n
         out = direction_from(east, north)
     return np.asarray(out, np.float32)

@@ -29,10 +29,17 @@ def convergence_angle(lon: np.ndarray) -> np.ndarray:
     return np.radians(cone * offset)
 
 
-def earth_relative(u: np.ndarray, v: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(eastward, northward) components of grid-relative (u, v); ``lon`` broadcasts over leading time axes."""
+def rotation(lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(cos, sin) of the convergence angle at each cell: computed once, used for every hour."""
     alpha = convergence_angle(lon)
-    cos, sin = np.cos(alpha), np.sin(alpha)
+    return np.cos(alpha), np.sin(alpha)
+
+
+def earth_relative(u: np.ndarray, v: np.ndarray, lon: np.ndarray | None = None,
+                   turn: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(eastward, northward) components of grid-relative (u, v), rotated by ``turn`` (from :func:`rotation`)
+    or by the angle at ``lon``; either broadcasts over leading time axes."""
+    cos, sin = turn if turn is not None else rotation(lon)
     u = np.asarray(u, np.float64)
     v = np.asarray(v, np.float64)
     return u * cos + v * sin, v * cos - u * sin
