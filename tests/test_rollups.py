@@ -29,11 +29,11 @@ def values_of(day: dt.date, name: str, shift: float = 0.0) -> np.ndarray:
     return (base + shift + rng.gamma(2.0, 2.0, (NY, NX))).astype(np.float32)
 
 
-def write_day(data_dir: Path, day: dt.date, shift: float = 0.0) -> None:
+def write_day(data_dir: Path, day: dt.date, shift: float = 0.0, corners: bool = False) -> None:
     fields = [daily_file.DailyField(name, values_of(day, name, shift), {"units": "K" if name != "PREC_ACC_NC" else "mm",
                                                                         "cell_methods": method, "long_name": name})
               for name, method in FIELDS.items()]
-    ds = daily_file.build_dataset(day, LAT, LON, fields, {"source": "test"})
+    ds = daily_file.build_dataset(day, LAT, LON, fields, {"source": "test"}, corners=corners)
     daily_file.publish(ds, daily_file.daily_path(data_dir, day))
 
 
@@ -82,6 +82,16 @@ def test_a_month_is_each_fields_mean_total_minimum_or_maximum_of_its_days(tmp_pa
 
     found = findings(month, tmp_path)
     assert found["high_priorities"] == [] and found["medium_priorities"] == [], found
+
+
+def test_days_with_cell_corners_give_a_rollup_with_the_same_corners(tmp_path):
+    for day in days(dt.date(2021, 2, 1), dt.date(2021, 2, 28)):
+        write_day(tmp_path, day, corners=True)
+    [month] = run(tmp_path, dt.date(2021, 2, 1), dt.date(2021, 2, 28), kinds="monthly")
+    with xr.open_dataset(month) as rolled, xr.open_dataset(daily_file.daily_path(tmp_path, dt.date(2021, 2, 1))) as day:
+        for name in ("lat_bnds", "lon_bnds"):
+            np.testing.assert_array_equal(rolled[name].values, day[name].values)
+        assert rolled["lat"].attrs["bounds"] == "lat_bnds"
 
 
 def test_a_partial_period_needs_allow_partial_and_says_how_many_days_it_holds(tmp_path):

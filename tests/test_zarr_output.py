@@ -86,14 +86,29 @@ zarr_output.ZarrOutput.of(settings).write(settings, ["T2"], lambda d: True)
 """
 
 
-def write_days(data_dir: Path, days: list[dt.date]) -> None:
+def write_days(data_dir: Path, days: list[dt.date], corners: bool = False) -> None:
     lat, lon = grid.grid_latlon(6, 8)
     rng = np.random.default_rng(3)
     for day in days:
         field = daily_file.DailyField("T2", rng.normal(270, 5, (6, 8)).astype(np.float32),
                                       {"units": "K", "cell_methods": "time: mean"})
-        daily_file.publish(daily_file.build_dataset(day, lat, lon, [field], {"source": "test"}),
+        daily_file.publish(daily_file.build_dataset(day, lat, lon, [field], {"source": "test"}, corners=corners),
                            daily_file.daily_path(data_dir, day))
+
+
+def test_days_with_cell_corners_give_a_store_with_the_same_corners(tmp_path):
+    from conus404 import zarr_output
+    from conus404.settings import Settings
+
+    days = [dt.date(2021, 1, 1), dt.date(2021, 1, 2)]
+    write_days(tmp_path / "data", days, corners=True)
+    settings = Settings(start_date=days[0], end_date=days[-1], variables=("T2",), data_dir=tmp_path / "data",
+                        output_zarr=str(tmp_path / "z.zarr"), zarr_chunks=(1, 4, 4))
+    zarr_output.ZarrOutput.of(settings).write(settings, ["T2"], lambda d: True)
+    with xr.open_zarr(tmp_path / "z.zarr") as store, xr.open_dataset(daily_file.daily_path(tmp_path / "data", days[0])) as day:
+        np.testing.assert_array_equal(store["lat_bnds"].values, day["lat_bnds"].values)
+        np.testing.assert_array_equal(store["lon_bnds"].values, day["lon_bnds"].values)
+        assert store["lon"].attrs["bounds"] == "lon_bnds"
 
 
 def marked_days(store: Path) -> np.ndarray:

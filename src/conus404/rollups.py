@@ -140,7 +140,8 @@ def _write(period: Period, paths: list[Path], names: list[str], digest: str, use
     missing: dict[str, np.ndarray | None] = dict.fromkeys(names)
     rules: dict[str, tuple[str, str]] = {}
     with xr.open_dataset(paths[0], engine="netcdf4") as first:
-        template = first[["lat", "lon", "crs"]].load()
+        corners = [n for n in ("lat_bnds", "lon_bnds") if n in first.variables]  # --cell-corners: kept as made
+        template = first[["lat", "lon", "crs", *corners]].load()
         attrs = {name: dict(first[name].attrs) for name in names}
         global_attrs = dict(first.attrs)
     for name in names:
@@ -171,6 +172,9 @@ def _write(period: Period, paths: list[Path], names: list[str], digest: str, use
     coords = {"time": ("time", [start], {"standard_name": "time", "long_name": f"start of the {period.kind} period",
                                          "bounds": "time_bnds", "axis": "T"}),
               **cf.grid_coordinates(lat, lon)}
+    for name in corners:
+        coords[name] = template[name].variable
+        coords[name.removesuffix("_bnds")][2]["bounds"] = name
     keep = ("source", "conus404_source", "conus404_bbox", "conus404_window", "conus404_tool_version",
             "conus404_day_boundary", "conus404_units")
     title = f"CONUS404 {period.kind} roll-up {period.label} of the daily files"

@@ -150,6 +150,10 @@ class ZarrOutput:
         keep = ("source", "conus404_source", "conus404_bbox", "conus404_window", "conus404_day_boundary",
                 "conus404_tool_version")
         plane = cf.grid_coordinates(template["lat"].values, template["lon"].values)  # lat/lon, and x/y where a grid fits
+        for name in ("lat_bnds", "lon_bnds"):  # the daily files' cell corners, with --cell-corners
+            if name in template.variables:
+                plane[name] = template[name].variable
+                plane[name.removesuffix("_bnds")][2]["bounds"] = name
         coords = {"time": ("time", start, dict(template["time"].attrs)), **plane}
         title = "CONUS404 daily fields (one store for the range)"
         summary = ("The pipeline's verified daily CONUS404 fields of the range in one Zarr store, a day per time step; "
