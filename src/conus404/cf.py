@@ -163,9 +163,24 @@ def discovery_attributes(title: str, summary: str, lat: np.ndarray | None, lon: 
         "date_created": now,
         "creator_name": "conus404 daily pipeline",
         **where,
-        "time_coverage_start": _iso(start), "time_coverage_end": _iso(end),
-        "time_coverage_duration": _duration(end - start),
+        **time_coverage(start, end),
     }
+
+
+def time_coverage(start: np.datetime64, end: np.datetime64) -> dict[str, str]:
+    """ACDD's time_coverage_start/end/duration of ``start`` .. ``end`` (UTC)."""
+    return {"time_coverage_start": _iso(start), "time_coverage_end": _iso(end),
+            "time_coverage_duration": _duration(end - start)}
+
+
+def keep_cell_corners(coords: dict[str, Any], source) -> dict[str, Any]:
+    """``coords`` with the cell corners ``source`` (a daily file's dataset) has, as they were made
+    (--cell-corners): fitting them again from float32 lat/lon would move them by a rounding."""
+    for name in ("lat_bnds", "lon_bnds"):
+        if name in source.variables:
+            coords[name] = source[name].variable
+            coords[name.removesuffix("_bnds")][2]["bounds"] = name
+    return coords
 
 
 def _iso(t: np.datetime64) -> str:

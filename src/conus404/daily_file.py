@@ -19,6 +19,7 @@ import numpy as np
 
 from conus404 import grid, subset
 from conus404.atomic import TEMP_PREFIX, temporary_sibling
+from conus404.variables import STATISTICS
 
 FILE_PREFIX = "conus404_daily_"
 FORMAT_VERSION = "1"
@@ -187,7 +188,7 @@ def units_problem(field_attrs: dict[str, Any], units: dict[str, str]) -> str | N
     for name, attrs in field_attrs.items():
         got, converted_from = attrs.get("units"), attrs.get("conus404_source_units")
         head, _, statistic = name.rpartition("_")
-        variable = head if head and statistic in ("mean", "sum", "min", "max") else name  # T2_max is T2's
+        variable = head if head and statistic in STATISTICS else name  # T2_max is T2's
         if variable in units and got != units[variable]:
             return f"its {name} is in {got!r}, not {units[variable]!r}"
         if variable not in units and converted_from:
@@ -224,17 +225,21 @@ def attributes(path: Path) -> dict[str, Any] | None:
 
 def fields_in(path: Path) -> list[str]:
     """The fields a daily file says it holds (its ``conus404_variables``), [] if it cannot say."""
-    return str((attributes(path) or {}).get("conus404_variables", "")).split()
+    return fields_and_units(path)[0]
 
 
-def converted_units(path: Path) -> dict[str, str]:
-    """The --units a daily file was made with (its ``conus404_units``), {} if none."""
+def fields_and_units(path: Path) -> tuple[list[str], dict[str, str]]:
+    """The fields a daily file says it holds and the --units it was made with (its
+    ``conus404_variables`` and ``conus404_units``), from one read of its attributes."""
+    from conus404.exceptions import ConfigurationError
     from conus404.output_units import parse
 
+    attrs = attributes(path) or {}
     try:
-        return parse(str((attributes(path) or {}).get("conus404_units", "")), "conus404_units")
-    except ValueError:
-        return {}
+        units = parse(str(attrs.get("conus404_units", "")), "conus404_units")
+    except ConfigurationError:  # not this pipeline's: no record of units, so a full check next time
+        units = {}
+    return str(attrs.get("conus404_variables", "")).split(), units
 
 
 def describe_coverage(attrs) -> str:

@@ -201,8 +201,8 @@ def verified_on_disk(settings: Settings) -> Callable[[dt.date], bool]:
         if records.unchanged(path, names, box, settings.output_units):
             return True
         if path.exists() and daily_file.verify(path, day, names, box, settings.output_units) is None:
-            verified_files.remember(path, daily_file.fields_in(path) or names, box,  # what it holds: perhaps more
-                                    units=daily_file.converted_units(path))
+            held, units = daily_file.fields_and_units(path)
+            verified_files.remember(path, held or names, box, units=units)  # what it holds: perhaps more
             return True
         return False
 

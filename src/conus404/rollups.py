@@ -171,10 +171,7 @@ def _write(period: Period, paths: list[Path], names: list[str], digest: str, use
     lat, lon = template["lat"].values, template["lon"].values
     coords = {"time": ("time", [start], {"standard_name": "time", "long_name": f"start of the {period.kind} period",
                                          "bounds": "time_bnds", "axis": "T"}),
-              **cf.grid_coordinates(lat, lon)}
-    for name in corners:
-        coords[name] = template[name].variable
-        coords[name.removesuffix("_bnds")][2]["bounds"] = name
+              **cf.keep_cell_corners(cf.grid_coordinates(lat, lon), template)}
     keep = ("source", "conus404_source", "conus404_bbox", "conus404_window", "conus404_tool_version",
             "conus404_day_boundary", "conus404_units")
     title = f"CONUS404 {period.kind} roll-up {period.label} of the daily files"

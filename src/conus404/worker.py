@@ -289,13 +289,12 @@ def aggregate_day(
         validation.check_hourly(report, plan.name, hourly, grid_shape, stamps)
         counter = records.get(counter_name(plan.name)) if plan.var_class == VariableClass.BUCKET else None
         report.entry(plan.name).update({"class": plan.var_class.value, "window": window.describe()})
-        for statistic in plan.statistics:
+        for statistic, out_name in zip(plan.statistics, field_names(plan), strict=True):
             if statistic == plan.statistics[0]:
                 values = (derived.daily_value(spec, hourly, records, context) if spec is not None
                           else aggregation.daily_value(plan.var_class, hourly, counter))
             else:
                 values = aggregation.hourly_statistic(statistic, hourly)
-            out_name = plan.name if statistic == plan.statistics[0] else f"{plan.name}_{statistic}"
             rounding = 0.0
             if plan.var_class in (VariableClass.SINCE_START, VariableClass.BUCKET):
                 rounding = 2.0 * float(np.spacing(np.float32(np.nanmax(np.abs(hourly)) if hourly.size else 0.0)))

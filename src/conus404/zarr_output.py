@@ -149,11 +149,8 @@ class ZarrOutput:
         data_vars["crs"] = template["crs"]
         keep = ("source", "conus404_source", "conus404_bbox", "conus404_window", "conus404_day_boundary",
                 "conus404_tool_version")
-        plane = cf.grid_coordinates(template["lat"].values, template["lon"].values)  # lat/lon, and x/y where a grid fits
-        for name in ("lat_bnds", "lon_bnds"):  # the daily files' cell corners, with --cell-corners
-            if name in template.variables:
-                plane[name] = template[name].variable
-                plane[name.removesuffix("_bnds")][2]["bounds"] = name
+        # lat/lon, x/y where a grid fits, and the daily files' cell corners (--cell-corners)
+        plane = cf.keep_cell_corners(cf.grid_coordinates(template["lat"].values, template["lon"].values), template)
         coords = {"time": ("time", start, dict(template["time"].attrs)), **plane}
         title = "CONUS404 daily fields (one store for the range)"
         summary = ("The pipeline's verified daily CONUS404 fields of the range in one Zarr store, a day per time step; "
@@ -193,10 +190,7 @@ class ZarrOutput:
         group["time_bnds"][have:need] = np.stack([start, start + 1.0], axis=1)
         group[WRITTEN][have:need] = 0
         if "time_coverage_start" in group.attrs:  # ACDD: the coverage grows with the axis
-            epoch = np.datetime64("1979-10-01T00:00", "s")
-            hours = lambda days: np.timedelta64(int(round(float(days) * 24)), "h")  # noqa: E731
-            first_start, end = epoch + hours(group["time"][0]), epoch + hours(start[-1] + 1.0)
-            group.attrs.update({"time_coverage_end": f"{end}Z", "time_coverage_duration": f"P{(end - first_start) // np.timedelta64(1, 'D')}D"})
+            group.attrs.update(cf.time_coverage(_instant(group["time"][0]), _instant(start[-1] + 1.0)))
         zarr.consolidate_metadata(self.mapper, zarr_format=2)
         log.info("Zarr store %s extended to %s (%d more day(s))", self.url, last, need - have)
         return first
@@ -213,6 +207,11 @@ class ZarrOutput:
         for name in names:
             group[name][a:b] = np.stack(stacks[name]).astype(np.float32)
         group[WRITTEN][a:b] = 1  # after the data: a kill before this leaves the days unmarked, to be rewritten
+
+
+def _instant(days_since_epoch: float) -> np.datetime64:
+    """A time value of the store (days since 1979-10-01, see daily_file.days_time_encoding) as an instant."""
+    return np.datetime64("1979-10-01T00:00", "s") + np.timedelta64(int(round(float(days_since_epoch) * 24)), "h")
 
 
 def _consecutive(days: list[dt.date], first: dt.date, per_chunk: int) -> list[list[dt.date]]:
