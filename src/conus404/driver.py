@@ -1,7 +1,7 @@
 """The driver: check the request, skip finished days, run the rest, record failures, summarise.
 
 Everything a user can get wrong (dates, variables, an unreadable source) is found by
-:func:`preflight` before any day is downloaded, and answered with one line and exit code 2.
+:func:`conus404.preflight.preflight` before any day is downloaded, and answered with one line and exit code 2.
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from conus404 import daily_file, disk_space, existing_files, series, verified_files
+from conus404 import daily_file, disk_space, series, verified_files
 from conus404 import settings as settings_mod
 from conus404.exceptions import (
-    AuthenticationError,
-    CatalogError,
     ConfigurationError,
-    SourceLayoutError,
 )
-from conus404.executors import DASK, open_executor
+from conus404.executors import open_executor
 from conus404.ledgers import FailureEntry, Ledger, now_iso
+from conus404.preflight import check_request, ensure_writable
 from conus404.processes import exit_on_sigterm
 from conus404.scheduler import AssetSigner, DayOutcome, DayScheduler, Progress, RunOptions
 from conus404.settings import Settings
@@ -86,60 +84,6 @@ def setup_logging(path: Path) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def open_checked(settings: Settings, signer: AssetSigner):
-    """The opened source, or ConfigurationError (exit 2) saying why it cannot be read."""
-    from conus404 import source
-
-    what = settings.stac_url if settings.uses_planetary_computer else settings.source
-    try:
-        try:
-            ds, _ = source.open_source(settings, signer.current(), record_metadata=True)
-        except AuthenticationError:  # the token handed over expired on the way here: sign again, once
-            log.warning("storage refused the token: signing again")
-            ds, _ = source.open_source(settings, signer.renew(), record_metadata=True)
-    except (CatalogError, AuthenticationError, SourceLayoutError) as exc:
-        raise ConfigurationError(f"cannot read the source: {exc}") from None
-    except Exception as exc:  # whatever the storage stack raises, the answer is "unreadable source"
-        raise ConfigurationError(f"cannot read the source {what}: {type(exc).__name__}: {exc}") from None
-    return ds
-
-
-def _check_against_source(settings: Settings, signer: AssetSigner) -> list[str]:
-    """Raises ConfigurationError for a request the source cannot serve; returns warnings."""
-    from conus404 import worker
-
-    ds = open_checked(settings, signer)
-    plans, _ = worker.plan_variables(ds, settings)  # unknown / 3-D / counter variables
-    if settings.bbox is not None:
-        from conus404 import subset
-
-        try:
-            window = subset.index_window(np.asarray(ds["lat"].values), np.asarray(ds["lon"].values), settings.bbox)
-        except SourceLayoutError as exc:
-            raise ConfigurationError(f"--bbox: {exc}") from None
-        log.info("the box %s is the grid window %s (%d x %d cells)%s", settings.bbox, window, *window.shape,
-                 "; it reaches past the domain, so the window stops at its edge" if window.clipped else "")
-    _check_record_covers(settings, plans, ds.indexes["time"])
-    if series.wanted(settings):
-        _prepare_series(settings, np.asarray(ds["lat"].values), np.asarray(ds["lon"].values))
-        if settings.series_only:
-            return []
-    cells = window.shape[0] * window.shape[1] if settings.bbox is not None else ds.sizes["south_north"] * ds.sizes["west_east"]
-    to_make = sum(not daily_file.daily_path(settings.data_dir, d).exists() for d in settings.days)
-    warning = None if settings.output_url else disk_space.space_warning(
-        settings.data_dir, to_make, len(worker.output_names(settings)), cells)
-    return [warning] if warning else []
-
-
-def _prepare_series(settings: Settings, lat: np.ndarray, lon: np.ndarray) -> None:
-    """Check the polygon and point files (ConfigurationError: one line) and have their weights cached."""
-    from conus404 import series_weights
-
-    started = time.monotonic()
-    series_weights.prepare(settings, lat, lon)
-    log.info("series weights ready in %.1f s", time.monotonic() - started)
-
-
 def log_series_plan(settings: Settings) -> None:
     """What the run's series are made of (from the weights the preflight cached)."""
     from conus404 import series_weights
@@ -153,23 +97,6 @@ def log_series_plan(settings: Settings) -> None:
     if window is not None:
         log.info("reading%s the grid window %s (%d x %d cells) that covers them", "" if settings.series_only else
                  " and keeping", window, *window.shape)
-
-
-def _check_record_covers(settings: Settings, plans, times) -> None:
-    """Every hourly record the range's days use is in the source: by the day windows of the
-    requested variables' classes (a day of 60-minute sums ends with the next day's 00Z record)."""
-    from conus404.aggregation import hour_window
-
-    first, last = times.min(), times.max()
-    offset = settings.day_boundary
-    need_first = min(hour_window(p.var_class, settings.start_date, offset).first for p in plans)
-    need_last = max(hour_window(p.var_class, settings.end_date, offset).last for p in plans)
-    if need_first < first or need_last > last:
-        raise ConfigurationError(
-            f"the range {settings.start_date}..{settings.end_date} is outside the source's record "
-            f"{first:%Y-%m-%dT%HZ}..{last:%Y-%m-%dT%HZ}: its days use the hourly records "
-            f"{need_first:%Y-%m-%dT%HZ}..{need_last:%Y-%m-%dT%HZ}"
-        )
 
 
 def verified_on_disk(settings: Settings) -> Callable[[dt.date], bool]:
@@ -308,38 +235,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="redo days whose files already verify")
     parser.add_argument("--replace-different", action="store_true",
                         help="redo the range's daily files that lack asked fields (they move to quarantine/)")
-    parser.add_argument("--launcher-stdin", action="store_true",
-                        help="wait for run_pipeline.sh's go-ahead (the signed asset, checks passed) on standard input")
+    parser.add_argument("--verdict-fd", type=int, metavar="FD",
+                        help="write the check of the request (one JSON line: warnings, or why it is refused) to this "
+                        "open file descriptor; run_pipeline.sh waits for it")
     add_run_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    go_ahead = _read_go_ahead() if args.launcher_stdin else None  # before anything is written
+    verdict = _verdict_channel(args.verdict_fd)
     try:
         options = prepare_run(args, "driver_main_run.log", force=args.force)
     except ConfigurationError as exc:
+        verdict.send({"refused": str(exc)})
         print(f"driver.py: {exc}", file=sys.stderr)
         return 2
     exit_on_sigterm("driver")
     try:
         settings = settings_mod.load(args)
         close_unused_launch_template(settings)
-        signed = None
-        if go_ahead is not None:
-            from conus404.source import SignedAsset
-
-            try:
-                signed = SignedAsset.from_json(go_ahead["asset"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ConfigurationError(f"--launcher-stdin: not a signed asset ({exc})") from None
-        signer = AssetSigner(settings, signed)
-        if not (go_ahead or {}).get("checked"):  # the launcher has just made the same checks
-            for warning in preflight(settings, signer, replace_different=args.force or args.replace_different):
-                log.warning("%s", warning)
+        own_argv = sys.argv[1:] if argv is None else argv
+        warnings, signer = check_request(settings, own_argv, replace_different=args.force or args.replace_different)
+        for warning in warnings:
+            log.warning("%s", warning)
+        verdict.send({"warnings": warnings})  # a Dask cluster that cannot start is the run's failure, in its log
         executor = open_executor(settings)
     except ConfigurationError as exc:
+        verdict.send({"refused": str(exc)})
         log.error("usage error: %s", exc)
         return 2
     try:
@@ -354,21 +277,32 @@ def main(argv: list[str] | None = None) -> int:
         executor.close()
 
 
-def _read_go_ahead() -> dict:
-    """The launcher's go-ahead: ``{"asset": signed asset, "checked": true}``. It is written once the
-    launcher's checks pass; if they fail, the launcher ends this process group instead."""
-    text = sys.stdin.read()
-    if not text.strip():
-        sys.exit(2)  # the launcher went away without a go-ahead: nothing to run, nothing written
-    try:
-        message = json.loads(text)
-    except ValueError as exc:
-        print(f"driver.py: --launcher-stdin: not the launcher's go-ahead ({exc})", file=sys.stderr)
-        sys.exit(2)
-    if not isinstance(message, dict) or "asset" not in message:
-        print("driver.py: --launcher-stdin: not the launcher's go-ahead (no asset)", file=sys.stderr)
-        sys.exit(2)
-    return message
+class _VerdictChannel:
+    """Where run_pipeline.sh waits for the check's outcome: one JSON line, then the end of the pipe."""
+
+    def __init__(self, fd: int | None) -> None:
+        self._fd = fd
+
+    def send(self, message: dict) -> None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.write(fd, (json.dumps(message) + "\n").encode())
+        except OSError:
+            pass  # the launcher is gone (e.g. interrupted): the run goes on or stops as it would
+        finally:
+            os.close(fd)
+
+
+def _verdict_channel(fd: int | None) -> _VerdictChannel:
+    if fd is not None:
+        try:
+            os.fstat(fd)
+        except OSError:
+            print(f"driver.py: --verdict-fd {fd} is not an open file descriptor", file=sys.stderr)
+            sys.exit(2)
+    return _VerdictChannel(fd)
 
 
 def close_unused_launch_template(settings: Settings) -> None:
@@ -380,52 +314,6 @@ def close_unused_launch_template(settings: Settings) -> None:
         from conus404.launch_template import close_shared_template
 
         close_shared_template()
-
-
-def ensure_writable(folder: Path, what: str) -> None:
-    """Create ``folder`` and prove a file can be written there, or raise ConfigurationError."""
-    import tempfile
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
-            pass
-    except OSError as exc:
-        raise ConfigurationError(f"cannot write to the {what} {folder}: {exc.strerror or exc}") from None
-
-
-def preflight(settings: Settings, signer: AssetSigner, replace_different: bool = False) -> list[str]:
-    """Check the request: writable folders, a readable source that has the variables and dates.
-
-    Raises ConfigurationError (exit 2) before anything is downloaded; returns warnings (e.g. the
-    request will not fit on the data folder's disk).
-    """
-    from conus404 import source
-
-    ensure_writable(daily_file.daily_dir(settings.data_dir), "data folder")
-    if not replace_different and not settings.output_url and not settings.series_only:
-        existing_files.refuse_other_fields(settings)
-    if settings.output_url:
-        from conus404.remote_output import RemoteOutput
-
-        RemoteOutput.of(settings).check_writable()
-    try:
-        warnings = _check_against_source(settings, signer)
-    finally:
-        source.release_storage_clients()
-    if not settings.series_only:  # after the polygons' weights: they decide the cells a run covers
-        existing_files.refuse_other_coverage(settings)
-        existing_files.refuse_other_day_boundary(settings)
-    if settings.output_zarr:
-        from conus404.day_fields import bbox_text, output_names
-        from conus404.zarr_output import ZarrOutput
-
-        ZarrOutput.of(settings).check(settings, output_names(settings), bbox_text(settings))
-    if settings.executor == DASK and settings.dask_scheduler:
-        from conus404.dask_executor import check_scheduler
-
-        check_scheduler(settings.dask_scheduler)
-    return warnings
 
 
 def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=None) -> int:

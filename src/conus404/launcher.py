@@ -2,8 +2,10 @@
 
 A run is one process group: a small bash leader that runs ``driver.py`` and then
 ``retry_failed.py``. Its group id is recorded in ``logs/pipeline.pid``, which ``kill_all.sh``
-uses. The request is checked (and the source signed, once) here, before anything starts, so a
-usage error is one line on the terminal and exit code 2 even for background runs.
+uses. This process checks the flags, folders and lock; the driver then checks the request
+against the source (in a child of its launch template, which has the storage stack imported) and
+sends its verdict back on a pipe. So this process never imports the storage stack, and a usage
+error is still one line on the terminal and exit code 2, even for background runs.
 """
 
 from __future__ import annotations
@@ -28,12 +30,10 @@ from conus404.driver import (
     EXIT_DISK_FULL,
     EXIT_DRIVER_FAILED,
     add_run_arguments,
-    ensure_writable,
-    open_checked,
-    preflight,
     run_options,
 )
 from conus404.exceptions import ConfigurationError
+from conus404.preflight import ensure_writable
 from conus404.processes import start_process_group, stop_process_group
 from conus404.scheduler import AssetSigner
 from conus404.settings import PROJECT_ROOT
@@ -115,14 +115,14 @@ def _settings_flags(args: argparse.Namespace, settings: settings_mod.Settings) -
     return flags
 
 
-def start_run(args: argparse.Namespace, settings: settings_mod.Settings) -> subprocess.Popen:
-    """Start the run's process group at once: its driver starts the launch template and then waits
-    for :func:`go_ahead` on its standard input, so the template's imports overlap with the checks
-    this process makes meanwhile. Nothing is written by the group before the go-ahead."""
+def start_run(args: argparse.Namespace, settings: settings_mod.Settings, verdict_fd: int) -> subprocess.Popen:
+    """Start the run's process group: its driver starts the launch template, checks the request in
+    a child of it, and writes the verdict on ``verdict_fd`` (read by :func:`read_verdict`)."""
     log_dir = run_options(args).log_dir
     pid_file = log_dir / "pipeline.pid"
     common = _settings_flags(args, settings)
-    driver = [sys.executable, str(SRC / "driver.py"), *common, "--launcher-stdin"] + (["--force"] if args.force else [])
+    driver = [sys.executable, str(SRC / "driver.py"), *common, "--verdict-fd", str(verdict_fd)]
+    driver += (["--force"] if args.force else []) + (["--replace-different"] if args.replace_different else [])
     retry = [sys.executable, str(SRC / "retry_failed.py"), *common]
     if args.retry_rounds is not None:
         retry += ["--rounds", str(args.retry_rounds)]
@@ -131,7 +131,7 @@ def start_run(args: argparse.Namespace, settings: settings_mod.Settings) -> subp
     # bash leads the group: driver, then (unless a usage error or a kill) the retry pass; a driver
     # that failed itself fails the run whatever the retry pass mends
     script = (
-        f"{shlex.join(driver)}; rc=$?; "
+        f"{shlex.join(driver)} </dev/null; rc=$?; exec {verdict_fd}>&-; "  # the verdict's pipe ends with the driver
         f"if [ $rc -ne 2 ] && [ $rc -ne {EXIT_DISK_FULL} ] && [ $rc -lt 128 ]; then {shlex.join(retry)} </dev/null; retry_rc=$?; "
         f"if [ $rc -ne {EXIT_DRIVER_FAILED} ]; then rc=$retry_rc; fi; fi; "
         f"rm -f {shlex.quote(str(pid_file))}; exit $rc"
@@ -139,8 +139,8 @@ def start_run(args: argparse.Namespace, settings: settings_mod.Settings) -> subp
     lock_fd = run_lock.acquire(settings.data_dir, log_dir)  # held by the run's group from here on
     try:
         proc = subprocess.Popen(
-            ["bash", "-c", script], stdin=subprocess.PIPE, stdout=open(log_dir / "pipeline_console.log", "ab"),
-            stderr=subprocess.STDOUT, cwd=SRC, start_new_session=True, text=True, pass_fds=(lock_fd,),
+            ["bash", "-c", script], stdin=subprocess.DEVNULL, stdout=open(log_dir / "pipeline_console.log", "ab"),
+            stderr=subprocess.STDOUT, cwd=SRC, start_new_session=True, pass_fds=(lock_fd, verdict_fd),
         )
     finally:
         os.close(lock_fd)  # this process's copy: the group keeps the lock
@@ -150,11 +150,16 @@ def start_run(args: argparse.Namespace, settings: settings_mod.Settings) -> subp
     return proc
 
 
-def go_ahead(proc: subprocess.Popen, settings: settings_mod.Settings, signer: AssetSigner) -> None:
-    """Let the waiting driver run: hand it the signed asset, and that the checks passed."""
-    asset = signer.current()
-    proc.stdin.write(json.dumps({"asset": asset.to_json() if asset else {"href": settings.source}, "checked": True}))
-    proc.stdin.close()
+def read_verdict(verdict_r: int) -> dict | None:
+    """The driver's check of the request: ``{"warnings": [...]}`` or ``{"refused": why}``; None if the
+    driver ended without one."""
+    with os.fdopen(verdict_r, "rb") as pipe:
+        line = pipe.readline()
+    try:
+        verdict = json.loads(line)
+    except ValueError:
+        return None
+    return verdict if isinstance(verdict, dict) else None
 
 
 def cancel_run(proc: subprocess.Popen, log_dir: Path) -> None:
@@ -232,6 +237,7 @@ def _outcome(code: int, returncode: int | None) -> str:
 
 
 def list_variables(settings: settings_mod.Settings, signer: AssetSigner, pattern: str) -> int:
+    from conus404.preflight import open_checked
     from conus404.source import release_storage_clients
     from conus404.variable_listing import describe_variables, format_listing
 
@@ -297,18 +303,27 @@ def main(argv: list[str] | None = None) -> int:
             emulator, env = start_demo_emulator(log_dir, scratch)
             os.environ.update(env)  # before anything imports aiohttp (it reads SSL_CERT_FILE once)
             settings = settings_mod.load(args)  # the emulator's STAC and SAS URLs
-        signer = AssetSigner(settings)
         if args.list_variables is not None:
-            return list_variables(settings, signer, args.list_variables)
+            return list_variables(settings, AssetSigner(settings), args.list_variables)
         run_started = time.time()
         ensure_writable(daily_file.daily_dir(settings.data_dir), "data folder")  # before its lock is taken
-        proc = start_run(args, settings)
+        verdict_r, verdict_w = os.pipe()
         try:
-            warnings = preflight(settings, signer, replace_different=args.force or args.replace_different)
-            go_ahead(proc, settings, signer)
+            proc = start_run(args, settings, verdict_w)
+        finally:
+            os.close(verdict_w)  # the driver's copy is the one that counts
+        try:
+            verdict = read_verdict(verdict_r)
         except BaseException:
             cancel_run(proc, log_dir)
             raise
+        if verdict is None or "refused" in verdict:
+            cancel_run(proc, log_dir)
+            if verdict is None:
+                raise ConfigurationError(f"the run ended before its checks did (exit {proc.returncode}); see "
+                                         f"{log_dir / 'driver_main_run.log'} and {log_dir / 'pipeline_console.log'}")
+            raise ConfigurationError(verdict["refused"])
+        warnings = verdict.get("warnings", [])
         for warning in warnings:
             print(f"run_pipeline.sh: warning: {warning}", flush=True)
         if not args.foreground:

@@ -1,0 +1,219 @@
+"""The check of a request before its run: writable folders, a readable source that has the
+variables and the dates, inputs that parse. Everything a user can get wrong is found here before
+any day is downloaded, and answered with one line and exit code 2.
+
+The check needs the whole storage stack (xarray, zarr, adlfs, the SDK: about 2 s of imports), which
+the run's launch template has already imported. So the driver does not import it: it runs the
+check in a child forked from the template (:func:`check_request`), which hands back its verdict,
+the warnings and the signed asset, as one JSON line. Where no template serves the run (cold or
+Dask launches, no fork here), the check runs in the driver itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from conus404 import daily_file, disk_space, existing_files, series
+from conus404.exceptions import (
+    AuthenticationError,
+    CatalogError,
+    ConfigurationError,
+    SourceLayoutError,
+)
+from conus404.executors import DASK
+from conus404.scheduler import AssetSigner
+from conus404.settings import PROJECT_ROOT, Settings
+
+log = logging.getLogger("conus404.driver")  # its lines belong to the driver's log
+_CHILD_CODE = "from conus404.preflight import child_main; child_main()"
+
+
+def check_request(settings: Settings, argv: list[str], replace_different: bool = False) -> tuple[list[str], AssetSigner]:
+    """The warnings of :func:`preflight` and the run's signer (holding the asset the check signed);
+    ConfigurationError if the request is refused. ``argv`` is the driver's own command line, from
+    which the forked check rebuilds the same settings."""
+    from conus404 import launch_template
+    from conus404.executors import SUBPROCESS
+
+    template = None
+    if settings.launch == "prewarmed" and settings.executor == SUBPROCESS:
+        template = launch_template.shared_template(PROJECT_ROOT / "src", dict(os.environ))
+    if template is not None:
+        verdict = _forked_verdict(template, argv)
+        if verdict is not None:
+            if "refused" in verdict:
+                raise ConfigurationError(verdict["refused"])
+            from conus404.source import SignedAsset
+
+            asset = verdict.get("asset")
+            return list(verdict["warnings"]), AssetSigner(settings, SignedAsset.from_json(asset) if asset else None)
+    signer = AssetSigner(settings)
+    return preflight(settings, signer, replace_different), signer
+
+
+def _forked_verdict(template, argv: list[str]) -> dict | None:
+    """The forked check's verdict, or None (then the driver checks by itself) if it gave none."""
+    from conus404.launch_template import LaunchTemplateError
+
+    try:
+        child = template.popen([sys.executable, "-c", _CHILD_CODE, *argv], stdin_text=False, stderr_fd=sys.stderr.fileno())
+    except LaunchTemplateError as exc:
+        log.warning("%s: checking the request in the driver instead", exc)
+        return None
+    out = child.stdout.read()
+    child.stdout.close()
+    code = child.wait()
+    lines = out.strip().splitlines()
+    try:
+        verdict = json.loads(lines[-1])
+        if isinstance(verdict, dict) and ("refused" in verdict or "warnings" in verdict):
+            return verdict
+    except (IndexError, ValueError):
+        pass
+    log.warning("the forked check of the request ended (exit %s) without a verdict: checking in the driver", code)
+    return None
+
+
+def child_main() -> None:
+    """The forked check: the driver's command line in, one JSON verdict line out (exit 0 or 2)."""
+    from conus404 import driver
+    from conus404 import settings as settings_mod
+    from conus404.processes import exit_without_teardown
+
+    args = driver.build_parser().parse_args(sys.argv[1:])
+    try:
+        options = driver.run_options(args, force=args.force)
+        driver.setup_logging(options.log_dir / "driver_main_run.log")
+        settings = settings_mod.load(args)
+        signer = AssetSigner(settings)
+        warnings = preflight(settings, signer, replace_different=args.force or args.replace_different)
+        asset = signer.current()
+        verdict = {"warnings": warnings, "asset": asset.to_json() if asset is not None else None}
+    except ConfigurationError as exc:
+        verdict = {"refused": str(exc)}
+    print(json.dumps(verdict), flush=True)
+    exit_without_teardown(2 if "refused" in verdict else 0)
+
+
+def open_checked(settings: Settings, signer: AssetSigner):
+    """The opened source, or ConfigurationError (exit 2) saying why it cannot be read."""
+    from conus404 import source
+
+    what = settings.stac_url if settings.uses_planetary_computer else settings.source
+    try:
+        try:
+            ds, _ = source.open_source(settings, signer.current(), record_metadata=True)
+        except AuthenticationError:  # the token handed over expired on the way here: sign again, once
+            log.warning("storage refused the token: signing again")
+            ds, _ = source.open_source(settings, signer.renew(), record_metadata=True)
+    except (CatalogError, AuthenticationError, SourceLayoutError) as exc:
+        raise ConfigurationError(f"cannot read the source: {exc}") from None
+    except Exception as exc:  # whatever the storage stack raises, the answer is "unreadable source"
+        raise ConfigurationError(f"cannot read the source {what}: {type(exc).__name__}: {exc}") from None
+    return ds
+
+
+def _check_against_source(settings: Settings, signer: AssetSigner) -> list[str]:
+    """Raises ConfigurationError for a request the source cannot serve; returns warnings."""
+    from conus404 import worker
+
+    ds = open_checked(settings, signer)
+    plans, _ = worker.plan_variables(ds, settings)  # unknown / 3-D / counter variables
+    if settings.bbox is not None:
+        from conus404 import subset
+
+        try:
+            window = subset.index_window(np.asarray(ds["lat"].values), np.asarray(ds["lon"].values), settings.bbox)
+        except SourceLayoutError as exc:
+            raise ConfigurationError(f"--bbox: {exc}") from None
+        log.info("the box %s is the grid window %s (%d x %d cells)%s", settings.bbox, window, *window.shape,
+                 "; it reaches past the domain, so the window stops at its edge" if window.clipped else "")
+    _check_record_covers(settings, plans, ds.indexes["time"])
+    if series.wanted(settings):
+        _prepare_series(settings, np.asarray(ds["lat"].values), np.asarray(ds["lon"].values))
+        if settings.series_only:
+            return []
+    cells = window.shape[0] * window.shape[1] if settings.bbox is not None else ds.sizes["south_north"] * ds.sizes["west_east"]
+    to_make = sum(not daily_file.daily_path(settings.data_dir, d).exists() for d in settings.days)
+    warning = None if settings.output_url else disk_space.space_warning(
+        settings.data_dir, to_make, len(worker.output_names(settings)), cells)
+    return [warning] if warning else []
+
+
+def _prepare_series(settings: Settings, lat: np.ndarray, lon: np.ndarray) -> None:
+    """Check the polygon and point files (ConfigurationError: one line) and have their weights cached."""
+    from conus404 import series_weights
+
+    started = time.monotonic()
+    series_weights.prepare(settings, lat, lon)
+    log.info("series weights ready in %.1f s", time.monotonic() - started)
+
+
+def _check_record_covers(settings: Settings, plans, times) -> None:
+    """Every hourly record the range's days use is in the source: by the day windows of the
+    requested variables' classes (a day of 60-minute sums ends with the next day's 00Z record)."""
+    from conus404.aggregation import hour_window
+
+    first, last = times.min(), times.max()
+    offset = settings.day_boundary
+    need_first = min(hour_window(p.var_class, settings.start_date, offset).first for p in plans)
+    need_last = max(hour_window(p.var_class, settings.end_date, offset).last for p in plans)
+    if need_first < first or need_last > last:
+        raise ConfigurationError(
+            f"the range {settings.start_date}..{settings.end_date} is outside the source's record "
+            f"{first:%Y-%m-%dT%HZ}..{last:%Y-%m-%dT%HZ}: its days use the hourly records "
+            f"{need_first:%Y-%m-%dT%HZ}..{need_last:%Y-%m-%dT%HZ}"
+        )
+
+
+def ensure_writable(folder: Path, what: str) -> None:
+    """Create ``folder`` and prove a file can be written there, or raise ConfigurationError."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write to the {what} {folder}: {exc.strerror or exc}") from None
+
+
+def preflight(settings: Settings, signer: AssetSigner, replace_different: bool = False) -> list[str]:
+    """Check the request: writable folders, a readable source that has the variables and dates.
+
+    Raises ConfigurationError (exit 2) before anything is downloaded; returns warnings (e.g. the
+    request will not fit on the data folder's disk).
+    """
+    from conus404 import source
+
+    ensure_writable(daily_file.daily_dir(settings.data_dir), "data folder")
+    if not replace_different and not settings.output_url and not settings.series_only:
+        existing_files.refuse_other_fields(settings)
+    if settings.output_url:
+        from conus404.remote_output import RemoteOutput
+
+        RemoteOutput.of(settings).check_writable()
+    try:
+        warnings = _check_against_source(settings, signer)
+    finally:
+        source.release_storage_clients()
+    if not settings.series_only:  # after the polygons' weights: they decide the cells a run covers
+        existing_files.refuse_other_coverage(settings)
+        existing_files.refuse_other_day_boundary(settings)
+    if settings.output_zarr:
+        from conus404.day_fields import bbox_text, output_names
+        from conus404.zarr_output import ZarrOutput
+
+        ZarrOutput.of(settings).check(settings, output_names(settings), bbox_text(settings))
+    if settings.executor == DASK and settings.dask_scheduler:
+        from conus404.dask_executor import check_scheduler
+
+        check_scheduler(settings.dask_scheduler)
+    return warnings
