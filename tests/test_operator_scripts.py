@@ -156,3 +156,37 @@ def test_the_network_guard_refuses_non_loopback_addresses():
 
     with socket.socket() as sock, pytest.raises(NonLoopbackConnection):
         sock.connect(("192.0.2.1", 443))  # TEST-NET-1: never routed, and never attempted
+
+
+def test_the_projects_modules_get_bytecode_once_and_again_after_a_change(tmp_path):
+    """setup_env.sh compiles the project's own modules (PYTHONDONTWRITEBYTECODE would leave every
+    process compiling them again), and once more after a source changes."""
+    import importlib.util
+    import os
+
+    (tmp_path / "src" / "conus404").mkdir(parents=True)
+    shutil.copy2(ROOT / "src" / "setup_env.sh", tmp_path / "src" / "setup_env.sh")
+    module = tmp_path / "src" / "conus404" / "example.py"
+    module.write_text("VALUE = 1\n")
+    venv = tmp_path / ".venv" / "bin"
+    venv.mkdir(parents=True)
+    os.symlink(ROOT / ".venv" / "bin" / "python", venv / "python")
+    compile_once = ["bash", "-c", "source src/setup_env.sh && compile_project_sources"]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    cached = Path(importlib.util.cache_from_source(str(module)))
+
+    subprocess.run(compile_once, cwd=tmp_path, env=env, check=True)
+    assert cached.exists()
+    first = cached.stat().st_mtime_ns
+    subprocess.run(compile_once, cwd=tmp_path, env=env, check=True)
+    assert cached.stat().st_mtime_ns == first, "nothing changed: nothing compiled"
+
+    time.sleep(0.02)
+    module.write_text("VALUE = 22\n")  # another size: the old bytecode no longer matches
+    os.utime(module, ns=(time.time_ns() + 10**9,) * 2)
+    subprocess.run(compile_once, cwd=tmp_path, env=env, check=True)
+    code = subprocess.run([str(venv / "python"), "-c", "import sys; sys.path.insert(0, 'src'); "
+                           "import conus404.example as m; print(m.VALUE, m.__cached__)"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert code == ["22", str(cached)]
+    assert cached.stat().st_mtime_ns != first, "compiled again after the change"

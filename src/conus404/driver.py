@@ -262,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         verdict.send({"warnings": warnings})  # a Dask cluster that cannot start is the run's failure, in its log
         executor = open_executor(settings)
     except ConfigurationError as exc:
-        verdict.send({"refused": str(exc)})
         log.error("usage error: %s", exc)
+        verdict.send({"refused": str(exc)})
         return 2
     try:
         return run(settings, signer, options, executor)

@@ -318,6 +318,10 @@ def main(argv: list[str] | None = None) -> int:
             cancel_run(proc, log_dir)
             raise
         if verdict is None or "refused" in verdict:
+            try:
+                proc.wait(timeout=10)  # the driver ends by itself once it has said why
+            except subprocess.TimeoutExpired:
+                pass
             cancel_run(proc, log_dir)
             if verdict is None:
                 raise ConfigurationError(f"the run ended before its checks did (exit {proc.returncode}); see "
