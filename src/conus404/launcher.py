@@ -310,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         verdict_r, verdict_w = os.pipe()
         try:
             proc = start_run(args, settings, verdict_w)
+        except BaseException:
+            os.close(verdict_r)
+            raise
         finally:
             os.close(verdict_w)  # the driver's copy is the one that counts
         try:
