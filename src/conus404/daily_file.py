@@ -23,6 +23,7 @@ from conus404.variables import STATISTICS
 
 FILE_PREFIX = "conus404_daily_"
 FORMAT_VERSION = "1"
+TIME_EPOCH = "1979-10-01"  # the record's start: every file's time is days or hours since it
 
 
 @dataclass
@@ -110,16 +111,16 @@ def build_dataset(
 def days_time_encoding() -> dict[str, dict[str, Any]]:
     """``time`` and ``time_bnds`` of the files made from days (series tables, roll-ups, the Zarr
     store): days since the record's start, no _FillValue (CF: a coordinate has none)."""
-    return {v: {"units": "days since 1979-10-01", "calendar": "proleptic_gregorian", "dtype": "float64",
+    return {v: {"units": f"days since {TIME_EPOCH}", "calendar": "proleptic_gregorian", "dtype": "float64",
                 "_FillValue": None} for v in ("time", "time_bnds")}
 
 
 def _encoding(ds) -> dict[str, dict[str, Any]]:
     # CF: coordinates and bounds carry no _FillValue
     enc: dict[str, dict[str, Any]] = {
-        "time": {"units": "hours since 1979-10-01 00:00:00", "calendar": "proleptic_gregorian", "dtype": "float64",
+        "time": {"units": f"hours since {TIME_EPOCH} 00:00:00", "calendar": "proleptic_gregorian", "dtype": "float64",
                  "_FillValue": None},
-        "time_bnds": {"units": "hours since 1979-10-01 00:00:00", "calendar": "proleptic_gregorian", "dtype": "float64",
+        "time_bnds": {"units": f"hours since {TIME_EPOCH} 00:00:00", "calendar": "proleptic_gregorian", "dtype": "float64",
                       "_FillValue": None},
     }
     from conus404.cf import coordinate_encoding

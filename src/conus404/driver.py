@@ -308,9 +308,9 @@ def _verdict_channel(fd: int | None) -> _VerdictChannel:
 def close_unused_launch_template(settings: Settings) -> None:
     """src/driver.py starts the launch template before knowing the settings; a run whose config.py
     asks for cold launches or the Dask executor (whose workers have their own) does not keep it."""
-    from conus404.executors import SUBPROCESS
+    from conus404.executors import uses_launch_template
 
-    if settings.launch != "prewarmed" or settings.executor != SUBPROCESS:
+    if not uses_launch_template(settings):
         from conus404.launch_template import close_shared_template
 
         close_shared_template()

@@ -24,6 +24,11 @@ log = logging.getLogger("conus404.executors")
 SUBPROCESS = "subprocess"
 DASK = "dask"
 EXECUTORS = (SUBPROCESS, DASK)
+
+
+def uses_launch_template(settings) -> bool:
+    """Whether a run forks its processes from this machine's launch template (Dask workers have their own)."""
+    return settings.launch == "prewarmed" and settings.executor == SUBPROCESS
 KILL_GRACE_S = 10.0  # after SIGTERM at the timeout, SIGKILL follows this much later
 
 _live: set[WorkerProcess] = set()  # worker processes this process started and has not reaped

@@ -118,7 +118,9 @@ class HourlyFile:
 
     @staticmethod
     def _encoding(piece) -> dict[str, dict[str, Any]]:
-        hours = {"units": "hours since 1979-10-01 00:00:00", "calendar": "proleptic_gregorian", "dtype": "float64",
+        from conus404.daily_file import TIME_EPOCH
+
+        hours = {"units": f"hours since {TIME_EPOCH} 00:00:00", "calendar": "proleptic_gregorian", "dtype": "float64",
                  "_FillValue": None}
         enc: dict[str, dict[str, Any]] = {n: dict(hours) for n in ("time", "time_bnds") if n in piece.variables}
         from conus404.cf import coordinate_encoding

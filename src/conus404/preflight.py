@@ -40,10 +40,10 @@ def check_request(settings: Settings, argv: list[str], replace_different: bool =
     ConfigurationError if the request is refused. ``argv`` is the driver's own command line, from
     which the forked check rebuilds the same settings."""
     from conus404 import launch_template
-    from conus404.executors import SUBPROCESS
+    from conus404.executors import uses_launch_template
 
     template = None
-    if settings.launch == "prewarmed" and settings.executor == SUBPROCESS:
+    if uses_launch_template(settings):
         template = launch_template.shared_template(PROJECT_ROOT / "src", dict(os.environ))
     if template is not None:
         verdict = _forked_verdict(template, argv)

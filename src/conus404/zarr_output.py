@@ -211,7 +211,7 @@ class ZarrOutput:
 
 def _instant(days_since_epoch: float) -> np.datetime64:
     """A time value of the store (days since 1979-10-01, see daily_file.days_time_encoding) as an instant."""
-    return np.datetime64("1979-10-01T00:00", "s") + np.timedelta64(int(round(float(days_since_epoch) * 24)), "h")
+    return np.datetime64(daily_file.TIME_EPOCH, "s") + np.timedelta64(int(round(float(days_since_epoch) * 24)), "h")
 
 
 def _consecutive(days: list[dt.date], first: dt.date, per_chunk: int) -> list[list[dt.date]]:
