@@ -47,6 +47,7 @@ class WorkerLaunch:
     cwd: Path
     env: Mapping[str, str] | None = None  # added to the environment of the machine it runs on
     prewarmed: bool = True  # fork it from this machine's launch template (conus404.launch_template)
+    remote: bool = True  # it reads or writes remote storage (the template imports that stack first)
 
 
 @dataclass
@@ -151,6 +152,8 @@ def _start(launch: WorkerLaunch, log_file, env: dict[str, str], template):
         from conus404.launch_template import LaunchTemplateError
 
         try:
+            if launch.remote:
+                template.warm_remote()
             return template.popen(launch.argv, launch.stdin_text is not None, log_file.fileno())
         except LaunchTemplateError as exc:
             log.warning("%s: starting a cold worker process instead", exc)

@@ -12,6 +12,7 @@ The template and the process that launches through it talk over a Unix SOCK_SEQP
 JSON message each (file descriptors travel beside them, SCM_RIGHTS):
 
     launcher -> template   {"launch": {"argv", "env", "cwd"}}   fds: stdin, stdout, stderr
+                           {"warm": "remote"}: import the remote-storage stack first (no reply)
     template -> launcher   {"ready": pid} once; {"started": pid} fds: a pidfd of the child
                            {"refused": why}; {"exited": pid, "returncode": n}
 
@@ -32,14 +33,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from conus404.template_warmup import MALLOC_TUNING
+
 log = logging.getLogger("conus404.launch_template")
-PRELOAD = (  # what a day imports; importing it once is the whole point
-    "numpy", "pandas", "xarray", "zarr", "numcodecs", "netCDF4", "cftime", "fsspec", "adlfs", "s3fs",
-    "dask.array", "distributed", "dask.distributed", "multiprocessing.synchronize",  # xarray's duck-array and scheduler probes
-    "azure.storage.blob.aio", "aiohttp", "pystac_client", "planetary_computer",
-    "conus404.worker_cli", "conus404.worker", "conus404.source", "conus404.daily_file", "conus404.hourly_file",
-    "conus404.chunk_cache", "conus404.chunk_cache_store", "conus404.hour_slabs", "conus404.storage_retry", "conus404.remote_output", "conus404.subset",
-)
 READY_TIMEOUT_S = 120.0  # imports on a loaded 2-core machine
 _ARGV_ROOM = 8192  # bytes of command line a forked worker can show as its own
 _MAX_MESSAGE = 1 << 20
@@ -118,13 +114,14 @@ class LaunchTemplate:
         self._reply_ready = threading.Condition()
         self._send_lock = threading.Lock()
         self._closed = False
+        self._warmed_remote = False
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         src = str(Path(__file__).resolve().parents[1])
         boot = (f"import sys; sys.path.insert(0, {src!r}); from conus404.launch_template import serve; "
                 f"serve({theirs.fileno()}); from conus404.processes import exit_without_teardown; exit_without_teardown(0)")
         try:
             self.proc = subprocess.Popen([sys.executable, "-c", boot, " " * _ARGV_ROOM], pass_fds=[theirs.fileno()], cwd=self.cwd,
-                                         env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                                         env={**MALLOC_TUNING, **self.env}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         finally:
             theirs.close()
         self._sock = ours
@@ -142,6 +139,18 @@ class LaunchTemplate:
     def matches(self, cwd: Path, env: Mapping[str, str]) -> bool:
         """Whether a launch in ``cwd`` with ``env`` sees what this template imported with."""
         return self.alive and Path(cwd) == self.cwd and dict(env) == self.env
+
+    def warm_remote(self) -> None:
+        """Have the template import the remote-storage stack before it forks the next process
+        (once per template; a run from local files never needs it)."""
+        with self._send_lock:
+            if self._warmed_remote:
+                return
+            try:
+                self._sock.send(json.dumps({"warm": "remote"}).encode())
+            except OSError as exc:
+                raise LaunchTemplateError(f"the launch template is gone ({exc})") from None
+            self._warmed_remote = True
 
     def launch(self, argv: Sequence[str], stdin: int, stdout: int, stderr: int) -> tuple[int, int]:
         """Fork a child running ``argv`` (python, script, args) on the given descriptors: (pid, pidfd)."""
@@ -308,19 +317,16 @@ def close_shared_template() -> None:
 def serve(fd: int) -> None:
     """The template process: import what a day needs, then fork a child per launch request until
     the launcher closes the socket."""
-    import importlib
+    from conus404 import template_warmup
 
     sock = socket.socket(fileno=fd)
     _show_command_line([sys.executable, "-m", "conus404.launch_template", "(the run's worker launch template)"])
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C of a foreground run ends it at once
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass  # an optional part; the child imports (and reports) it itself
+    template_warmup.import_core()
+    unsafe = ""  # why forking is no longer safe, once it is not
     try:
-        if threading.active_count() > 1:  # forking a process with threads could copy a held lock
-            _send(sock, {"refused": f"{threading.active_count()} threads after the imports"})
+        if template_warmup.threads_started():  # forking a process with threads could copy a held lock
+            _send(sock, {"refused": f"{template_warmup.threads_started() + 1} threads after the imports"})
             return
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
@@ -347,11 +353,17 @@ def serve(fd: int) -> None:
                 for pid in children:
                     os.kill(pid, signal.SIGKILL)
                 return
-            request = json.loads(data).get("launch")
-            if request is None or len(fds) != 3:
+            message = json.loads(data)
+            if message.get("warm") == "remote" and not fds:  # no reply: the next one is still a launch's
+                template_warmup.import_remote()
+                if template_warmup.threads_started() and not unsafe:
+                    unsafe = f"{template_warmup.threads_started() + 1} threads after importing the remote-storage stack"
+                continue
+            request = message.get("launch")
+            if request is None or len(fds) != 3 or unsafe:
                 for descriptor in fds:
                     os.close(descriptor)
-                _send(sock, {"refused": "not a launch request"})
+                _send(sock, {"refused": unsafe or "not a launch request"})
                 continue
             sys.stdout.flush()
             sys.stderr.flush()

@@ -41,12 +41,13 @@ def check_request(settings: Settings, argv: list[str], replace_different: bool =
     which the forked check rebuilds the same settings."""
     from conus404 import launch_template
     from conus404.executors import uses_launch_template
+    from conus404.template_warmup import touches_remote_storage
 
     template = None
     if uses_launch_template(settings):
         template = launch_template.shared_template(PROJECT_ROOT / "src", dict(os.environ))
     if template is not None:
-        verdict = _forked_verdict(template, argv)
+        verdict = _forked_verdict(template, argv, touches_remote_storage(settings))
         if verdict is not None:
             if "refused" in verdict:
                 raise ConfigurationError(verdict["refused"])
@@ -58,11 +59,13 @@ def check_request(settings: Settings, argv: list[str], replace_different: bool =
     return preflight(settings, signer, replace_different), signer
 
 
-def _forked_verdict(template, argv: list[str]) -> dict | None:
+def _forked_verdict(template, argv: list[str], remote: bool) -> dict | None:
     """The forked check's verdict, or None (then the driver checks by itself) if it gave none."""
     from conus404.launch_template import LaunchTemplateError
 
     try:
+        if remote:
+            template.warm_remote()
         child = template.popen([sys.executable, "-c", _CHILD_CODE, *argv], stdin_text=False, stderr_fd=sys.stderr.fileno())
     except LaunchTemplateError as exc:
         log.warning("%s: checking the request in the driver instead", exc)

@@ -23,6 +23,7 @@ from pathlib import Path
 from conus404 import source
 from conus404.executors import Executor, Job, SubprocessExecutor, WorkerExit, WorkerLaunch
 from conus404.settings import PROJECT_ROOT, WORKER_ENVIRONMENT, Settings, worker_flags
+from conus404.template_warmup import touches_remote_storage
 
 log = logging.getLogger("conus404.scheduler")
 WORKER_SCRIPT = PROJECT_ROOT / "src" / "single_download.py"
@@ -260,7 +261,8 @@ class DayScheduler:
         env = {name: os.environ[name] for name in WORKER_ENVIRONMENT if name in os.environ}
         job, where = self.executor.submit(WorkerLaunch(argv, stdin_text, log_path, self._timeout_s(days),
                                                        f"attempt for {which}", PROJECT_ROOT / "src", env,
-                                                       prewarmed=self.settings.launch == "prewarmed"))
+                                                       prewarmed=self.settings.launch == "prewarmed",
+                                                       remote=touches_remote_storage(self.settings)))
         log.info("started %s (%s)", which, where)
         return _Running(days, job, time.monotonic(), log_path)
 
