@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--days-per-worker", type=int, default=4, help="for pipeline-batched (default 4)")
     parser.add_argument("--launch", default="prewarmed", choices=("prewarmed", "cold"),
                         help="how the pipeline starts its worker processes (LAUNCH; default prewarmed)")
+    parser.add_argument("--pipeline-args", default="", metavar="FLAGS",
+                        help="more src/driver.py flags for the pipeline contenders, e.g. '--no-read-turns'")
     parser.add_argument("--store-cache", type=Path, metavar="DIR",
                         help="keep the generated stores here and reuse them in later runs (they take minutes to make)")
     parser.add_argument("--out", type=Path, help="write throughput.md and throughput.json here")
@@ -162,7 +164,7 @@ def run_pipeline(ctx: dict, work: Path, days_per_worker: int = 1, local: bool = 
     argv = [sys.executable, str(ROOT / "src" / "driver.py"), "--start", days[0].isoformat(), "--end", days[-1].isoformat(),
             "--max-processes", "2", "--days-per-worker", str(days_per_worker), "--variables", args.variables,
             "--statistics", "", "--data-dir", str(work / name), "--log-dir", str(logs), "--progress-interval", "5",
-            "--launch", args.launch,
+            "--launch", args.launch, *args.pipeline_args.split(),
             *(["--source", str(ctx["local_store"])] if local else [])]
     started = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, env=ctx["env"], timeout=7200)
@@ -176,7 +178,7 @@ def run_pipeline(ctx: dict, work: Path, days_per_worker: int = 1, local: bool = 
     fixed = ("startup", "open", "verify")  # not reading, aggregating or compressing
     overhead = sum(sum(r["timings"].get(k, 0) for k in fixed) for r in published) / len(published)
     phases = {k: round(sum(r["timings"].get(k, 0) for r in published) / len(published), 2)
-              for k in ("startup", "open", "read", "aggregate", "write", "verify")}
+              for k in ("startup", "open", "wait", "read", "aggregate", "write", "verify")}
     return {"wall_s": wall, "overhead_s": overhead, "peak_rss_mb": max(r["peak_rss_mb"] for r in published),
             "phases_s": phases}
 
@@ -238,6 +240,7 @@ def measure_layout(stack, layout: str, args, work: Path, progress) -> list[dict]
            "asset": asset.to_json(), "settings": defaults, "local_store": local}
     rows = []
     for name in args.contender_list:
+        os.sync()  # the previous step's writes are not flushed during the next contender's run
         progress(f"{layout}: running {name} over {len(days)} day(s)")
         stack.proxy.counts.clear()
         if name == "limit":
@@ -262,7 +265,7 @@ def table(rows: list[dict], args) -> str:
     lines = [f"Grid {args.ny}x{args.nx}, {args.days} day(s), variables {args.variables}, "
              f"added latency {args.latency_ms:g} ms per request, "
              f"{f'a shared {args.bandwidth_mbps:g} Mbit/s link' if args.bandwidth_mbps else 'loopback bandwidth'}, "
-             f"{args.launch} launch, "
+             f"{args.launch} launch, " + (f"pipeline flags {args.pipeline_args!r}, " if args.pipeline_args else "") +
              "2 processes where the design has several.", "",
              "| layout | contender | days/min | s/day | × limit | fixed overhead s/day | fetched ÷ needed | requests/day | peak RSS MB/worker |",
              "|---|---|---|---|---|---|---|---|---|"]

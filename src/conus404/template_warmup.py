@@ -58,11 +58,16 @@ def import_remote() -> None:
     freeze()
 
 
-def touches_remote_storage(settings) -> bool:
-    """Whether a run's processes read or write anything but local files."""
+def reads_remote_source(settings) -> bool:
+    """Whether a run reads its source over the network (not a local copy of the store)."""
     from conus404.settings import HYTEST_OSN, PLANETARY_COMPUTER
 
-    return settings.source in (PLANETARY_COMPUTER, HYTEST_OSN) or "://" in str(settings.source) or bool(settings.output_url)
+    return settings.source in (PLANETARY_COMPUTER, HYTEST_OSN) or "://" in str(settings.source)
+
+
+def touches_remote_storage(settings) -> bool:
+    """Whether a run's processes read or write anything but local files."""
+    return reads_remote_source(settings) or bool(settings.output_url)
 
 
 def freeze() -> None:

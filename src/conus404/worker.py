@@ -10,7 +10,6 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,13 @@ from conus404 import (
 )
 from conus404.atomic import atomic_write_json
 from conus404.day_fields import bbox_text, output_names
+from conus404.day_reader import MAX_RESIGNS_PER_DAY, DayReader, refused_token_as_authentication_error  # noqa: F401 - also worker.MAX_RESIGNS_PER_DAY
 from conus404.derived import DERIVED
 from conus404.exceptions import AuthenticationError, ConfigurationError, MissingDataError
+from conus404.read_turns import ReadTurn, for_run
 from conus404.remote_output import RemoteOutput
 from conus404.settings import Settings
+from conus404.template_warmup import reads_remote_source
 from conus404.variables import (
     VariableClass,
     aggregation_rule,
@@ -177,35 +179,6 @@ def locate_hours(time_index: pd.DatetimeIndex, window: aggregation.HourWindow, w
     return positions[order]
 
 
-@contextmanager
-def refused_token_as_authentication_error(what: str):
-    """Storage's 401/403 (typically a token that expired) as our AuthenticationError."""
-    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
-
-    try:
-        yield
-    except (ClientAuthenticationError, HttpResponseError) as exc:
-        if getattr(exc, "status_code", None) in (401, 403):
-            code = getattr(exc, "error_code", None)
-            raise AuthenticationError(what, exc.status_code, str(getattr(code, "value", code) or "")) from None
-        raise
-
-
-def read_records(ds, name: str, positions: np.ndarray) -> np.ndarray:
-    """The variable's records at ``positions`` (one read of exactly those time chunks)."""
-    with refused_token_as_authentication_error(f"the records of {name}"):
-        return np.asarray(ds[name].isel(time=as_slice(positions)).values)
-
-
-def as_slice(positions: np.ndarray) -> slice | np.ndarray:
-    """Evenly spaced ascending positions as a slice: zarr reads a slice about twice as fast as a list."""
-    if len(positions) > 1:
-        step = int(positions[1] - positions[0])
-        if step > 0 and np.array_equal(positions, positions[0] + step * np.arange(len(positions))):
-            return slice(int(positions[0]), int(positions[-1]) + 1, step)
-    return positions
-
-
 def open_and_read_grid(open_source: Callable[[bool], tuple[Any, dict[str, str]]]):
     """Open the source and read lat/lon, signing again once if the handed-over token is refused.
 
@@ -239,71 +212,66 @@ def _field_attrs(plan: VariablePlan, statistic: str, window: aggregation.HourWin
     return attrs
 
 
-MAX_RESIGNS_PER_DAY = 2
-
-
 def aggregate_day(
     ds, day: dt.date, plans: list[VariablePlan], report: validation.QcReport, hourly_sink=None, reopen=None,
     timings: dict[str, float] | None = None, offset_hours: int = 0, lat=None, lon=None,
+    turn: ReadTurn | None = None, read_ahead: bool = False,
 ):
     """Read, check and aggregate each variable in turn. Returns (fields, bytes read).
 
-    Seconds spent reading are added to ``timings["read"]`` when given.
-
-    When storage refuses the token mid-day (it expired), ``reopen()`` signs again and the
-    variable is read again, up to MAX_RESIGNS_PER_DAY times; then the day fails as transient.
+    Reading (one variable ahead, in ``turn``, signing again with ``reopen``) is
+    :class:`conus404.day_reader.DayReader`'s; seconds spent waiting for it go to ``timings``.
     """
-    resigns = 0
     time_index = pd.DatetimeIndex(ds.indexes["time"])
     grid_shape = (ds.sizes["south_north"], ds.sizes["west_east"])
     fields: list[daily_file.DailyField] = []
     daily_by_name: dict[str, np.ndarray] = {}
     bytes_read = 0
-    for plan in plans:
-        window = aggregation.hour_window(plan.var_class, day, offset_hours)
-        positions = locate_hours(time_index, window, f"{plan.name} of {day}")
-        stamps = [f"{t:%Y-%m-%dT%HZ}" for t in window.hours]
-        while True:
-            try:
-                reading = time.monotonic()
-                records = {name: read_records(ds, name, positions) for name in plan.inputs}
-                if timings is not None:
-                    timings["read"] = timings.get("read", 0.0) + time.monotonic() - reading
-                break
-            except AuthenticationError:
-                if reopen is None or resigns >= MAX_RESIGNS_PER_DAY:
-                    raise
-                resigns += 1
-                log.warning("storage refused the token while reading %s: signing again and re-reading", plan.name)
-                ds = reopen()
-        bytes_read += sum(r.nbytes for r in records.values())
-        if hourly_sink is not None:
-            hourly_sink(plan, window, records)
-        spec = DERIVED.get(plan.name)
-        if spec is not None:
-            context = derived.HourContext(lat, lon, window.hours)
-            hourly = derived.hourly_values(spec, records, context)
-        else:
-            hourly = records[plan.name]
-            validation.check_units(report, plan.name, plan.attrs.get("units"))
-        validation.check_hourly(report, plan.name, hourly, grid_shape, stamps)
-        counter = records.get(counter_name(plan.name)) if plan.var_class == VariableClass.BUCKET else None
-        report.entry(plan.name).update({"class": plan.var_class.value, "window": window.describe()})
-        for statistic, out_name in zip(plan.statistics, field_names(plan), strict=True):
-            if statistic == plan.statistics[0]:
-                values = (derived.daily_value(spec, hourly, records, context) if spec is not None
-                          else aggregation.daily_value(plan.var_class, hourly, counter))
-            else:
-                values = aggregation.hourly_statistic(statistic, hourly)
-            rounding = 0.0
-            if plan.var_class in (VariableClass.SINCE_START, VariableClass.BUCKET):
-                rounding = 2.0 * float(np.spacing(np.float32(np.nanmax(np.abs(hourly)) if hourly.size else 0.0)))
-            validation.check_daily(report, out_name, plan.var_class, values, plan.name, rounding)
-            daily_by_name[out_name] = values
-            fields.append(daily_file.DailyField(out_name, values, _field_attrs(plan, statistic, window), plan.level_dim))
-        del records, hourly
+    windows = [aggregation.hour_window(plan.var_class, day, offset_hours) for plan in plans]
+    positions = [locate_hours(time_index, window, f"{plan.name} of {day}") for plan, window in zip(plans, windows, strict=True)]
+    reader = DayReader(ds, [(plan.inputs, at) for plan, at in zip(plans, positions, strict=True)], turn, reopen, timings,
+                       read_ahead)
+    try:
+        for index, (plan, window) in enumerate(zip(plans, windows, strict=True)):
+            records = reader.records(index)
+            bytes_read += _aggregate_variable(plan, window, records, report, fields, daily_by_name, hourly_sink,
+                                              grid_shape, lat, lon)
+    finally:
+        reader.close()
     validation.check_dew_point(report, daily_by_name)
     return fields, bytes_read
+
+
+def _aggregate_variable(plan: VariablePlan, window: aggregation.HourWindow, records: dict[str, np.ndarray],
+                        report: validation.QcReport, fields: list, daily_by_name: dict, hourly_sink, grid_shape,
+                        lat, lon) -> int:
+    """Check and aggregate one variable's records into ``fields``; returns the bytes they hold."""
+    stamps = [f"{t:%Y-%m-%dT%HZ}" for t in window.hours]
+    if hourly_sink is not None:
+        hourly_sink(plan, window, records)
+    spec = DERIVED.get(plan.name)
+    if spec is not None:
+        context = derived.HourContext(lat, lon, window.hours)
+        hourly = derived.hourly_values(spec, records, context)
+    else:
+        hourly = records[plan.name]
+        validation.check_units(report, plan.name, plan.attrs.get("units"))
+    validation.check_hourly(report, plan.name, hourly, grid_shape, stamps)
+    counter = records.get(counter_name(plan.name)) if plan.var_class == VariableClass.BUCKET else None
+    report.entry(plan.name).update({"class": plan.var_class.value, "window": window.describe()})
+    for statistic, out_name in zip(plan.statistics, field_names(plan), strict=True):
+        if statistic == plan.statistics[0]:
+            values = (derived.daily_value(spec, hourly, records, context) if spec is not None
+                      else aggregation.daily_value(plan.var_class, hourly, counter))
+        else:
+            values = aggregation.hourly_statistic(statistic, hourly)
+        rounding = 0.0
+        if plan.var_class in (VariableClass.SINCE_START, VariableClass.BUCKET):
+            rounding = 2.0 * float(np.spacing(np.float32(np.nanmax(np.abs(hourly)) if hourly.size else 0.0)))
+        validation.check_daily(report, out_name, plan.var_class, values, plan.name, rounding)
+        daily_by_name[out_name] = values
+        fields.append(daily_file.DailyField(out_name, values, _field_attrs(plan, statistic, window), plan.level_dim))
+    return sum(r.nbytes for r in records.values())
 
 
 def provenance(description: dict[str, str], plans: list[VariablePlan]) -> dict[str, str]:
@@ -397,14 +365,16 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
         source_attrs = {name: dict(ds[name].attrs) for plan in plans for name in plan.inputs}
         hourly = HourlyFile(daily_file.hourly_dir(settings.data_dir), day, lat, lon, description,
                             source_attrs, settings.day_boundary, settings.cell_corners)
+    turn = for_run(settings)
     try:
         step = time.monotonic()
         fields, bytes_read = aggregate_day(
             ds, day, plans, report, hourly.add if hourly else None,
             reopen=lambda: open_source(True)[0].isel(window.selection if window else {}),
-            timings=timings, offset_hours=settings.day_boundary, lat=lat, lon=lon,
+            timings=timings, offset_hours=settings.day_boundary, lat=lat, lon=lon, turn=turn,
+            read_ahead=reads_remote_source(settings),
         )
-        timings["aggregate"] = time.monotonic() - step - timings.get("read", 0.0)
+        timings["aggregate"] = time.monotonic() - step - timings.get("read", 0.0) - timings.get("wait", 0.0)
         report.raise_if_failed()
         if settings.output_units:  # checked in the source's units; converted last
             fields = output_units.converted_fields(fields, settings.output_units, {p.name: field_names(p) for p in plans})

@@ -1,0 +1,116 @@
+"""Reading a day's hourly records: each variable's in one read, the next one's already on its way
+while the current one is checked and aggregated, all in this process's turn at the link.
+
+Why the read-ahead (remote sources): between one variable's last chunk and the next one's first
+request the link would stand idle for the whole aggregation; one variable ahead (not more) keeps it
+busy at the cost of one more variable's records in memory. From local disk, reading is decoding:
+CPU the aggregation needs too (measured: a local 10-day run 5.5 s without it, 7.7-8.6 s with it).
+
+When storage refuses the token mid-day (it expired), ``reopen()`` signs again and the variable is
+read again, up to MAX_RESIGNS_PER_DAY times; then the day fails as transient.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from conus404.exceptions import AuthenticationError
+from conus404.read_turns import ReadTurn
+
+log = logging.getLogger("conus404.worker")
+MAX_RESIGNS_PER_DAY = 2
+
+
+@contextmanager
+def refused_token_as_authentication_error(what: str):
+    """Storage's 401/403 (typically a token that expired) as our AuthenticationError."""
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
+    try:
+        yield
+    except (ClientAuthenticationError, HttpResponseError) as exc:
+        if getattr(exc, "status_code", None) in (401, 403):
+            code = getattr(exc, "error_code", None)
+            raise AuthenticationError(what, exc.status_code, str(getattr(code, "value", code) or "")) from None
+        raise
+
+
+def read_records(ds, name: str, positions: np.ndarray) -> np.ndarray:
+    """The variable's records at ``positions`` (one read of exactly those time chunks)."""
+    with refused_token_as_authentication_error(f"the records of {name}"):
+        return np.asarray(ds[name].isel(time=as_slice(positions)).values)
+
+
+def as_slice(positions: np.ndarray) -> slice | np.ndarray:
+    """Evenly spaced ascending positions as a slice: zarr reads a slice about twice as fast as a list."""
+    if len(positions) > 1:
+        step = int(positions[1] - positions[0])
+        if step > 0 and np.array_equal(positions, positions[0] + step * np.arange(len(positions))):
+            return slice(int(positions[0]), int(positions[-1]) + 1, step)
+    return positions
+
+
+class DayReader:
+    """The records of ``wanted[i]`` = (input names, time positions), in order, one read ahead
+    unless ``read_ahead`` is False.
+
+    Seconds the caller waits for records go to ``timings["read"]``, for its turn to ``timings["wait"]``.
+    """
+
+    def __init__(self, ds, wanted: Sequence[tuple[Sequence[str], np.ndarray]], turn: ReadTurn | None = None,
+                 reopen: Callable[[], Any] | None = None, timings: dict[str, float] | None = None,
+                 read_ahead: bool = True) -> None:
+        self.ds, self.wanted, self.reopen = ds, list(wanted), reopen
+        self.turn = turn or ReadTurn(None)
+        self.timings = timings if timings is not None else {}
+        self.resigns = 0
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="read-ahead") if read_ahead and len(self.wanted) > 1 else None
+        self._ahead: tuple[int, Future] | None = None
+
+    def _read(self, index: int, ds) -> dict[str, np.ndarray]:
+        names, positions = self.wanted[index]
+        return {name: read_records(ds, name, positions) for name in names}
+
+    def records(self, index: int) -> dict[str, np.ndarray]:
+        """The records of ``wanted[index]`` (called for 0, 1, 2, ... in turn)."""
+        while True:
+            try:
+                self.turn.take(self.timings)
+                reading = time.monotonic()
+                ahead, self._ahead = self._ahead, None
+                records = ahead[1].result() if ahead is not None and ahead[0] == index else self._read(index, self.ds)
+                if index + 1 < len(self.wanted) and self._pool is not None:
+                    self._ahead = (index + 1, self._pool.submit(self._read, index + 1, self.ds))
+                self.timings["read"] = self.timings.get("read", 0.0) + time.monotonic() - reading
+                if index == len(self.wanted) - 1:
+                    self.close()
+                return records
+            except AuthenticationError:
+                if self.reopen is None or self.resigns >= MAX_RESIGNS_PER_DAY:
+                    self.close()
+                    raise
+                self.resigns += 1
+                log.warning("storage refused the token while reading %s: signing again and re-reading",
+                            ", ".join(self.wanted[index][0]))
+                self.ds = self.reopen()
+
+    def close(self) -> None:
+        """Stop reading ahead and give the turn back (also when the day failed mid-read)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead[1].cancel()
+            try:
+                ahead[1].result()  # a read in flight is waited for: its thread must not outlive the day
+            except Exception:  # noqa: BLE001 - the day has already failed or finished
+                pass
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self.turn.give_back()

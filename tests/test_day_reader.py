@@ -1,0 +1,79 @@
+"""Reading a day's records one variable ahead, in the process's read turn (unit tests on a real
+local Zarr store; values checked against the arrays written to it)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from conus404.day_reader import DayReader, as_slice
+from conus404.read_turns import ReadTurn
+
+
+@pytest.fixture()
+def store(tmp_path):
+    rng = np.random.default_rng(3)
+    arrays = {name: rng.normal(size=(48, 6, 7)).astype(np.float32) for name in ("T2", "TD2", "Q2")}
+    ds = xr.Dataset({name: (("time", "south_north", "west_east"), a) for name, a in arrays.items()})
+    path = tmp_path / "store.zarr"
+    ds.to_zarr(path, encoding={name: {"chunks": (1, 6, 7)} for name in arrays})
+    return xr.open_zarr(path, chunks=None), arrays
+
+
+def read_ahead_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("read-ahead")]
+
+
+def test_records_come_in_order_with_the_turn_held_until_the_last(store, tmp_path):
+    ds, arrays = store
+    wanted = [(("T2",), np.arange(0, 24)), (("TD2", "Q2"), np.arange(24, 48)), (("Q2",), np.array([5, 1, 9]))]
+    turn = ReadTurn(tmp_path / "turn.lock")
+    timings: dict[str, float] = {}
+    reader = DayReader(ds, wanted, turn, timings=timings)
+    first = reader.records(0)
+    assert turn.held and read_ahead_threads(), "the next variable is read while this one is aggregated"
+    np.testing.assert_array_equal(first["T2"], arrays["T2"][:24])
+    second = reader.records(1)
+    np.testing.assert_array_equal(second["TD2"], arrays["TD2"][24:])
+    np.testing.assert_array_equal(second["Q2"], arrays["Q2"][24:])
+    third = reader.records(2)
+    np.testing.assert_array_equal(third["Q2"], arrays["Q2"][[5, 1, 9]])
+    assert not turn.held, "the turn is given back after the day's last read"
+    assert not read_ahead_threads()
+    assert set(timings) == {"read", "wait"}
+
+
+def test_a_day_that_fails_mid_read_gives_the_turn_back_and_leaves_no_thread(store, tmp_path):
+    ds, _ = store
+    turn = ReadTurn(tmp_path / "turn.lock")
+    reader = DayReader(ds, [(("T2",), np.arange(3)), (("NOPE",), np.arange(3))], turn)
+    reader.records(0)
+    with pytest.raises(KeyError):
+        reader.records(1)
+    reader.close()
+    assert not turn.held and not read_ahead_threads()
+
+
+def test_without_read_ahead_no_thread_is_started(store):
+    ds, arrays = store
+    reader = DayReader(ds, [(("T2",), np.arange(2)), (("Q2",), np.arange(2))], read_ahead=False)
+    np.testing.assert_array_equal(reader.records(0)["T2"], arrays["T2"][:2])
+    assert not read_ahead_threads()
+    np.testing.assert_array_equal(reader.records(1)["Q2"], arrays["Q2"][:2])
+
+
+@pytest.mark.parametrize("positions, expected", [
+    ([3, 4, 5], slice(3, 6, 1)),
+    ([0, 2, 4, 6], slice(0, 7, 2)),
+    ([5, 1, 9], None),
+    ([7], None),
+])
+def test_evenly_spaced_positions_are_read_as_a_slice(positions, expected):
+    got = as_slice(np.array(positions))
+    if expected is None:
+        assert isinstance(got, np.ndarray) and list(got) == positions
+    else:
+        assert got == expected
