@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--launch", default="prewarmed", choices=("prewarmed", "cold"),
                         help="how the pipeline starts its worker processes (LAUNCH; default prewarmed)")
     parser.add_argument("--pipeline-args", default="", metavar="FLAGS",
-                        help="more src/driver.py flags for the pipeline contenders, e.g. '--no-read-turns'")
+                        help="more src/driver.py flags for the pipeline contenders, e.g. '--no-chunk-cache'")
     parser.add_argument("--store-cache", type=Path, metavar="DIR",
                         help="keep the generated stores here and reuse them in later runs (they take minutes to make)")
     parser.add_argument("--out", type=Path, help="write throughput.md and throughput.json here")
@@ -178,7 +178,7 @@ def run_pipeline(ctx: dict, work: Path, days_per_worker: int = 1, local: bool = 
     fixed = ("startup", "open", "verify")  # not reading, aggregating or compressing
     overhead = sum(sum(r["timings"].get(k, 0) for k in fixed) for r in published) / len(published)
     phases = {k: round(sum(r["timings"].get(k, 0) for r in published) / len(published), 2)
-              for k in ("startup", "open", "wait", "read", "aggregate", "write", "verify")}
+              for k in ("startup", "open", "read", "aggregate", "write", "verify")}
     return {"wall_s": wall, "overhead_s": overhead, "peak_rss_mb": max(r["peak_rss_mb"] for r in published),
             "phases_s": phases}
 

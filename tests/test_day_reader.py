@@ -1,5 +1,5 @@
-"""Reading a day's records one variable ahead, in the process's read turn (unit tests on a real
-local Zarr store; values checked against the arrays written to it)."""
+"""Reading a day's records one variable ahead (unit tests on a real local Zarr store; values
+checked against the arrays written to it)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 import xarray as xr
 
 from conus404.day_reader import DayReader, as_slice
-from conus404.read_turns import ReadTurn
 
 
 @pytest.fixture()
@@ -27,34 +26,31 @@ def read_ahead_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("read-ahead")]
 
 
-def test_records_come_in_order_with_the_turn_held_until_the_last(store, tmp_path):
+def test_records_come_in_order_reading_one_ahead(store):
     ds, arrays = store
     wanted = [(("T2",), np.arange(0, 24)), (("TD2", "Q2"), np.arange(24, 48)), (("Q2",), np.array([5, 1, 9]))]
-    turn = ReadTurn(tmp_path / "turn.lock")
     timings: dict[str, float] = {}
-    reader = DayReader(ds, wanted, turn, timings=timings)
+    reader = DayReader(ds, wanted, timings=timings)
     first = reader.records(0)
-    assert turn.held and read_ahead_threads(), "the next variable is read while this one is aggregated"
+    assert read_ahead_threads(), "the next variable is read while this one is aggregated"
     np.testing.assert_array_equal(first["T2"], arrays["T2"][:24])
     second = reader.records(1)
     np.testing.assert_array_equal(second["TD2"], arrays["TD2"][24:])
     np.testing.assert_array_equal(second["Q2"], arrays["Q2"][24:])
     third = reader.records(2)
     np.testing.assert_array_equal(third["Q2"], arrays["Q2"][[5, 1, 9]])
-    assert not turn.held, "the turn is given back after the day's last read"
-    assert not read_ahead_threads()
-    assert set(timings) == {"read", "wait"}
+    assert not read_ahead_threads(), "the read-ahead thread ends with the day's last read"
+    assert set(timings) == {"read"}
 
 
-def test_a_day_that_fails_mid_read_gives_the_turn_back_and_leaves_no_thread(store, tmp_path):
+def test_a_day_that_fails_mid_read_leaves_no_thread(store):
     ds, _ = store
-    turn = ReadTurn(tmp_path / "turn.lock")
-    reader = DayReader(ds, [(("T2",), np.arange(3)), (("NOPE",), np.arange(3))], turn)
+    reader = DayReader(ds, [(("T2",), np.arange(3)), (("NOPE",), np.arange(3))])
     reader.records(0)
     with pytest.raises(KeyError):
         reader.records(1)
     reader.close()
-    assert not turn.held and not read_ahead_threads()
+    assert not read_ahead_threads()
 
 
 def test_without_read_ahead_no_thread_is_started(store):

@@ -1,5 +1,5 @@
 """Reading a day's hourly records: each variable's in one read, the next one's already on its way
-while the current one is checked and aggregated, all in this process's turn at the link.
+while the current one is checked and aggregated.
 
 Why the read-ahead (remote sources): between one variable's last chunk and the next one's first
 request the link would stand idle for the whole aggregation; one variable ahead (not more) keeps it
@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from conus404.exceptions import AuthenticationError
-from conus404.read_turns import ReadTurn
 
 log = logging.getLogger("conus404.worker")
 MAX_RESIGNS_PER_DAY = 2
@@ -61,14 +60,13 @@ class DayReader:
     """The records of ``wanted[i]`` = (input names, time positions), in order, one read ahead
     unless ``read_ahead`` is False.
 
-    Seconds the caller waits for records go to ``timings["read"]``, for its turn to ``timings["wait"]``.
+    Seconds the caller waits for records go to ``timings["read"]``.
     """
 
-    def __init__(self, ds, wanted: Sequence[tuple[Sequence[str], np.ndarray]], turn: ReadTurn | None = None,
+    def __init__(self, ds, wanted: Sequence[tuple[Sequence[str], np.ndarray]],
                  reopen: Callable[[], Any] | None = None, timings: dict[str, float] | None = None,
                  read_ahead: bool = True) -> None:
         self.ds, self.wanted, self.reopen = ds, list(wanted), reopen
-        self.turn = turn or ReadTurn(None)
         self.timings = timings if timings is not None else {}
         self.resigns = 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="read-ahead") if read_ahead and len(self.wanted) > 1 else None
@@ -82,7 +80,6 @@ class DayReader:
         """The records of ``wanted[index]`` (called for 0, 1, 2, ... in turn)."""
         while True:
             try:
-                self.turn.take(self.timings)
                 reading = time.monotonic()
                 ahead, self._ahead = self._ahead, None
                 records = ahead[1].result() if ahead is not None and ahead[0] == index else self._read(index, self.ds)
@@ -102,7 +99,7 @@ class DayReader:
                 self.ds = self.reopen()
 
     def close(self) -> None:
-        """Stop reading ahead and give the turn back (also when the day failed mid-read)."""
+        """Stop reading ahead (also when the day failed mid-read)."""
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
             ahead[1].cancel()
@@ -113,4 +110,3 @@ class DayReader:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        self.turn.give_back()

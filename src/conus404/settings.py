@@ -83,7 +83,6 @@ class Settings:
     overview: bool = False  # the retry pass (a run's last step) draws logs/overview_START_END.png
     bbox: Any = None  # conus404.subset.BBox: only the grid window covering it; None = the whole domain
     chunk_cache: bool = True  # share chunks that several days read through a disk cache (conus404.chunk_cache)
-    read_turns: bool = True  # a machine's day processes read a remote source in turn (conus404.read_turns)
     executor: str = "subprocess"  # where worker processes run: "subprocess" (children) or "dask" (tasks)
     dask_scheduler: str | None = None  # the "dask" executor's scheduler address or file; None = a LocalCluster
     launch: str = "prewarmed"  # worker processes forked from a template that did the imports, or "cold"
@@ -331,7 +330,6 @@ def worker_flags(settings: Settings) -> list[str]:
     flags += ["--keep-hourly"] if settings.keep_hourly else []
     flags += ["--allow-3d"] if settings.allow_3d else []
     flags += [] if settings.chunk_cache else ["--no-chunk-cache"]
-    flags += [] if settings.read_turns else ["--no-read-turns"]
     return flags + output_settings.worker_flags(settings)
 
 
@@ -394,7 +392,6 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         allow_3d=bool(values.get("ALLOW_3D", False)),
         max_nan_fraction=parse_fraction(values.get("MAX_NAN_FRACTION", 0.01), "MAX_NAN_FRACTION"),
         chunk_cache=bool(values.get("CHUNK_CACHE", True)),
-        read_turns=bool(values.get("READ_TURNS", True)),
         bbox=parse_bbox(values.get("BBOX"), "BBOX"),
         overview=bool(values.get("OVERVIEW", False)),
         output_url=parse_output_url(values.get("OUTPUT_URL"), "OUTPUT_URL"),
@@ -434,8 +431,6 @@ def add_arguments(parser: argparse.ArgumentParser, date_range: bool = True) -> N
     group.add_argument("--allow-3d", action="store_true", default=None, help="accept variables with levels (ALLOW_3D)")
     group.add_argument("--no-chunk-cache", action="store_true", default=None,
                        help="fetch every day's chunks afresh, without the shared disk cache (CHUNK_CACHE = False)")
-    group.add_argument("--no-read-turns", action="store_true", default=None,
-                       help="let this machine's day processes read a remote source all at once, not in turn (READ_TURNS = False)")
     if date_range:
         group.add_argument("--overview", action="store_true", default=None,
                            help="draw logs/overview_START_END.png at the end of the run: each field's mean per day (OVERVIEW)")
@@ -467,8 +462,6 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
         changes["allow_3d"] = True
     if getattr(args, "no_chunk_cache", None):
         changes["chunk_cache"] = False
-    if getattr(args, "no_read_turns", None):
-        changes["read_turns"] = False
     if getattr(args, "overview", None):
         changes["overview"] = True
     if getattr(args, "executor", None) is not None:

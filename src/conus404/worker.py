@@ -36,7 +36,6 @@ from conus404.day_fields import bbox_text, output_names
 from conus404.day_reader import MAX_RESIGNS_PER_DAY, DayReader, refused_token_as_authentication_error  # noqa: F401 - also worker.MAX_RESIGNS_PER_DAY
 from conus404.derived import DERIVED
 from conus404.exceptions import AuthenticationError, ConfigurationError, MissingDataError
-from conus404.read_turns import ReadTurn, for_run
 from conus404.remote_output import RemoteOutput
 from conus404.settings import Settings
 from conus404.template_warmup import reads_remote_source
@@ -215,11 +214,11 @@ def _field_attrs(plan: VariablePlan, statistic: str, window: aggregation.HourWin
 def aggregate_day(
     ds, day: dt.date, plans: list[VariablePlan], report: validation.QcReport, hourly_sink=None, reopen=None,
     timings: dict[str, float] | None = None, offset_hours: int = 0, lat=None, lon=None,
-    turn: ReadTurn | None = None, read_ahead: bool = False,
+    read_ahead: bool = False,
 ):
     """Read, check and aggregate each variable in turn. Returns (fields, bytes read).
 
-    Reading (one variable ahead, in ``turn``, signing again with ``reopen``) is
+    Reading (one variable ahead with ``read_ahead``, signing again with ``reopen``) is
     :class:`conus404.day_reader.DayReader`'s; seconds spent waiting for it go to ``timings``.
     """
     time_index = pd.DatetimeIndex(ds.indexes["time"])
@@ -229,7 +228,7 @@ def aggregate_day(
     bytes_read = 0
     windows = [aggregation.hour_window(plan.var_class, day, offset_hours) for plan in plans]
     positions = [locate_hours(time_index, window, f"{plan.name} of {day}") for plan, window in zip(plans, windows, strict=True)]
-    reader = DayReader(ds, [(plan.inputs, at) for plan, at in zip(plans, positions, strict=True)], turn, reopen, timings,
+    reader = DayReader(ds, [(plan.inputs, at) for plan, at in zip(plans, positions, strict=True)], reopen, timings,
                        read_ahead)
     try:
         for index, (plan, window) in enumerate(zip(plans, windows, strict=True)):
@@ -365,16 +364,15 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
         source_attrs = {name: dict(ds[name].attrs) for plan in plans for name in plan.inputs}
         hourly = HourlyFile(daily_file.hourly_dir(settings.data_dir), day, lat, lon, description,
                             source_attrs, settings.day_boundary, settings.cell_corners)
-    turn = for_run(settings)
     try:
         step = time.monotonic()
         fields, bytes_read = aggregate_day(
             ds, day, plans, report, hourly.add if hourly else None,
             reopen=lambda: open_source(True)[0].isel(window.selection if window else {}),
-            timings=timings, offset_hours=settings.day_boundary, lat=lat, lon=lon, turn=turn,
+            timings=timings, offset_hours=settings.day_boundary, lat=lat, lon=lon,
             read_ahead=reads_remote_source(settings),
         )
-        timings["aggregate"] = time.monotonic() - step - timings.get("read", 0.0) - timings.get("wait", 0.0)
+        timings["aggregate"] = time.monotonic() - step - timings.get("read", 0.0)
         report.raise_if_failed()
         if settings.output_units:  # checked in the source's units; converted last
             fields = output_units.converted_fields(fields, settings.output_units, {p.name: field_names(p) for p in plans})
