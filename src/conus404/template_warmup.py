@@ -8,7 +8,7 @@
   glibc's defaults make that worse for chunked reads: each decode thread gets its own arena, and
   freed multi-megabyte buffers go back to the kernel, so the next chunk's buffer faults again.
   ``MALLOC_TUNING`` keeps freed memory for reuse and backs the heap with huge pages (on the
-  benchmark's local full-grid run: 0.86 M page faults for 10 days before, about 0.14 M after).
+  benchmark's local full-grid run: 0.86 M page faults for 10 days before, about 0.11 M after).
 - **Garbage collector.** What the template holds is frozen (``gc.freeze``) before forking: a
   child's collections then never walk, and so never copy, the template's objects.
 """
