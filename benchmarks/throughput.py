@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--launch", default="prewarmed", choices=("prewarmed", "cold"),
                         help="how the pipeline starts its worker processes (LAUNCH; default prewarmed)")
     parser.add_argument("--pipeline-args", default="", metavar="FLAGS",
-                        help="more src/driver.py flags for the pipeline contenders, e.g. '--no-chunk-cache'")
+                        help="more src/driver.py flags for the pipeline contenders, given with '=': --pipeline-args=--no-chunk-cache")
     parser.add_argument("--store-cache", type=Path, metavar="DIR",
                         help="keep the generated stores here and reuse them in later runs (they take minutes to make)")
     parser.add_argument("--out", type=Path, help="write throughput.md and throughput.json here")

@@ -4,7 +4,8 @@ while the current one is checked and aggregated.
 Why the read-ahead (remote sources): between one variable's last chunk and the next one's first
 request the link would stand idle for the whole aggregation; one variable ahead (not more) keeps it
 busy at the cost of one more variable's records in memory. From local disk, reading is decoding:
-CPU the aggregation needs too (measured: a local 10-day run 5.5 s without it, 7.7-8.6 s with it).
+CPU the aggregation needs too (measured minutes apart on the local 10-day full-grid run:
+7.7-8.6 s with it, 6.0-6.9 s without).
 
 When storage refuses the token mid-day (it expired), ``reopen()`` signs again and the variable is
 read again, up to MAX_RESIGNS_PER_DAY times; then the day fails as transient.
