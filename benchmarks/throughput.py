@@ -27,6 +27,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,7 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="more src/driver.py flags for the pipeline contenders, given with '=': --pipeline-args=--no-chunk-cache")
     parser.add_argument("--store-cache", type=Path, metavar="DIR",
                         help="keep the generated stores here and reuse them in later runs (they take minutes to make)")
-    parser.add_argument("--out", type=Path, help="write throughput.md and throughput.json here")
+    parser.add_argument("--out", type=Path,
+                        help="write throughput.md and throughput.json here, and each pipeline run's logs")
     parser.add_argument("--smoke", action="store_true", help="60x80 grid, 2 days: checks the harness, not speed")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -179,6 +181,8 @@ def run_pipeline(ctx: dict, work: Path, days_per_worker: int = 1, local: bool = 
     overhead = sum(sum(r["timings"].get(k, 0) for k in fixed) for r in published) / len(published)
     phases = {k: round(sum(r["timings"].get(k, 0) for r in published) / len(published), 2)
               for k in ("startup", "open", "read", "aggregate", "write", "verify")}
+    if args.out:  # the run's logs outlive the temporary folder, to read its timeline afterwards
+        shutil.copytree(logs, args.out / f"{work.name}-{name}-logs", dirs_exist_ok=True)
     return {"wall_s": wall, "overhead_s": overhead, "peak_rss_mb": max(r["peak_rss_mb"] for r in published),
             "phases_s": phases}
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conus404.day_reader import DayReader, as_slice
+from conus404.day_reader import DayReader, as_slice, reading_order
 
 
 @pytest.fixture()
@@ -73,3 +73,24 @@ def test_evenly_spaced_positions_are_read_as_a_slice(positions, expected):
         assert isinstance(got, np.ndarray) and list(got) == positions
     else:
         assert got == expected
+
+
+@pytest.mark.parametrize("count, processes", [(4, 2), (5, 2), (6, 3), (10, 4), (3, 8)])
+def test_neighbouring_days_start_on_different_variables(count, processes):
+    slots = min(count, processes)
+    orders = [reading_order(count, day, processes) for day in range(730_000, 730_000 + slots)]
+    for order in orders:
+        assert sorted(order) == list(range(count)), "every variable is read once"
+        assert all((b - a) % count == 1 for a, b in zip(order, order[1:], strict=False)), "a rotation of the request's order"
+    firsts = [order[0] for order in orders]
+    assert len(set(firsts)) == slots, f"the {slots} days running at once start apart: {firsts}"
+    # and as far apart as the variables allow: each starts about count/slots after the previous one
+    ring = sorted(firsts)
+    gaps = sorted((b - a) % count for a, b in zip(ring, [*ring[1:], ring[0] + count], strict=True))
+    assert gaps[0] >= count // slots
+
+
+@pytest.mark.parametrize("count, processes", [(1, 4), (4, 1), (0, 2)])
+def test_nothing_to_spread_keeps_the_request_order(count, processes):
+    assert reading_order(count, 738_000, processes) == list(range(count))
+    assert reading_order(count, 738_001, processes) == list(range(count))

@@ -557,3 +557,19 @@ def test_units_convert_the_fields_and_a_rerun_in_other_units_redoes_the_day(tmp_
     with xr.open_dataset(daily(tmp_path, day)) as ds:
         assert ds["T2"].attrs["units"] == "K"
         np.testing.assert_allclose(ds["T2"].values[0], expected["T2"], rtol=2e-6)
+
+
+def test_neighbouring_days_read_in_different_orders_but_write_the_request_order(tmp_path):
+    """Days started together read their variables in rotated orders (so they do not queue for the
+    same shared chunks); each file still lists the fields in the request's order."""
+    store = tmp_path / "s.zarr"
+    variables = ("T2", "TD2", "PREC_ACC_NC", "Q2")
+    spec = StoreSpec.for_days("2021-01-01", 2, ny=8, nx=9, variables=variables)
+    write_store(spec, str(store))
+    hourly = build_dataset(spec)
+    for day in ("2021-01-01", "2021-01-02"):
+        code, result, err = run_worker(day, tmp_path, "--source", str(store), "--variables", ",".join(variables),
+                                       "--statistics", "")
+        assert code == 0, err
+        ds = assert_matches(daily(tmp_path, day), {k: v for k, v in expected_daily(hourly, day).items() if k in variables})
+        assert [name for name in ds.data_vars if name in variables] == list(variables), day

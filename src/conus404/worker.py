@@ -33,7 +33,12 @@ from conus404 import (
 )
 from conus404.atomic import atomic_write_json
 from conus404.day_fields import bbox_text, output_names
-from conus404.day_reader import MAX_RESIGNS_PER_DAY, DayReader, refused_token_as_authentication_error  # noqa: F401 - also worker.MAX_RESIGNS_PER_DAY
+from conus404.day_reader import (  # noqa: F401 - also worker.MAX_RESIGNS_PER_DAY
+    MAX_RESIGNS_PER_DAY,
+    DayReader,
+    reading_order,
+    refused_token_as_authentication_error,
+)
 from conus404.derived import DERIVED
 from conus404.exceptions import AuthenticationError, ConfigurationError, MissingDataError
 from conus404.remote_output import RemoteOutput
@@ -214,29 +219,33 @@ def _field_attrs(plan: VariablePlan, statistic: str, window: aggregation.HourWin
 def aggregate_day(
     ds, day: dt.date, plans: list[VariablePlan], report: validation.QcReport, hourly_sink=None, reopen=None,
     timings: dict[str, float] | None = None, offset_hours: int = 0, lat=None, lon=None,
-    read_ahead: bool = False,
+    read_ahead: bool = False, processes: int = 1,
 ):
     """Read, check and aggregate each variable in turn. Returns (fields, bytes read).
 
-    Reading (one variable ahead with ``read_ahead``, signing again with ``reopen``) is
-    :class:`conus404.day_reader.DayReader`'s; seconds spent waiting for it go to ``timings``.
+    Reading (one variable ahead with ``read_ahead``, signing again with ``reopen``, in an order that
+    differs between the ``processes`` days running at once) is :mod:`conus404.day_reader`'s; seconds
+    spent waiting for it go to ``timings``.
     """
     time_index = pd.DatetimeIndex(ds.indexes["time"])
     grid_shape = (ds.sizes["south_north"], ds.sizes["west_east"])
-    fields: list[daily_file.DailyField] = []
     daily_by_name: dict[str, np.ndarray] = {}
     bytes_read = 0
     windows = [aggregation.hour_window(plan.var_class, day, offset_hours) for plan in plans]
     positions = [locate_hours(time_index, window, f"{plan.name} of {day}") for plan, window in zip(plans, windows, strict=True)]
-    reader = DayReader(ds, [(plan.inputs, at) for plan, at in zip(plans, positions, strict=True)], reopen, timings,
-                       read_ahead)
+    # Hourly files keep the variables in the request's order; without them neighbouring days read in different orders.
+    order = list(range(len(plans))) if hourly_sink is not None else reading_order(len(plans), day.toordinal(), processes)
+    reader = DayReader(ds, [(plans[i].inputs, positions[i]) for i in order], reopen, timings, read_ahead)
+    by_plan: dict[int, list[daily_file.DailyField]] = {}
     try:
-        for index, (plan, window) in enumerate(zip(plans, windows, strict=True)):
+        for index, i in enumerate(order):
             records = reader.records(index)
-            bytes_read += _aggregate_variable(plan, window, records, report, fields, daily_by_name, hourly_sink,
-                                              grid_shape, lat, lon)
+            by_plan[i] = []
+            bytes_read += _aggregate_variable(plans[i], windows[i], records, report, by_plan[i], daily_by_name,
+                                              hourly_sink, grid_shape, lat, lon)
     finally:
         reader.close()
+    fields = [field for i in range(len(plans)) for field in by_plan[i]]
     validation.check_dew_point(report, daily_by_name)
     return fields, bytes_read
 
@@ -370,7 +379,7 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
             ds, day, plans, report, hourly.add if hourly else None,
             reopen=lambda: open_source(True)[0].isel(window.selection if window else {}),
             timings=timings, offset_hours=settings.day_boundary, lat=lat, lon=lon,
-            read_ahead=reads_remote_source(settings),
+            read_ahead=reads_remote_source(settings), processes=settings.max_processes,
         )
         timings["aggregate"] = time.monotonic() - step - timings.get("read", 0.0)
         report.raise_if_failed()
