@@ -166,7 +166,8 @@ def test_an_unusable_cache_folder_costs_speed_not_data(daily_chunked_store, tmp_
 def test_multi_hour_chunks_are_shown_by_the_hour_and_decoded_once(tmp_path, separator):
     """Against zarr reading the store itself: a store with filters, edge chunks in time and space,
     and either dimension separator reads the same through the cache, over any window; each chunk
-    is fetched once, kept decoded, and read again by a second reader without any fetch."""
+    is fetched once, kept decoded (the last time chunk without its padding), and read again by a
+    second reader without any fetch."""
     path = tmp_path / "tiled.zarr"
     values = np.random.default_rng(4).normal(280, 5, (100, 12, 16)).astype("float32")
     group = zarr.open_group(str(path), mode="w", zarr_format=2)
@@ -200,6 +201,12 @@ def test_multi_hour_chunks_are_shown_by_the_hour_and_decoded_once(tmp_path, sepa
     stored = next(cache.store_dir.rglob(f"T2/1{separator}2{separator}2"))  # time chunk 1, the corner tile
     decoded = np.frombuffer(stored.read_bytes(), "<f4").reshape(48, 5, 7)  # whole chunks: edges padded
     np.testing.assert_array_equal(decoded[:, :2, :2], raw[48:96, 10:12, 14:16])
+    # the last time chunk keeps only the 4 hours inside the array (96..99), not its padding to 48
+    last = next(cache.store_dir.rglob(f"T2/2{separator}0{separator}0"))
+    assert last.stat().st_size == 4 * 5 * 7 * 4
+    np.testing.assert_array_equal(np.frombuffer(last.read_bytes(), "<f4").reshape(4, 5, 7), raw[96:100, 0:5, 0:7])
+    np.testing.assert_array_equal(second["T2"].isel(time=slice(90, 100)).values, values[90:100])
+    assert data_gets(second_log, "T2") == []
 
 
 def test_workers_replay_the_metadata_the_runs_check_recorded(daily_chunked_store, tmp_path):

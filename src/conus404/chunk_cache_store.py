@@ -196,8 +196,9 @@ class SharedChunkCache(WrapperStore):
                     return found
                 decoded = await self._fetch_decoded(key, spec)
                 if decoded is not None and handle is not None:
+                    index = int(key.partition("/")[2].split(spec.separator)[0])
                     try:
-                        await asyncio.to_thread(_write, path, decoded)
+                        await asyncio.to_thread(_write, path, memoryview(decoded)[:spec.stored_hours(index) * spec.slab_bytes])
                         return decoded
                     except OSError as exc:
                         self._give_up(exc)
@@ -307,7 +308,7 @@ def _read_if_present(path: Path) -> bytes | None:
         return None
 
 
-def _write(path: Path, data: bytes) -> None:
+def _write(path: Path, data: bytes | memoryview) -> None:
     """Temporary sibling, then rename: readers never see part of a chunk. No fsync: a chunk lost
     to a crash is simply fetched again."""
     fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", dir=path.parent)

@@ -25,6 +25,14 @@ class SlicedArray:
     spatial_chunks: int  # chunks per time step
     separator: str
     codecs: tuple[Any, ...]  # undone in this order: the compressor, then the filters last to first
+    steps: int = 0  # time steps of the array (0: unknown)
+
+    def stored_hours(self, chunk_index: int) -> int:
+        """Hours of time chunk ``chunk_index`` inside the array: fewer than ``hours`` in the last
+        one, whose padding past the array's end nobody reads and so is not kept."""
+        if self.steps <= 0:
+            return self.hours
+        return max(0, min(self.hours, self.steps - chunk_index * self.hours))
 
     def decode(self, raw: bytes) -> bytes:
         data: Any = raw
@@ -49,7 +57,7 @@ def sliced_array(zarray: dict[str, Any]) -> SlicedArray | None:
         return None
     spatial = math.prod(math.ceil(n / c) for n, c in zip(shape[1:], chunks[1:], strict=True))
     return SlicedArray(int(chunks[0]), math.prod(chunks[1:]) * dtype.itemsize, spatial,
-                       zarray.get("dimension_separator", "."), codecs)
+                       zarray.get("dimension_separator", "."), codecs, int(shape[0]))
 
 
 def hourly_zarray(zarray: dict[str, Any]) -> dict[str, Any]:
