@@ -573,3 +573,30 @@ def test_neighbouring_days_read_in_different_orders_but_write_the_request_order(
         assert code == 0, err
         ds = assert_matches(daily(tmp_path, day), {k: v for k, v in expected_daily(hourly, day).items() if k in variables})
         assert [name for name in ds.data_vars if name in variables] == list(variables), day
+
+
+def test_reading_lat_lon_counts_as_reading_not_as_opening(tmp_path):
+    """The first days of a run fetch lat/lon: seconds of reading, reported as such (the 'open'
+    phase is the fixed cost the benchmark sums). A store that takes 0.2 s per chunk get."""
+    import asyncio
+
+    from zarr.storage import LocalStore, WrapperStore
+
+    from conus404.worker import open_and_read_grid
+
+    class SlowStore(WrapperStore):
+        def _with_store(self, store):
+            return type(self)(store)
+
+        async def get(self, key, prototype, byte_range=None):
+            if key.split("/")[0] in ("lat", "lon") and not key.split("/")[-1].startswith("."):
+                await asyncio.sleep(0.2)
+            return await self._store.get(key, prototype, byte_range)
+
+    store = tmp_path / "s.zarr"
+    write_store(StoreSpec.for_days("2021-01-01", 1, ny=6, nx=7, variables=("T2",)), str(store))
+    timings: dict[str, float] = {}
+    ds, _, lat, lon = open_and_read_grid(
+        lambda fresh: (xr.open_zarr(SlowStore(LocalStore(str(store), read_only=True)), chunks=None), {}), timings)
+    np.testing.assert_array_equal(lat, xr.open_zarr(store)["lat"].values)
+    assert timings["read"] >= 0.4  # two slow chunk gets, at least

@@ -183,17 +183,21 @@ def locate_hours(time_index: pd.DatetimeIndex, window: aggregation.HourWindow, w
     return positions[order]
 
 
-def open_and_read_grid(open_source: Callable[[bool], tuple[Any, dict[str, str]]]):
+def open_and_read_grid(open_source: Callable[[bool], tuple[Any, dict[str, str]]], timings: dict[str, float] | None = None):
     """Open the source and read lat/lon, signing again once if the handed-over token is refused.
 
     lat/lon are read here, not at the end: after a re-signing mid-day the first handle's token
-    may no longer be accepted.
+    may no longer be accepted. Their seconds go to ``timings["read"]`` (fetched, by the first
+    days of a run: reading, not a fixed cost).
     """
     for fresh in (False, True):
         try:
             ds, description = open_source(fresh)
+            reading = time.monotonic()
             with refused_token_as_authentication_error("lat/lon"):
                 lat, lon = np.asarray(ds["lat"].values), np.asarray(ds["lon"].values)
+            if timings is not None:
+                timings["read"] = timings.get("read", 0.0) + time.monotonic() - reading
             return ds, description, lat, lon
         except AuthenticationError:
             if fresh:
@@ -348,7 +352,7 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
 
     timings: dict[str, float] = {}
     step = time.monotonic()
-    ds, description, lat, lon = open_and_read_grid(open_source)
+    ds, description, lat, lon = open_and_read_grid(open_source, timings)
     targets = (series_weights.cached(settings) or series_weights.prepare(settings, lat, lon)) if series.wanted(settings) else []
     window, box_attrs = None, {}
     if settings.bbox is not None:
@@ -360,7 +364,7 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
     if window is not None:
         ds, lat, lon = ds.isel(window.selection), window.cut(lat), window.cut(lon)
     description = {**description, **box_attrs}
-    timings["open"] = time.monotonic() - step
+    timings["open"] = time.monotonic() - step - timings.get("read", 0.0)
     plans, warnings = plan_variables(ds, settings)
     for warning in warnings:
         log.warning(warning)
@@ -374,14 +378,14 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
         hourly = HourlyFile(daily_file.hourly_dir(settings.data_dir), day, lat, lon, description,
                             source_attrs, settings.day_boundary, settings.cell_corners)
     try:
-        step = time.monotonic()
+        step, read_before = time.monotonic(), timings.get("read", 0.0)
         fields, bytes_read = aggregate_day(
             ds, day, plans, report, hourly.add if hourly else None,
             reopen=lambda: open_source(True)[0].isel(window.selection if window else {}),
             timings=timings, offset_hours=settings.day_boundary, lat=lat, lon=lon,
             read_ahead=reads_remote_source(settings), processes=settings.max_processes,
         )
-        timings["aggregate"] = time.monotonic() - step - timings.get("read", 0.0)
+        timings["aggregate"] = time.monotonic() - step - (timings.get("read", 0.0) - read_before)
         report.raise_if_failed()
         if settings.output_units:  # checked in the source's units; converted last
             fields = output_units.converted_fields(fields, settings.output_units, {p.name: field_names(p) for p in plans})
