@@ -94,6 +94,8 @@ USAGE_ERRORS = [
     (("--rollup", "weekly"), "--rollup: unknown roll-up 'weekly'; use monthly, annual, water-year"),
     (("--day-boundary", "+25:00"), "--day-boundary '+25:00': UTC offsets run from -12:00 to +14:00"),
     (("--day-boundary", "6"), "--day-boundary '6' is not a UTC offset"),
+    (("--compression-level", "12"), "--compression-level '12' must be a zlib level from 0 (uncompressed) to 9"),
+    (("--compression-level", "fast"), "--compression-level 'fast' must be a zlib level from 0 (uncompressed) to 9"),
     (("--zarr", "A_FILE"), "is a file, not a Zarr store"),
     (("--zarr", "A_FOLDER_OF_NOTES"), "is a folder that holds something else"),
     (("--zarr-chunks", "36,0,350"), "--zarr-chunks '36,0,350' is not three positive whole numbers"),

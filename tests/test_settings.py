@@ -147,18 +147,19 @@ def test_inline_statistics_in_variables_from_flags_and_config():
 def test_worker_flags_reproduce_the_drivers_settings_over_any_config(tmp_path):
     """A worker reads config.py too; its flags must leave nothing to it (an emptied box stays empty)."""
     config = {**CONFIG, "BBOX": (-105, 39, -104, 40), "OUTPUT_URL": "s3://bucket/daily", "KEEP_HOURLY": False,
-              "UNITS": {"T2": "degC"}}
+              "UNITS": {"T2": "degC"}, "COMPRESSION_LEVEL": 6}
     driver = settings.apply_arguments(settings.from_config(config, env={}),
                                       _flags("--bbox", "", "--output-url", "", "--variables", "T2:max,Q2",
                                              "--source", str(tmp_path / "store.zarr"), "--keep-hourly", "--cell-corners",
-                                             "--units", ""))
+                                             "--units", "", "--compression-level", "0"))
     parser = argparse.ArgumentParser()
     settings.add_arguments(parser, date_range=False)
     worker = settings.apply_arguments(settings.from_config(config, env={}),
                                       parser.parse_args(settings.worker_flags(driver)))
     for name in ("variables", "statistics", "source", "data_dir", "bbox", "output_url", "keep_hourly", "allow_3d", "chunk_cache",
-                 "cell_corners", "output_units"):
+                 "cell_corners", "output_units", "compression_level"):
         assert getattr(worker, name) == getattr(driver, name), name
+    assert driver.compression_level == 0 and settings.from_config(config, env={}).compression_level == 6
     assert driver.output_units == {}  # emptied on the command line: the worker must not take config's
     assert driver.cell_corners and not settings.from_config(config, env={}).cell_corners
     assert worker.bbox is None and worker.output_url is None
@@ -202,3 +203,10 @@ def test_a_broken_config_py_is_one_configuration_error_naming_the_file(tmp_path,
         settings.load()
     assert message in str(caught.value)
     assert str(tmp_path / "config.py") in str(caught.value), "the file that was loaded, not another"
+
+
+@pytest.mark.parametrize("value", ["10", -1, "1.5", "", None])
+def test_a_compression_level_outside_zlib_levels_is_refused(value):
+    with pytest.raises(ConfigurationError, match="COMPRESSION_LEVEL .* must be a zlib level from 0"):
+        settings.from_config({**CONFIG, "COMPRESSION_LEVEL": value}, env={})
+    assert settings.from_config({**CONFIG, "COMPRESSION_LEVEL": 9}, env={}).compression_level == 9

@@ -600,3 +600,22 @@ def test_reading_lat_lon_counts_as_reading_not_as_opening(tmp_path):
         lambda fresh: (xr.open_zarr(SlowStore(LocalStore(str(store), read_only=True)), chunks=None), {}), timings)
     np.testing.assert_array_equal(lat, xr.open_zarr(store)["lat"].values)
     assert timings["read"] >= 0.4  # two slow chunk gets, at least
+
+
+@pytest.mark.parametrize("flags, zlib, level", [((), True, 1), (("--compression-level", "0"), False, 0),
+                                                (("--compression-level", "4"), True, 4)])
+def test_the_compression_level_sets_the_daily_fields_zlib_and_keeps_their_values(tmp_path, flags, zlib, level):
+    import netCDF4
+
+    store = tmp_path / "s.zarr"
+    spec = StoreSpec.for_days("2021-01-01", 1, ny=8, nx=9, variables=("T2", "PREC_ACC_NC"))
+    write_store(spec, str(store))
+    code, result, err = run_worker("2021-01-01", tmp_path, "--source", str(store), "--variables", "T2,PREC_ACC_NC",
+                                   "--statistics", "", *flags)
+    assert code == 0 and result["status"] == "published", err
+    expected = {k: v for k, v in expected_daily(build_dataset(spec), "2021-01-01").items() if k in ("T2", "PREC_ACC_NC")}
+    assert_matches(daily(tmp_path, "2021-01-01"), expected).close()
+    with netCDF4.Dataset(daily(tmp_path, "2021-01-01")) as nc:
+        for name in expected:
+            filters = nc[name].filters()
+            assert filters["zlib"] is zlib and filters["complevel"] == level, (name, filters)

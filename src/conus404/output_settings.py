@@ -1,5 +1,5 @@
 """The settings of what a run makes besides the daily grids: basin and gauge series, roll-ups, one
-Zarr store, cell corners, output units, and the day boundary. Their flags, config keys and checks live here; the values are
+Zarr store, cell corners, compression, output units, and the day boundary. Their flags, config keys and checks live here; the values are
 fields of :class:`conus404.settings.Settings`, which calls these functions."""
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ def add_arguments(group, date_range: bool) -> None:
     group.add_argument("--cell-corners", action="store_true", default=None,
                        help="also write each cell's four corners (lat_bnds, lon_bnds) into the daily files, for "
                        "conservative regridding (cdo remapcon); about 14 MB more per full-grid file (CELL_CORNERS)")
+    group.add_argument("--compression-level", metavar="0-9",
+                       help="zlib level of the daily files' fields: 0 = uncompressed (quickest to write and read, "
+                       "larger files), default 1 (COMPRESSION_LEVEL)")
     group.add_argument("--units", metavar="T2:degC,PREC_ACC_NC:in",
                        help="give these variables' daily fields in other units (UDUNITS names, converted with "
                        "cf-units); refused when a variable's units cannot be converted (UNITS)")
@@ -57,6 +60,7 @@ def from_config(values: Mapping[str, Any], project_path: Callable[[str], Path]) 
         "allow_partial": bool(values.get("ALLOW_PARTIAL", False)),
         "day_boundary": _day_boundary(values.get("DAY_BOUNDARY", "UTC"), "DAY_BOUNDARY"),
         "cell_corners": bool(values.get("CELL_CORNERS", False)),
+        "compression_level": _compression_level(values.get("COMPRESSION_LEVEL", 1), "COMPRESSION_LEVEL"),
         "output_units": _units(values.get("UNITS"), "UNITS"),
         "output_zarr": _zarr_location(values.get("OUTPUT_ZARR"), project_path),
         "zarr_chunks": _zarr_chunks(values.get("ZARR_CHUNKS", (36, 350, 350)), "ZARR_CHUNKS"),
@@ -89,6 +93,8 @@ def changes_from(args: argparse.Namespace, user_path: Callable[[str], Path]) -> 
         changes["cell_corners"] = True
     if getattr(args, "units", None) is not None:
         changes["output_units"] = _units(args.units, "--units")
+    if getattr(args, "compression_level", None) is not None:
+        changes["compression_level"] = _compression_level(args.compression_level, "--compression-level")
     return changes
 
 
@@ -126,7 +132,7 @@ def worker_flags(settings) -> list[str]:
     flags += ["--cell-corners"] if settings.cell_corners else []
     from conus404.output_units import format_units
 
-    flags += ["--units", format_units(settings.output_units)]
+    flags += ["--units", format_units(settings.output_units), "--compression-level", str(settings.compression_level)]
     return flags + [f"--day-boundary={describe(settings.day_boundary)}"]
 
 
@@ -153,6 +159,13 @@ def _zarr_chunks(value: Any, what: str) -> tuple[int, int, int]:
     from conus404.zarr_output import parse_chunks
 
     return parse_chunks(value, what)
+
+
+def _compression_level(value: Any, what: str) -> int:
+    text = str(value).strip()
+    if not text.isdigit() or int(text) > 9:
+        raise ConfigurationError(f"{what} {value!r} must be a zlib level from 0 (uncompressed) to 9")
+    return int(text)
 
 
 def _units(value: Any, what: str) -> dict[str, str]:

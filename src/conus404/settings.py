@@ -95,6 +95,7 @@ class Settings:
     rollups: tuple[str, ...] = ()  # "monthly", "annual", "water-year" files from the daily ones (conus404.rollups)
     allow_partial: bool = False  # write a roll-up period before all its days are done
     cell_corners: bool = False  # lat_bnds/lon_bnds in the daily files, for conservative regridding (conus404.cf)
+    compression_level: int = 1  # zlib level of the daily files' fields: 0 (none) to 9 (conus404.daily_file)
     output_units: Mapping[str, str] = field(default_factory=dict)  # --units: {variable: unit} (conus404.output_units)
     day_boundary: int = 0  # hours east of UTC at which days start (conus404.day_boundary); 0 = UTC days
     output_zarr: str | None = None  # one Zarr store of the range: a path or fsspec URL (conus404.zarr_output)

@@ -394,7 +394,7 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
         dataset = daily_file.build_dataset(day, lat, lon, fields, {**provenance(description, plans), **made_with},
                                            settings.day_boundary, settings.cell_corners)
         if not settings.series_only:
-            daily_file.publish(dataset, final, timings)
+            daily_file.publish(dataset, final, timings, settings.compression_level)
             verified_files.remember(final, dataset.attrs["conus404_variables"].split(), bbox_text(settings),
                                     dataset.attrs["conus404_data_sha256"], settings.output_units)
         timings["write"] = time.monotonic() - step - timings.get("verify", 0.0)
