@@ -174,14 +174,14 @@ class SharedChunkCache(WrapperStore):
             if found is not None:
                 self.hits += 1
             else:
-                decoded = await self._decoded_chunk(key, spec, path)
+                decoded = await self._decoded_chunk(key, spec, path, index)
                 found = None if decoded is None else decoded[start:start + spec.slab_bytes]
         if not lock.locked():
             self._decoding.pop(key, None)
         return found
 
-    async def _decoded_chunk(self, key: str, spec: SlicedArray, path: Path | None) -> bytes | None:
-        """The whole chunk decoded (None where the store has no such chunk: zarr fills it)."""
+    async def _decoded_chunk(self, key: str, spec: SlicedArray, path: Path | None, index: int) -> bytes | None:
+        """The whole chunk decoded, time chunk ``index`` (None where the store has no such chunk: zarr fills it)."""
         if key in self._in_memory:
             self._in_memory.move_to_end(key)
             return self._in_memory[key]
@@ -196,7 +196,6 @@ class SharedChunkCache(WrapperStore):
                     return found
                 decoded = await self._fetch_decoded(key, spec)
                 if decoded is not None and handle is not None:
-                    index = int(key.partition("/")[2].split(spec.separator)[0])
                     try:
                         await asyncio.to_thread(_write, path, memoryview(decoded)[:spec.stored_hours(index) * spec.slab_bytes])
                         return decoded

@@ -25,13 +25,11 @@ class SlicedArray:
     spatial_chunks: int  # chunks per time step
     separator: str
     codecs: tuple[Any, ...]  # undone in this order: the compressor, then the filters last to first
-    steps: int = 0  # time steps of the array (0: unknown)
+    steps: int  # time steps of the array
 
     def stored_hours(self, chunk_index: int) -> int:
         """Hours of time chunk ``chunk_index`` inside the array: fewer than ``hours`` in the last
         one, whose padding past the array's end nobody reads and so is not kept."""
-        if self.steps <= 0:
-            return self.hours
         return max(0, min(self.hours, self.steps - chunk_index * self.hours))
 
     def decode(self, raw: bytes) -> bytes:
