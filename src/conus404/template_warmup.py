@@ -7,8 +7,10 @@
 - **Memory.** A day process is new each day, so every page it touches first costs a page fault.
   glibc's defaults make that worse for chunked reads: each decode thread gets its own arena, and
   freed multi-megabyte buffers go back to the kernel, so the next chunk's buffer faults again.
-  ``MALLOC_TUNING`` keeps freed memory for reuse and backs the heap with huge pages (on the
-  benchmark's local full-grid run: 0.86 M page faults for 10 days before, about 0.11 M after).
+  ``MALLOC_TUNING`` keeps freed memory for reuse (on the benchmark's local full-grid run: 0.86 M
+  page faults for 10 days before). Huge pages for the heap (``glibc.malloc.hugetlb=1``) cut the
+  faults to 0.12 M but cost CPU: each run's first day processes spent 0.4-1.0 s more reading, and a
+  10-day run 8.9-10.4 CPU-seconds against 8.5-8.8 without them (perf stat, 4 runs each), so not.
 - **Garbage collector.** What the template holds is frozen (``gc.freeze``) before forking: a
   child's collections then never walk, and so never copy, the template's objects.
 """
@@ -35,7 +37,6 @@ MALLOC_TUNING = {  # environment of the template process (glibc reads it at star
     "MALLOC_ARENA_MAX": "1",  # one heap for every thread: a freed chunk buffer is the next chunk's
     "MALLOC_MMAP_THRESHOLD_": str(32 << 20),  # chunk-sized buffers from the heap, not fresh mappings
     "MALLOC_TRIM_THRESHOLD_": str(4 << 30),  # and the heap not handed back between chunks
-    "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1",  # transparent huge pages for the heap (where enabled)
 }
 
 
