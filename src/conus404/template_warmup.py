@@ -24,7 +24,8 @@ import threading
 CORE = (  # what a day imports; importing it once is the whole point
     "numpy", "pandas", "xarray", "zarr", "numcodecs", "netCDF4", "cftime", "fsspec",
     "azure.core.exceptions",  # the worker's reads and opens catch storage's refusals
-    "dask.array", "distributed", "dask.distributed", "multiprocessing.synchronize",  # xarray's duck-array and scheduler probes
+    "dask.array", "multiprocessing.synchronize",  # xarray's duck-array probes
+    # not distributed: only xarray's to_netcdf imports it, and daily_file.write_netcdf4 avoids that
     "conus404.worker_cli", "conus404.worker", "conus404.source", "conus404.daily_file", "conus404.hourly_file",
     "conus404.chunk_cache", "conus404.chunk_cache_store", "conus404.hour_slabs", "conus404.remote_output",
     "conus404.subset",
