@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,10 +105,6 @@ def test_written_file_is_what_to_netcdf_writes(tmp_path, level):
 
 def test_publishing_does_not_import_distributed(tmp_path):
     """The launch template leaves ``distributed`` out (0.15-0.3 s of every run's start): a day must not need it."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     code = ("import sys, datetime as dt, numpy as np\n"
             "from conus404 import daily_file\nfrom conus404.grid import grid_latlon\n"
             "lat, lon = grid_latlon(4, 5)\n"
@@ -115,6 +115,6 @@ def test_publishing_does_not_import_distributed(tmp_path):
             "print(daily_file.verify(path, dt.date(2021, 1, 1), ['T2']), 'distributed' in sys.modules)\n")
     src = Path(daily_file.__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**__import__("os").environ, "PYTHONPATH": str(src)})
+                         env={**os.environ, "PYTHONPATH": str(src)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["None", "False"]
