@@ -104,7 +104,7 @@ def test_written_file_is_what_to_netcdf_writes(tmp_path, level):
 
 
 def test_publishing_does_not_import_distributed(tmp_path):
-    """The launch template leaves ``distributed`` out (0.15-0.3 s of every run's start): a day must not need it."""
+    """The launch template leaves ``distributed`` out (0.1-0.3 s of every run's start): a day must not need it."""
     code = ("import sys, datetime as dt, numpy as np\n"
             "from conus404 import daily_file\nfrom conus404.grid import grid_latlon\n"
             "lat, lon = grid_latlon(4, 5)\n"

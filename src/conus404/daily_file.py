@@ -159,7 +159,7 @@ def publish(ds, final_path: Path, timings: dict[str, float] | None = None, level
 def write_netcdf4(ds, path: Path, encoding: dict[str, dict[str, Any]]) -> None:
     """``ds.to_netcdf(path, format="NETCDF4", encoding=encoding)`` for numpy-backed data, by xarray's
     own store and CF encoder, without ``to_netcdf``'s probe for a Dask scheduler: that probe imports
-    ``distributed`` (0.15-0.3 s), which the launch template would otherwise import for every run."""
+    ``distributed`` (0.1-0.3 s), which the launch template would otherwise import for every run."""
     from xarray.backends import NetCDF4DataStore
     from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
 

@@ -9,8 +9,9 @@
   freed multi-megabyte buffers go back to the kernel, so the next chunk's buffer faults again.
   ``MALLOC_TUNING`` keeps freed memory for reuse (on the benchmark's local full-grid run: 0.86 M
   page faults for 10 days before). Huge pages for the heap (``glibc.malloc.hugetlb=1``) cut the
-  faults to 0.12 M but cost CPU: each run's first day processes spent 0.4-1.0 s more reading, and a
-  10-day run 8.9-10.4 CPU-seconds against 8.5-8.8 without them (perf stat, 4 runs each), so not.
+  faults to 0.12 M but cost CPU: each run's first day processes read for 0.6-1.3 s against
+  0.26-0.57 s without them, and a 10-day run took 8.9-10.4 CPU-seconds against 8.5-8.8 (perf stat,
+  4 runs each), so not.
 - **Garbage collector.** What the template holds is frozen (``gc.freeze``) before forking: a
   child's collections then never walk, and so never copy, the template's objects.
 """
