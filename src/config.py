@@ -68,6 +68,7 @@ EXTRA_STATISTICS = {}
 KEEP_HOURLY = False  # also keep each day's hourly records in data/unprocessed/24hours/
 OVERVIEW = False  # at the end of a run, draw logs/overview_START_END.png: each field's mean per day
 CHUNK_CACHE = True  # stores with multi-day chunks (HyTEST): fetch each chunk once per run, not once per day
+PREFETCH = True  # remote sources: one process fetches the next days' chunks while the day processes work
 ALLOW_3D = False  # variables with levels (P, TK, QVAPOR, ...) are ~6 GB a day each: opt in
 MAX_NAN_FRACTION = 0.01  # share of missing cells a record or day may have before it fails
 

@@ -17,11 +17,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from conus404.variables import BUCKET_J, VariableClass, default_statistic
+
+if TYPE_CHECKING:  # pandas is imported where a window is made: the run's prefetcher needs only the offsets
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -48,22 +51,28 @@ class HourWindow:
 
 def day_start(day: dt.date, offset_hours: int = 0) -> pd.Timestamp:
     """The UTC instant day ``day`` starts: its local 00:00 at ``offset_hours`` east of UTC."""
+    import pandas as pd
+
     return pd.Timestamp(day.year, day.month, day.day) - pd.Timedelta(hours=offset_hours)
+
+
+def record_offsets(var_class: VariableClass) -> tuple[int, ...]:
+    """The hours after a day's start whose records the day of ``var_class`` uses."""
+    if var_class == VariableClass.INSTANTANEOUS:
+        return tuple(range(24))
+    if var_class == VariableClass.PRIOR_HOUR:
+        return tuple(range(1, 25))
+    if var_class in (VariableClass.SINCE_START, VariableClass.BUCKET):
+        return (0, 24)
+    raise ValueError(f"{var_class} has no daily aggregation")
 
 
 def hour_window(var_class: VariableClass, day: dt.date, offset_hours: int = 0) -> HourWindow:
     """The records of day ``day`` (a UTC day, or one of a fixed offset: the same rules from its start)."""
+    import pandas as pd
+
     start = day_start(day, offset_hours)
-    hour = pd.Timedelta(hours=1)
-    if var_class == VariableClass.INSTANTANEOUS:
-        hours = tuple(start + i * hour for i in range(24))
-    elif var_class == VariableClass.PRIOR_HOUR:
-        hours = tuple(start + i * hour for i in range(1, 25))
-    elif var_class in (VariableClass.SINCE_START, VariableClass.BUCKET):
-        hours = (start, start + 24 * hour)
-    else:
-        raise ValueError(f"{var_class} has no daily aggregation")
-    return HourWindow(var_class, hours)
+    return HourWindow(var_class, tuple(start + pd.Timedelta(hours=h) for h in record_offsets(var_class)))
 
 
 def bucket_total(values: np.ndarray, counter: np.ndarray) -> np.ndarray:

@@ -62,6 +62,16 @@ def expiry_folder(day: dt.date) -> str:
     return f"{day:%Y%m%d}"
 
 
+def time_chunk_group(times, index: int, hours: int) -> str | None:
+    """The folder of time chunk ``index`` of an array of ``hours`` per chunk: the day of its last
+    hour in ``times`` (the store's time axis, numpy datetime64), None past the axis's end."""
+    first = index * hours
+    if first >= len(times):
+        return None
+    last = times[min(first + hours, len(times)) - 1]
+    return expiry_folder(last.astype("datetime64[D]").item())
+
+
 def prune(root: Path, before: dt.date | None = None) -> int:
     """Delete cached chunks whose last day is before ``before`` (all of them if None). Returns folders removed."""
     root = Path(root)

@@ -9,7 +9,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,10 @@ from typing import Any
 import numpy as np
 from zarr.storage import WrapperStore
 
-from conus404.atomic import TEMP_PREFIX
-from conus404.chunk_cache import STATIC, expiry_folder, snapshot_dir
+from conus404 import prefetch_spool
+from conus404.chunk_cache import STATIC, snapshot_dir, time_chunk_group
 from conus404.hour_slabs import SlicedArray, cut, hourly_zarray, sliced_array
+from conus404.prefetch_spool import store as _write
 
 log = logging.getLogger("conus404.chunk_cache")
 _LOCK_POLL_S = 0.02
@@ -45,6 +45,18 @@ def cacheable_arrays(zmetadata: dict[str, Any]) -> dict[str, int | None]:
     return arrays
 
 
+def time_chunked_arrays(zmetadata: dict[str, Any]) -> dict[str, tuple[int, str]]:
+    """{name: (hours per chunk, chunk key separator)} of the arrays whose first dimension is time."""
+    meta = zmetadata.get("metadata", {})
+    arrays = {}
+    for key, zarray in meta.items():
+        name = key[: -len("/.zarray")]
+        dims = meta.get(f"{name}/.zattrs", {}).get("_ARRAY_DIMENSIONS") or [None]
+        if key.endswith("/.zarray") and dims[0] == "time":
+            arrays[name] = (int(zarray["chunks"][0]), zarray.get("dimension_separator") or ".")
+    return arrays
+
+
 def one_dimensional_arrays(zmetadata: dict[str, Any]) -> set[str]:
     meta = zmetadata.get("metadata", {})
     return {key[: -len("/.zarray")] for key, zarray in meta.items()
@@ -64,6 +76,9 @@ class SharedChunkCache(WrapperStore):
         self.times: np.ndarray | None = None  # the store's time axis, once opened
         self.sliced: dict[str, SlicedArray] = {}
         self.coordinates: set[str] = set()  # 1-D arrays: recorded with the metadata
+        self.time_chunks: dict[str, tuple[int, str]] = {}  # arrays with time first: (hours per chunk, key separator)
+        self.spool = prefetch_spool.spool_root(self.root)  # the run's prefetcher's, when it has one
+        self.prefetched = 0  # chunks taken from it
         self.presented: dict[str, bytes] = {}  # name -> the .zarray zarr is shown for a sliced array
         self.hits = 0
         self._disabled = False
@@ -86,7 +101,7 @@ class SharedChunkCache(WrapperStore):
         if byte_range is None and (self.record or self.replay) and self._is_metadata(key):
             buffer = await self._metadata(key, prototype)
         elif key == ".zmetadata" and byte_range is None:
-            buffer = await self._store.get(key, prototype)
+            buffer = await self._fetch(key, prototype)
         else:
             return await self._get_data(key, prototype, byte_range)
         if key == ".zmetadata" and buffer is not None:
@@ -108,7 +123,7 @@ class SharedChunkCache(WrapperStore):
                 return prototype.buffer.from_bytes(found)
             if path.with_name(path.name + ABSENT).exists():
                 return None
-        buffer = await self._store.get(key, prototype)
+        buffer = await self._fetch(key, prototype)
         if self.record:
             try:
                 if buffer is None:
@@ -130,10 +145,43 @@ class SharedChunkCache(WrapperStore):
             if slab is None:
                 return None
             return prototype.buffer.from_bytes(slab if byte_range is None else cut(slab, byte_range))
-        path = None if byte_range is not None or self._disabled else self.path_for(key)
-        if path is None:
+        if byte_range is not None:
             return await self._store.get(key, prototype, byte_range)
+        path = None if self._disabled else self.path_for(key)
+        if path is None:
+            return await self._fetch(key, prototype)
         return await self._get_through_cache(key, path, prototype)
+
+    async def _fetch(self, key: str, prototype):
+        """``key`` from the run's prefetch spool if the prefetcher has (or is getting) it, else from the store."""
+        path = self._spool_path(key)
+        if path is not None:
+            found = await prefetch_spool.take(path)
+            if found == prefetch_spool.ABSENT_KEY:
+                return None
+            if found != prefetch_spool.FETCH:
+                self.prefetched += 1
+                return prototype.buffer.from_bytes(found)
+        return await self._store.get(key, prototype)
+
+    def _spool_path(self, key: str) -> Path | None:
+        if not self.spool.is_dir():
+            return None
+        if self._is_metadata(key):
+            return prefetch_spool.chunk_path(self.spool, prefetch_spool.METADATA, key)
+        name, _, chunk = key.partition("/")
+        if not chunk or chunk.startswith("."):
+            return None
+        if self.arrays.get(name, 0) is None:  # static (lat/lon)
+            return prefetch_spool.chunk_path(self.spool, STATIC, key)
+        if name not in self.time_chunks or self.times is None:
+            return None
+        hours, separator = self.time_chunks[name]
+        try:
+            group = time_chunk_group(self.times, int(chunk.split(separator)[0]), hours)
+        except ValueError:
+            return None
+        return None if group is None else prefetch_spool.chunk_path(self.spool, group, key)
 
     def _learn(self, zmetadata: bytes) -> bytes:
         """Note what to cache; returns the consolidated metadata zarr is shown (sliced arrays re-chunked)."""
@@ -141,8 +189,9 @@ class SharedChunkCache(WrapperStore):
             consolidated = json.loads(zmetadata)
             self.arrays = cacheable_arrays(consolidated)
             self.coordinates = one_dimensional_arrays(consolidated)
+            self.time_chunks = time_chunked_arrays(consolidated)
         except (ValueError, KeyError, TypeError, AttributeError):
-            self.arrays, self.coordinates = {}, set()  # unreadable metadata: zarr will say so
+            self.arrays, self.coordinates, self.time_chunks = {}, set(), {}  # unreadable metadata: zarr will say so
             return zmetadata
         store_id = hashlib.sha256(CACHE_FORMAT + b"\0" + self.identity.encode() + b"\0" + zmetadata).hexdigest()[:16]
         self.store_dir = self.root / store_id
@@ -212,7 +261,7 @@ class SharedChunkCache(WrapperStore):
     async def _fetch_decoded(self, key: str, spec: SlicedArray) -> bytes | None:
         from zarr.core.buffer import default_buffer_prototype
 
-        buffer = await self._store.get(key, default_buffer_prototype())
+        buffer = await self._fetch(key, default_buffer_prototype())
         return None if buffer is None else await asyncio.to_thread(spec.decode, buffer.to_bytes())
 
     def _keep_in_memory(self, key: str, decoded: bytes | None, spec: SlicedArray) -> None:
@@ -232,13 +281,11 @@ class SharedChunkCache(WrapperStore):
         if self.times is None or not len(self.times):
             return None
         try:
-            first = int(chunk.replace("/", ".").split(".")[0]) * hours
+            index = int(chunk.replace("/", ".").split(".")[0])
         except ValueError:
             return None
-        if first >= len(self.times):
-            return None
-        last = self.times[min(first + hours, len(self.times)) - 1]
-        return self.store_dir / expiry_folder(last.astype("datetime64[D]").item()) / key
+        group = time_chunk_group(self.times, index, hours)
+        return None if group is None else self.store_dir / group / key
 
     async def _get_through_cache(self, key: str, path: Path, prototype):
         cached = await asyncio.to_thread(_read_if_present, path)
@@ -252,7 +299,7 @@ class SharedChunkCache(WrapperStore):
                 if cached is not None:
                     self.hits += 1
                     return prototype.buffer.from_bytes(cached)
-            buffer = await self._store.get(key, prototype)
+            buffer = await self._fetch(key, prototype)
             if buffer is not None and handle is not None:
                 try:
                     await asyncio.to_thread(_write, path, buffer.to_bytes())
@@ -305,19 +352,6 @@ def _read_if_present(path: Path) -> bytes | None:
         return path.read_bytes()
     except OSError:  # absent, or the cache folder is unusable: fetch instead
         return None
-
-
-def _write(path: Path, data: bytes | memoryview) -> None:
-    """Temporary sibling, then rename: readers never see part of a chunk. No fsync: a chunk lost
-    to a crash is simply fetched again."""
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _write_making_parents(path: Path, data: bytes) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conus404 import daily_file, disk_space, series, verified_files
+from conus404 import daily_file, disk_space, prefetch, series, verified_files
 from conus404 import settings as settings_mod
 from conus404.exceptions import (
     ConfigurationError,
@@ -252,9 +252,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"driver.py: {exc}", file=sys.stderr)
         return 2
     exit_on_sigterm("driver")
+    prefetcher = None
     try:
         settings = settings_mod.load(args)
         close_unused_launch_template(settings)
+        prefetcher = prefetch.Prefetcher.start(settings, args.force)  # first: the link works while we check
         own_argv = sys.argv[1:] if argv is None else argv
         warnings, signer = check_request(settings, own_argv, replace_different=args.force or args.replace_different)
         for warning in warnings:
@@ -262,11 +264,15 @@ def main(argv: list[str] | None = None) -> int:
         verdict.send({"warnings": warnings})  # a Dask cluster that cannot start is the run's failure, in its log
         executor = open_executor(settings)
     except ConfigurationError as exc:
+        if prefetcher is not None:
+            from conus404.chunk_cache import cache_root
+
+            prefetcher.abandon(cache_root(settings.data_dir))
         log.error("usage error: %s", exc)
         verdict.send({"refused": str(exc)})
         return 2
     try:
-        return run(settings, signer, options, executor)
+        return run(settings, signer, options, executor, prefetcher)
     except Exception as exc:  # a fault of the driver itself (e.g. its disk): never mistaken for a finished run
         if disk_space.is_disk_full(exc, settings.data_dir):
             log.error("stopped: %s; free space there and rerun the same command", disk_space.describe(settings.data_dir))
@@ -274,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         log.exception("the driver failed")
         return EXIT_DRIVER_FAILED
     finally:
+        if prefetcher is not None:
+            prefetcher.stop()
         executor.close()
 
 
@@ -316,7 +324,8 @@ def close_unused_launch_template(settings: Settings) -> None:
         close_shared_template()
 
 
-def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=None) -> int:
+def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=None,
+        prefetcher: prefetch.Prefetcher | None = None) -> int:
     days = settings.days
     title = f"{settings.start_date}..{settings.end_date} ({len(days)} days), variables {','.join(settings.variables)}"
     log.info("driver (pid %d): %s; %d at once (%s executor); source %s; data in %s", os.getpid(), title,
@@ -344,7 +353,7 @@ def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=N
 
     check = None if options.force else verified_on_disk(settings)
     started, kept_aside = time.monotonic(), _quarantined(settings)
-    scheduler = DayScheduler(settings, signer, options, record, Progress(total=len(days)), check, executor)
+    scheduler = DayScheduler(settings, signer, options, record, Progress(total=len(days)), check, executor, prefetcher)
     outcomes = scheduler.run(days)
     write_run_outputs(settings)
     quarantined, wall_s = len(_quarantined(settings) - kept_aside), time.monotonic() - started

@@ -106,6 +106,7 @@ def _settings_flags(args: argparse.Namespace, settings: settings_mod.Settings) -
         "--launch", settings.launch, *settings_mod.worker_flags(settings),
     ]
     flags += ["--overview"] if settings.overview else []
+    flags += [] if settings.prefetch else ["--no-prefetch"]
     flags += output_settings.run_flags(settings)
     for name in ("day_timeout", "progress_interval", "min_available_mb", "log_dir"):
         value = getattr(args, name, None)

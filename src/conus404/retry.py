@@ -90,9 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         log.error("usage error: %s", exc)
         return 2
     if settings.chunk_cache:  # this pass checks no source: its workers must not replay an older run's metadata
+        from conus404 import prefetch_spool
         from conus404.chunk_cache import cache_root, forget_metadata
 
         forget_metadata(cache_root(settings.data_dir))
+        prefetch_spool.clear(cache_root(settings.data_dir))  # nor read what an interrupted run's prefetcher left
     in_range = {d.isoformat() for d in settings.days}
     ledger = Ledger(settings.data_dir / "failed_jobs.json")
     published = verified_on_disk(settings)  # or at OUTPUT_URL

@@ -151,8 +151,10 @@ class DayScheduler:
         progress: Progress | None = None,
         already_valid: Callable[[dt.date], bool] | None = None,
         executor: Executor | None = None,
+        prefetcher=None,  # conus404.prefetch.Prefetcher: told how far the run has got, stopped at its end
     ) -> None:
         self.settings = settings
+        self.prefetcher = prefetcher
         self.signer = signer
         self.options = options
         self.on_outcome = on_outcome or (lambda outcome: None)
@@ -219,6 +221,8 @@ class DayScheduler:
         finally:
             for job in running:  # interrupted: leave no orphan behind
                 job.job.stop()
+            if self.prefetcher is not None:  # before the cache goes: it writes into it
+                log.info(self.prefetcher.stop())
             if self.chunk_cache is not None:  # the run is over: a later one fetches afresh
                 self.chunk_cache.prune(self.chunk_cache.cache_root(self.settings.data_dir))
         log.info(progress.line(0, 0))
@@ -250,6 +254,8 @@ class DayScheduler:
         unfinished = [*pending, *(day for job in running for day in job.days)]
         if unfinished:
             self.chunk_cache.prune(self.chunk_cache.cache_root(self.settings.data_dir), before=min(unfinished))
+            if self.prefetcher is not None:
+                self.prefetcher.advance(min(unfinished))
 
     def _launch(self, days: list[dt.date]) -> _Running:
         asset = self.signer.current()

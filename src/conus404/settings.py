@@ -83,6 +83,7 @@ class Settings:
     overview: bool = False  # the retry pass (a run's last step) draws logs/overview_START_END.png
     bbox: Any = None  # conus404.subset.BBox: only the grid window covering it; None = the whole domain
     chunk_cache: bool = True  # share chunks that several days read through a disk cache (conus404.chunk_cache)
+    prefetch: bool = True  # a remote source's chunks fetched ahead of the day processes (conus404.prefetch)
     executor: str = "subprocess"  # where worker processes run: "subprocess" (children) or "dask" (tasks)
     dask_scheduler: str | None = None  # the "dask" executor's scheduler address or file; None = a LocalCluster
     launch: str = "prewarmed"  # worker processes forked from a template that did the imports, or "cold"
@@ -393,6 +394,7 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         allow_3d=bool(values.get("ALLOW_3D", False)),
         max_nan_fraction=parse_fraction(values.get("MAX_NAN_FRACTION", 0.01), "MAX_NAN_FRACTION"),
         chunk_cache=bool(values.get("CHUNK_CACHE", True)),
+        prefetch=bool(values.get("PREFETCH", True)),
         bbox=parse_bbox(values.get("BBOX"), "BBOX"),
         overview=bool(values.get("OVERVIEW", False)),
         output_url=parse_output_url(values.get("OUTPUT_URL"), "OUTPUT_URL"),
@@ -440,6 +442,8 @@ def add_arguments(parser: argparse.ArgumentParser, date_range: bool = True) -> N
         group.add_argument("--dask-scheduler", metavar="ADDRESS_OR_FILE",
                            help="with --executor dask: an existing scheduler, e.g. tcp://10.0.0.5:8786 or a "
                            "scheduler file; default a LocalCluster here (DASK_SCHEDULER_ADDRESS)")
+        group.add_argument("--no-prefetch", action="store_true", default=None,
+                           help="no run-level prefetcher: each day's process fetches all its own chunks (PREFETCH = False)")
         group.add_argument("--launch", metavar="HOW",
                            help="prewarmed: fork each worker process from a template process that has done the "
                            "imports; cold: a new interpreter per worker (LAUNCH)")
@@ -463,6 +467,8 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
         changes["allow_3d"] = True
     if getattr(args, "no_chunk_cache", None):
         changes["chunk_cache"] = False
+    if getattr(args, "no_prefetch", None):
+        changes["prefetch"] = False
     if getattr(args, "overview", None):
         changes["overview"] = True
     if getattr(args, "executor", None) is not None:

@@ -202,15 +202,12 @@ def open_source(settings, signed: SignedAsset | None = None, record_metadata: bo
             "source_stac_url": settings.stac_url,
             "source_href": asset.public_href,
         }
-    elif settings.source == HYTEST_OSN:
-        endpoint = os.environ.get(OSN_ENDPOINT_ENV) or OSN_ENDPOINT
-        options = {"anon": True, "client_kwargs": {"endpoint_url": endpoint}, **dict(settings.storage_options)}
-        asset = SignedAsset(HYTEST_OSN_URL, options, {})
-        description = {"source": f"USGS HyTEST hourly store on the Open Storage Network ({endpoint})",
-                       "source_href": HYTEST_OSN_URL}
     else:
-        asset = SignedAsset(settings.source, dict(settings.storage_options), {})
+        asset = unsigned_asset(settings)
         description = {"source": "Zarr store", "source_href": asset.public_href}
+        if settings.source == HYTEST_OSN:
+            endpoint = os.environ.get(OSN_ENDPOINT_ENV) or OSN_ENDPOINT
+            description["source"] = f"USGS HyTEST hourly store on the Open Storage Network ({endpoint})"
     cache_dir = None
     if settings.chunk_cache:
         from conus404.chunk_cache import cache_root
@@ -218,6 +215,15 @@ def open_source(settings, signed: SignedAsset | None = None, record_metadata: bo
         cache_dir = cache_root(settings.data_dir)
     ds = open_dataset(asset, settings.retry, cache_dir, record_metadata, chunks=None)  # no dask: zarr fetches exactly the chunks a read needs
     return normalise(ds), description
+
+
+def unsigned_asset(settings) -> SignedAsset:
+    """The asset of a source that needs no signing: HyTEST's store on the OSN, or a Zarr URL or path."""
+    if settings.source == HYTEST_OSN:
+        endpoint = os.environ.get(OSN_ENDPOINT_ENV) or OSN_ENDPOINT
+        options = {"anon": True, "client_kwargs": {"endpoint_url": endpoint}, **dict(settings.storage_options)}
+        return SignedAsset(HYTEST_OSN_URL, options, {})
+    return SignedAsset(settings.source, dict(settings.storage_options), {})
 
 
 def normalise(ds):

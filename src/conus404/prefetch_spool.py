@@ -1,0 +1,130 @@
+"""The run's prefetch spool: raw chunks fetched ahead of the day workers, and who fetches which.
+
+The run's prefetcher (:mod:`conus404.prefetch`) keeps the link busy while the run starts and while
+day processes aggregate and write: it fetches the chunks of the days about to run into
+``<data_dir>/.chunk_cache/prefetched/<group>/<key>``, as stored (still compressed). A day worker
+asks the spool before the store (:class:`conus404.chunk_cache_store.SharedChunkCache`).
+
+Every chunk is fetched once, by whoever claims it first: a claim is the exclusive creation of
+``<key>.claim`` (``O_CREAT | O_EXCL``).
+
+- The prefetcher claims a key, holds an ``flock`` on the claim while it fetches, writes the chunk
+  through a temporary sibling and renames it, then lets go. A key someone else claimed is skipped.
+- A worker reads a spooled chunk if it is there. Else it claims the key and fetches it itself; or,
+  if the prefetcher holds the claim, waits for its ``flock`` and reads the chunk, fetching it itself
+  if none came (the prefetcher failed or died: the kernel drops its lock).
+
+Groups follow :mod:`conus404.chunk_cache`: the last UTC day whose hours a chunk holds (``static``
+for lat/lon), so the scheduler's pruning deletes them as days finish, and the whole cache goes
+at the run's end. Without a prefetcher (no ``prefetched/`` folder) a worker reads the store as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from conus404.atomic import TEMP_PREFIX
+
+SPOOL_DIR = "prefetched"
+CLAIM = ".claim"
+ABSENT = ".absent"
+METADATA = "metadata"  # the group of the store's metadata documents and its time axis
+_WAIT_POLL_S = 0.01
+
+
+def spool_root(cache_root: Path) -> Path:
+    return Path(cache_root) / SPOOL_DIR
+
+
+def clear(cache_root: Path) -> None:
+    """Delete a spool an interrupted run left: a run reads only what its own prefetcher fetched."""
+    shutil.rmtree(spool_root(cache_root), ignore_errors=True)
+
+
+def chunk_path(root: Path, group: str, key: str) -> Path:
+    return Path(root) / group / key
+
+
+def claim_path(path: Path) -> Path:
+    return path.with_name(path.name + CLAIM)
+
+
+def claim(path: Path, hold: bool) -> int | None:
+    """Claim ``path``'s chunk: a descriptor of its claim file (flocked if ``hold``), or None if
+    someone claimed it before (or the spool cannot be written)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(claim_path(path), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except OSError:
+        return None
+    if hold:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def release(fd: int) -> None:
+    os.close(fd)  # the flock goes with the descriptor; the claim file stays, marking the key as taken
+
+
+def store(path: Path, data: bytes) -> None:
+    """The chunk under its spool name, whole or not at all (temporary sibling, then rename)."""
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def mark_absent(path: Path) -> None:
+    """The store has no such key (zarr fills a missing chunk; a format-2 store has no zarr.json)."""
+    absent_path(path).touch()
+
+
+def absent_path(path: Path) -> Path:
+    return path.with_name(path.name + ABSENT)
+
+
+FETCH, ABSENT_KEY = "fetch", "absent"  # what take() says when it has no chunk
+
+
+async def take(path: Path) -> bytes | str:
+    """What a worker does for one key: the spooled chunk, ABSENT_KEY (the store has none), or FETCH
+    (the worker fetches it itself: it claimed the key now, or its claimer gave up without spooling it)."""
+    data = await asyncio.to_thread(read, path)
+    if data is not None:
+        return data
+    if claim(path, hold=False) is not None:  # nobody had it: this worker's own fetch
+        return FETCH
+    try:
+        fd = os.open(claim_path(path), os.O_RDONLY)
+    except OSError:  # pruned meanwhile
+        fd = None
+    if fd is not None:
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(_WAIT_POLL_S)  # the prefetcher is fetching it
+        finally:
+            os.close(fd)
+    data = await asyncio.to_thread(read, path)
+    if data is not None:
+        return data
+    return ABSENT_KEY if absent_path(path).exists() else FETCH
