@@ -258,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         close_unused_launch_template(settings)
         prefetcher = prefetch.Prefetcher.start(settings, args.force)  # first: the link works while we check
         own_argv = sys.argv[1:] if argv is None else argv
-        warnings, signer = check_request(settings, own_argv, replace_different=args.force or args.replace_different)
+        signed = prefetcher.signed_asset() if prefetcher is not None else None
+        warnings, signer = check_request(settings, own_argv, replace_different=args.force or args.replace_different,
+                                         signed=signed)
         for warning in warnings:
             log.warning("%s", warning)
         verdict.send({"warnings": warnings})  # a Dask cluster that cannot start is the run's failure, in its log

@@ -58,3 +58,13 @@ class OutputUploadError(Conus404Error):
     def __init__(self, message: str, url: str) -> None:
         self.url = url
         super().__init__(f"{message}; the file stays under DATA_DIR and the day will be retried")
+
+
+class ChunkFetchError(Conus404Error):
+    """Storage kept refusing a chunk (HTTP ``status_code``) through every retry of the run's prefetcher,
+    which fetched it for the day with the same retry policy. Transient for retryable statuses."""
+
+    def __init__(self, key: str, status_code: int, message: str) -> None:
+        self.key = key
+        self.status_code = status_code
+        super().__init__(f"storage answered HTTP {status_code} for chunk {key} through every retry: {message}")

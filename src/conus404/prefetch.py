@@ -25,6 +25,7 @@ import itertools
 import json
 import math
 import re
+import select
 import subprocess
 import sys
 import threading
@@ -33,9 +34,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-FETCHERS = 16  # requests in flight: as many as the raw-fetch limit's two processes of eight
+FETCHERS_PER_PROCESS = 8  # requests in flight per day process the run allows (the raw-fetch limit's own figure)
 MIN_FREE_BYTES = 2 << 30  # no prefetching onto a nearly full disk: the day files come first
 STOP_WAIT_S = 10.0
+SIGN_WAIT_S = 120.0  # the catalogue and token service, with their retries
 _CODE = "from conus404.prefetch import main; main()"
 
 
@@ -87,6 +89,20 @@ class Prefetcher:
         handle = cls(_spawn())
         handle._send(json.dumps(job))
         return handle
+
+    def signed_asset(self):
+        """The asset the prefetcher signed (the run's one signing), or None (not the PC, or it failed:
+        the check then signs and says what is wrong)."""
+        from conus404.source import SignedAsset
+
+        ready, _, _ = select.select([self.proc.stdout], [], [], SIGN_WAIT_S)
+        if not ready:
+            return None
+        try:
+            asset = json.loads(self.proc.stdout.readline())["asset"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        return SignedAsset.from_json(asset) if asset else None
 
     def _send(self, line: str) -> None:
         try:
@@ -193,13 +209,17 @@ def main() -> None:
 
 
 def _prefetch(job: dict, days: list[dt.date], window: _Window, totals: dict) -> None:
-    import fsspec
-
     from conus404 import disk_space, prefetch_spool
+    from conus404.failures import RETRYABLE_HTTP
     from conus404.source import SignedAsset
 
-    asset = SignedAsset.from_json(job["asset"]) if job.get("asset") else _sign(job["sign"])
-    fs, root = fsspec.core.url_to_fs(asset.href, **asset.storage_options)
+    asset = None
+    try:
+        asset = SignedAsset.from_json(job["asset"]) if job.get("asset") else _sign(job["sign"])
+    finally:  # the driver waits for this line: the run's one signing, for its check and its days
+        print(json.dumps({"asset": asset.to_json() if asset is not None and job.get("sign") else None}), flush=True)
+    renew_below = _renewal_margin(asset)
+    fs, root = _filesystem(asset)
     spool = Path(job["spool"])
     spool.mkdir(parents=True, exist_ok=True)
     failures = 0
@@ -217,7 +237,10 @@ def _prefetch(job: dict, days: list[dt.date], window: _Window, totals: dict) -> 
             prefetch_spool.mark_absent(path)
             prefetch_spool.release(fd)
             return None
-        except BaseException:
+        except BaseException as exc:
+            status = getattr(exc, "status_code", None)
+            if status in RETRYABLE_HTTP:  # refused through every retry: the day's own fetch would have failed so
+                prefetch_spool.mark_failed(path, status, f"{type(exc).__name__}: {exc}"[:2000])
             prefetch_spool.release(fd)
             raise
         try:
@@ -247,7 +270,8 @@ def _prefetch(job: dict, days: list[dt.date], window: _Window, totals: dict) -> 
                 totals["failed"] += 1
                 totals["note"] = totals["note"] or f"{key}: {type(exc).__name__}: {exc}"
 
-    in_flight = threading.BoundedSemaphore(2 * FETCHERS)  # keys handed out in order, a few at a time
+    fetchers = FETCHERS_PER_PROCESS * max(1, int(job["processes"]))
+    in_flight = threading.BoundedSemaphore(2 * fetchers)  # keys handed out in order, a few at a time
 
     def fetch_then_free(group: str, key: str) -> None:
         try:
@@ -255,7 +279,7 @@ def _prefetch(job: dict, days: list[dt.date], window: _Window, totals: dict) -> 
         finally:
             in_flight.release()
 
-    with ThreadPoolExecutor(FETCHERS) as pool:
+    with ThreadPoolExecutor(fetchers) as pool:
         for rank, group, key in _ordered_keys(job, days, meta, times):
             if not window.wait_for(rank):
                 break
@@ -264,11 +288,30 @@ def _prefetch(job: dict, days: list[dt.date], window: _Window, totals: dict) -> 
             if (free := disk_space.free_bytes(spool)) is not None and free < MIN_FREE_BYTES:
                 totals["note"] = f"stopped early: {free / 1e9:.1f} GB free on the data folder's disk"
                 break
-            if job.get("sign") and asset.seconds_left() is not None and asset.seconds_left() < 600:
-                asset = _sign(job["sign"], fresh=True)  # the workers sign again too; this one for its own reads
-                fs, root = fsspec.core.url_to_fs(asset.href, **asset.storage_options)
+            if job.get("sign") and asset.seconds_left() is not None and asset.seconds_left() < renew_below:
+                asset = _sign(job["sign"], fresh=True)  # the driver signs again for the days; this is for its own reads
+                fs, root = _filesystem(asset)
             in_flight.acquire()
             pool.submit(fetch_then_free, group, key)
+
+
+def _renewal_margin(asset) -> float:
+    """Sign again under half the token's life left, at most 10 minutes before it ends (as the driver does)."""
+    left = asset.seconds_left() if asset is not None else None
+    return 600.0 if left is None else min(600.0, max(left, 0.0) / 2)
+
+
+def _filesystem(asset):
+    """The store's filesystem and root, with the day workers' retry policy for Azure Blob."""
+    import fsspec
+
+    options = dict(asset.storage_options)
+    if asset.href.split("://", 1)[0] in ("az", "abfs", "abfss"):
+        from conus404 import storage_retry
+
+        storage_retry.register()
+        options.update(storage_retry.RetrySettings().storage_options())
+    return fsspec.core.url_to_fs(asset.href, **options)
 
 
 def _sign(sign: dict, fresh: bool = False):

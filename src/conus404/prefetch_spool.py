@@ -11,8 +11,10 @@ Every chunk is fetched once, by whoever claims it first: a claim is the exclusiv
 - The prefetcher claims a key, holds an ``flock`` on the claim while it fetches, writes the chunk
   through a temporary sibling and renames it, then lets go. A key someone else claimed is skipped.
 - A worker reads a spooled chunk if it is there. Else it claims the key and fetches it itself; or,
-  if the prefetcher holds the claim, waits for its ``flock`` and reads the chunk, fetching it itself
-  if none came (the prefetcher failed or died: the kernel drops its lock).
+  if the prefetcher holds the claim, waits for its ``flock`` (at most ``WAIT_LIMIT_S``) and reads the
+  chunk, fetching it itself if none came (the prefetcher failed or died: the kernel drops its lock).
+  A chunk storage refused to the prefetcher through the workers' own retry policy (503 after every
+  retry) fails the day as its own fetch would have (:class:`~conus404.exceptions.ChunkFetchError`).
 
 Groups follow :mod:`conus404.chunk_cache`: the last UTC day whose hours a chunk holds (``static``
 for lat/lon), so the scheduler's pruning deletes them as days finish, and the whole cache goes
@@ -23,16 +25,21 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from conus404.atomic import TEMP_PREFIX
+from conus404.exceptions import ChunkFetchError
 
 SPOOL_DIR = "prefetched"
 CLAIM = ".claim"
 ABSENT = ".absent"
+FAILED = ".failed"  # JSON {"status", "message"}: storage refused it through every retry
+WAIT_LIMIT_S = 120.0  # a fetch stuck longer than this (a hung connection) is done again by the worker
 METADATA = "metadata"  # the group of the store's metadata documents and its time axis
 _WAIT_POLL_S = 0.01
 
@@ -90,6 +97,10 @@ def read(path: Path) -> bytes | None:
         return None
 
 
+def mark_failed(path: Path, status: int, message: str) -> None:
+    path.with_name(path.name + FAILED).write_text(json.dumps({"status": status, "message": message}))
+
+
 def mark_absent(path: Path) -> None:
     """The store has no such key (zarr fills a missing chunk; a format-2 store has no zarr.json)."""
     absent_path(path).touch()
@@ -104,7 +115,8 @@ FETCH, ABSENT_KEY = "fetch", "absent"  # what take() says when it has no chunk
 
 async def take(path: Path) -> bytes | str:
     """What a worker does for one key: the spooled chunk, ABSENT_KEY (the store has none), or FETCH
-    (the worker fetches it itself: it claimed the key now, or its claimer gave up without spooling it)."""
+    (the worker fetches it itself: it claimed the key now, or its claimer gave up without spooling it).
+    ChunkFetchError if storage refused it to the prefetcher through every retry."""
     data = await asyncio.to_thread(read, path)
     if data is not None:
         return data
@@ -115,16 +127,23 @@ async def take(path: Path) -> bytes | str:
     except OSError:  # pruned meanwhile
         fd = None
     if fd is not None:
+        give_up = time.monotonic() + WAIT_LIMIT_S
         try:
-            while True:
+            while time.monotonic() < give_up:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
                     await asyncio.sleep(_WAIT_POLL_S)  # the prefetcher is fetching it
+            else:
+                return FETCH
         finally:
             os.close(fd)
     data = await asyncio.to_thread(read, path)
     if data is not None:
         return data
+    failed = read(path.with_name(path.name + FAILED))
+    if failed is not None:
+        refusal = json.loads(failed)
+        raise ChunkFetchError(path.name, int(refusal["status"]), str(refusal["message"]))
     return ABSENT_KEY if absent_path(path).exists() else FETCH

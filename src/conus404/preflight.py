@@ -35,10 +35,12 @@ log = logging.getLogger("conus404.driver")  # its lines belong to the driver's l
 _CHILD_CODE = "from conus404.preflight import child_main; child_main()"
 
 
-def check_request(settings: Settings, argv: list[str], replace_different: bool = False) -> tuple[list[str], AssetSigner]:
-    """The warnings of :func:`preflight` and the run's signer (holding the asset the check signed);
-    ConfigurationError if the request is refused. ``argv`` is the driver's own command line, from
-    which the forked check rebuilds the same settings."""
+def check_request(settings: Settings, argv: list[str], replace_different: bool = False,
+                  signed=None) -> tuple[list[str], AssetSigner]:
+    """The warnings of :func:`preflight` and the run's signer (holding the asset the check signed,
+    or ``signed``, the run's prefetcher's: one signing per run); ConfigurationError if the request
+    is refused. ``argv`` is the driver's own command line, from which the forked check rebuilds the
+    same settings."""
     from conus404 import launch_template
     from conus404.executors import uses_launch_template
     from conus404.template_warmup import touches_remote_storage
@@ -47,7 +49,7 @@ def check_request(settings: Settings, argv: list[str], replace_different: bool =
     if uses_launch_template(settings):
         template = launch_template.shared_template(PROJECT_ROOT / "src", dict(os.environ))
     if template is not None:
-        verdict = _forked_verdict(template, argv, touches_remote_storage(settings))
+        verdict = _forked_verdict(template, argv, touches_remote_storage(settings), signed)
         if verdict is not None:
             if "refused" in verdict:
                 raise ConfigurationError(verdict["refused"])
@@ -55,21 +57,26 @@ def check_request(settings: Settings, argv: list[str], replace_different: bool =
 
             asset = verdict.get("asset")
             return list(verdict["warnings"]), AssetSigner(settings, SignedAsset.from_json(asset) if asset else None)
-    signer = AssetSigner(settings)
+    signer = AssetSigner(settings, signed)
     return preflight(settings, signer, replace_different), signer
 
 
-def _forked_verdict(template, argv: list[str], remote: bool) -> dict | None:
+def _forked_verdict(template, argv: list[str], remote: bool, signed=None) -> dict | None:
     """The forked check's verdict, or None (then the driver checks by itself) if it gave none."""
     from conus404.launch_template import LaunchTemplateError
 
     try:
         if remote:
             template.warm_remote()
-        child = template.popen([sys.executable, "-c", _CHILD_CODE, *argv], stdin_text=False, stderr_fd=sys.stderr.fileno())
+        child = template.popen([sys.executable, "-c", _CHILD_CODE, *argv], stdin_text=True, stderr_fd=sys.stderr.fileno())
     except LaunchTemplateError as exc:
         log.warning("%s: checking the request in the driver instead", exc)
         return None
+    try:  # the asset (with its token) on the child's input, never on a command line
+        child.stdin.write(json.dumps(signed.to_json() if signed is not None else None) + "\n")
+        child.stdin.close()
+    except OSError:
+        pass  # it has ended already: its exit code says why
     out = child.stdout.read()
     child.stdout.close()
     code = child.wait()
@@ -85,17 +92,20 @@ def _forked_verdict(template, argv: list[str], remote: bool) -> dict | None:
 
 
 def child_main() -> None:
-    """The forked check: the driver's command line in, one JSON verdict line out (exit 0 or 2)."""
+    """The forked check: the driver's command line (and on its input the run's signed asset, or
+    null) in, one JSON verdict line out (exit 0 or 2)."""
     from conus404 import driver
     from conus404 import settings as settings_mod
     from conus404.processes import exit_without_teardown
+    from conus404.source import SignedAsset
 
     args = driver.build_parser().parse_args(sys.argv[1:])
     try:
         options = driver.run_options(args, force=args.force)
         driver.setup_logging(options.log_dir / "driver_main_run.log")
         settings = settings_mod.load(args)
-        signer = AssetSigner(settings)
+        handed = json.loads(sys.stdin.readline() or "null")
+        signer = AssetSigner(settings, SignedAsset.from_json(handed) if handed else None)
         warnings = preflight(settings, signer, replace_different=args.force or args.replace_different)
         asset = signer.current()
         verdict = {"warnings": warnings, "asset": asset.to_json() if asset is not None else None}
