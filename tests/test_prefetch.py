@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conus404 import daily_file, prefetch, prefetch_spool
+from conus404 import daily_file, failures, prefetch, prefetch_spool
 from conus404.emulator.synthetic_store import StoreSpec
+from conus404.exceptions import ChunkFetchError
 from tests import conftest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,8 +37,8 @@ pc_stack = conftest.emulator_serving(
 # -- the spool's claims (no network) ------------------------------------------------------------
 def test_a_key_claimed_by_the_prefetcher_is_waited_for_and_read_not_fetched_again(tmp_path):
     path = prefetch_spool.chunk_path(tmp_path, "20210101", "T2/0.0.0")
-    fd = prefetch_spool.claim(path, hold=True)
-    assert fd is not None and prefetch_spool.claim(path, hold=True) is None  # one claimer only
+    fd = prefetch_spool.claim(path)
+    assert fd is not None and prefetch_spool.claim(path) is None  # one claimer only
 
     def finish_fetch():
         time.sleep(0.3)
@@ -46,25 +47,33 @@ def test_a_key_claimed_by_the_prefetcher_is_waited_for_and_read_not_fetched_agai
 
     threading.Thread(target=finish_fetch).start()
     started = time.monotonic()
-    assert asyncio.run(prefetch_spool.take(path)) == b"chunk bytes"
+    assert asyncio.run(prefetch_spool.take(path)) == (b"chunk bytes", None)
     assert time.monotonic() - started >= 0.25  # it waited for the fetch in progress
 
 
 def test_a_key_nobody_claimed_is_the_workers_own_fetch_and_the_prefetcher_then_skips_it(tmp_path):
     path = prefetch_spool.chunk_path(tmp_path, "20210101", "T2/1.0.0")
-    assert asyncio.run(prefetch_spool.take(path)) == prefetch_spool.FETCH
-    assert prefetch_spool.claim(path, hold=True) is None  # the worker's claim stands
+    found, claim = asyncio.run(prefetch_spool.take(path))
+    assert found == prefetch_spool.FETCH and claim is not None
+    assert prefetch_spool.claim(path) is None  # the worker's claim stands
+    prefetch_spool.fulfil(path, claim, b"fetched by the worker")
+    assert asyncio.run(prefetch_spool.take(path)) == (b"fetched by the worker", None)  # for a second day
 
 
 def test_a_claimer_that_gave_up_leaves_the_fetch_to_the_worker_and_absent_keys_stay_absent(tmp_path):
     failed = prefetch_spool.chunk_path(tmp_path, "20210101", "T2/2.0.0")
-    prefetch_spool.release(prefetch_spool.claim(failed, hold=True))  # e.g. killed mid-fetch: no chunk
-    assert asyncio.run(prefetch_spool.take(failed)) == prefetch_spool.FETCH
+    prefetch_spool.release(prefetch_spool.claim(failed))  # e.g. killed mid-fetch: no chunk
+    assert asyncio.run(prefetch_spool.take(failed)) == (prefetch_spool.FETCH, None)
     missing = prefetch_spool.chunk_path(tmp_path, "20210101", "T2/3.0.0")
-    fd = prefetch_spool.claim(missing, hold=True)
-    prefetch_spool.mark_absent(missing)
+    prefetch_spool.fulfil(missing, prefetch_spool.claim(missing), None)
+    assert asyncio.run(prefetch_spool.take(missing)) == (prefetch_spool.ABSENT_KEY, None)
+    refused = prefetch_spool.chunk_path(tmp_path, "20210101", "T2/4.0.0")
+    fd = prefetch_spool.claim(refused)
+    prefetch_spool.mark_failed(refused, 503, "ServerBusy")
     prefetch_spool.release(fd)
-    assert asyncio.run(prefetch_spool.take(missing)) == prefetch_spool.ABSENT_KEY
+    with pytest.raises(ChunkFetchError) as refusal:
+        asyncio.run(prefetch_spool.take(refused))
+    assert refusal.value.status_code == 503 and failures.failure_class(refusal.value) == "transient"
 
 
 def test_the_window_lets_the_prefetcher_run_only_so_far_ahead_and_ends_with_its_input():
@@ -72,13 +81,22 @@ def test_the_window_lets_the_prefetcher_run_only_so_far_ahead_and_ends_with_its_
     window = prefetch._Window(days, ahead=4)
     read, write = os.pipe()
     threading.Thread(target=window.follow, args=(os.fdopen(read),), daemon=True).start()
-    assert window.wait_for(3)
+    started = []
+    starter = threading.Thread(target=lambda: started.append(window.wait_for(0)))
+    starter.start()
+    time.sleep(0.3)
+    assert not started  # nothing before the driver's first word: the request may yet be refused
+    driver = os.fdopen(write, "w")
+    driver.write(json.dumps({"first_unfinished": "2021-01-01"}) + "\n")
+    driver.flush()
+    starter.join(5)
+    assert started == [True] and window.wait_for(3)
     answered = []
     waiter = threading.Thread(target=lambda: answered.append(window.wait_for(5)))
     waiter.start()
     time.sleep(0.3)
     assert not answered  # rank 5 waits until the first unfinished day is rank 2 or later
-    with os.fdopen(write, "w") as driver:
+    with driver:
         driver.write(json.dumps({"first_unfinished": "2021-01-03"}) + "\n")
         driver.flush()
         waiter.join(5)

@@ -155,14 +155,23 @@ class SharedChunkCache(WrapperStore):
     async def _fetch(self, key: str, prototype):
         """``key`` from the run's prefetch spool if the prefetcher has (or is getting) it, else from the store."""
         path = self._spool_path(key)
-        if path is not None:
-            found = await prefetch_spool.take(path)
-            if found == prefetch_spool.ABSENT_KEY:
-                return None
-            if found != prefetch_spool.FETCH:
-                self.prefetched += 1
-                return prototype.buffer.from_bytes(found)
-        return await self._store.get(key, prototype)
+        if path is None:
+            return await self._store.get(key, prototype)
+        found, claim = await prefetch_spool.take(path)
+        if found == prefetch_spool.ABSENT_KEY:
+            return None
+        if found != prefetch_spool.FETCH:
+            self.prefetched += 1
+            return prototype.buffer.from_bytes(found)
+        try:
+            buffer = await self._store.get(key, prototype)
+        except BaseException:
+            if claim is not None:
+                prefetch_spool.release(claim)  # a waiter fetches it itself
+            raise
+        if claim is not None:
+            await asyncio.to_thread(prefetch_spool.fulfil, path, claim, None if buffer is None else buffer.to_bytes())
+        return buffer
 
     def _spool_path(self, key: str) -> Path | None:
         if not self.spool.is_dir():

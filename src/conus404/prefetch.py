@@ -8,7 +8,9 @@ SDK, as the workers do), reads the store's consolidated metadata and time axis, 
 chunks of the days about to run, in the order their processes will read them, into the run's
 prefetch spool (:mod:`conus404.prefetch_spool`: raw chunks, each fetched once by whoever claims it
 first). It stays at most ``2 × MAX_CONCURRENT_PROCESSES`` days ahead of the run's first unfinished
-day, which the driver writes to its standard input as days finish; the end of that input ends it.
+day, which the driver writes to its standard input when the days begin (after the check: of a
+refused request nothing but the store's metadata is fetched) and as they finish; the end of that
+input ends it.
 
 It is only an optimisation: a chunk it has not spooled, for any reason (an error, a full disk, a
 kill), the day's process fetches itself; its failures never fail a day. It runs in the run's
@@ -163,11 +165,12 @@ def _unsigned_asset(settings) -> dict | None:
 
 # -- the prefetch process -------------------------------------------------------------------------
 class _Window:
-    """How far ahead it may go: days ranked below the first unfinished one's rank + ``ahead``."""
+    """How far ahead it may go: days ranked below the first unfinished one's rank + ``ahead``; no
+    day before the driver's first word."""
 
     def __init__(self, days: list[dt.date], ahead: int) -> None:
         self.days, self.ahead = days, ahead
-        self.first_rank = 0
+        self.first_rank = -ahead  # nothing until the driver says the days begin (the request passed its check)
         self.ended = threading.Event()
         self._changed = threading.Condition()
 
@@ -228,14 +231,13 @@ def _prefetch(job: dict, days: list[dt.date], window: _Window, totals: dict) -> 
     def spooled(group: str, key: str) -> bytes | None:
         """Fetch ``key`` into the spool unless someone claimed it; its bytes (None: absent, or not ours)."""
         path = prefetch_spool.chunk_path(spool, group, key)
-        fd = prefetch_spool.claim(path, hold=True)
+        fd = prefetch_spool.claim(path)
         if fd is None:
             return None  # a worker has it, or it is spooled already
         try:
             data = fs.cat_file(f"{root}/{key}")
         except FileNotFoundError:  # zarr fills a chunk the store lacks; a format-2 store has no zarr.json
-            prefetch_spool.mark_absent(path)
-            prefetch_spool.release(fd)
+            prefetch_spool.fulfil(path, fd, None)
             return None
         except BaseException as exc:
             status = getattr(exc, "status_code", None)
@@ -243,10 +245,7 @@ def _prefetch(job: dict, days: list[dt.date], window: _Window, totals: dict) -> 
                 prefetch_spool.mark_failed(path, status, f"{type(exc).__name__}: {exc}"[:2000])
             prefetch_spool.release(fd)
             raise
-        try:
-            prefetch_spool.store(path, data)
-        finally:
-            prefetch_spool.release(fd)
+        prefetch_spool.fulfil(path, fd, data)
         with lock:
             totals["chunks"] += 1
             totals["bytes"] += len(data)

@@ -5,12 +5,13 @@ day processes aggregate and write: it fetches the chunks of the days about to ru
 ``<data_dir>/.chunk_cache/prefetched/<group>/<key>``, as stored (still compressed). A day worker
 asks the spool before the store (:class:`conus404.chunk_cache_store.SharedChunkCache`).
 
-Every chunk is fetched once, by whoever claims it first: a claim is the exclusive creation of
-``<key>.claim`` (``O_CREAT | O_EXCL``).
+Every chunk is fetched once, by whoever claims it first: a claim is ``<key>.claim``, linked into
+place already ``flock``-ed (a link fails if the name exists), held while its claimer fetches.
 
-- The prefetcher claims a key, holds an ``flock`` on the claim while it fetches, writes the chunk
-  through a temporary sibling and renames it, then lets go. A key someone else claimed is skipped.
-- A worker reads a spooled chunk if it is there. Else it claims the key and fetches it itself; or,
+- The prefetcher claims a key, fetches it, writes the chunk through a temporary sibling and renames
+  it, then lets go. A key someone else claimed is skipped.
+- A worker reads a spooled chunk if it is there. Else it claims the key, fetches it itself and spools
+  it (another day may need it: an accumulation's 00Z); or,
   if the prefetcher holds the claim, waits for its ``flock`` (at most ``WAIT_LIMIT_S``) and reads the
   chunk, fetching it itself if none came (the prefetcher failed or died: the kernel drops its lock).
   A chunk storage refused to the prefetcher through the workers' own retry policy (503 after every
@@ -61,21 +62,42 @@ def claim_path(path: Path) -> Path:
     return path.with_name(path.name + CLAIM)
 
 
-def claim(path: Path, hold: bool) -> int | None:
-    """Claim ``path``'s chunk: a descriptor of its claim file (flocked if ``hold``), or None if
-    someone claimed it before (or the spool cannot be written)."""
+def claim(path: Path) -> int | None:
+    """Claim ``path``'s chunk: a descriptor of its claim file, flocked until :func:`release`, or None
+    if someone claimed it before (or the spool cannot be written). The claim file appears already
+    locked (made and locked under a temporary name, then linked into place), so a waiter never finds
+    it unlocked before the fetch is done."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(claim_path(path), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", dir=path.parent)
     except OSError:
         return None
-    if hold:
+    try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        os.link(tmp, claim_path(path))
+    except OSError:  # claimed already (or the spool is gone)
+        os.close(fd)
+        return None
+    finally:
+        os.unlink(tmp)
     return fd
 
 
 def release(fd: int) -> None:
     os.close(fd)  # the flock goes with the descriptor; the claim file stays, marking the key as taken
+
+
+def fulfil(path: Path, fd: int, data: bytes | None) -> None:
+    """A claimer's fetch is done: the chunk into the spool (or marked absent), then the claim let go."""
+    try:
+        if data is None:
+            mark_absent(path)
+        else:
+            store(path, data)
+    except OSError:
+        pass  # the waiters fetch it themselves
+    finally:
+        release(fd)
 
 
 def store(path: Path, data: bytes) -> None:
@@ -113,15 +135,17 @@ def absent_path(path: Path) -> Path:
 FETCH, ABSENT_KEY = "fetch", "absent"  # what take() says when it has no chunk
 
 
-async def take(path: Path) -> bytes | str:
-    """What a worker does for one key: the spooled chunk, ABSENT_KEY (the store has none), or FETCH
-    (the worker fetches it itself: it claimed the key now, or its claimer gave up without spooling it).
+async def take(path: Path) -> tuple[bytes | str, int | None]:
+    """What a worker does for one key: (the spooled chunk, None), (ABSENT_KEY, None) if the store has
+    none, or (FETCH, claim) when the worker is to fetch it itself: it claimed the key now (then it
+    hands the chunk on with :func:`fulfil`), or the claimer gave up without spooling it (claim None).
     ChunkFetchError if storage refused it to the prefetcher through every retry."""
     data = await asyncio.to_thread(read, path)
     if data is not None:
-        return data
-    if claim(path, hold=False) is not None:  # nobody had it: this worker's own fetch
-        return FETCH
+        return data, None
+    fd = claim(path)
+    if fd is not None:  # nobody had it: this worker's own fetch
+        return FETCH, fd
     try:
         fd = os.open(claim_path(path), os.O_RDONLY)
     except OSError:  # pruned meanwhile
@@ -134,16 +158,16 @@ async def take(path: Path) -> bytes | str:
                     fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
-                    await asyncio.sleep(_WAIT_POLL_S)  # the prefetcher is fetching it
+                    await asyncio.sleep(_WAIT_POLL_S)  # its claimer is fetching it
             else:
-                return FETCH
+                return FETCH, None
         finally:
             os.close(fd)
     data = await asyncio.to_thread(read, path)
     if data is not None:
-        return data
+        return data, None
     failed = read(path.with_name(path.name + FAILED))
     if failed is not None:
         refusal = json.loads(failed)
         raise ChunkFetchError(path.name, int(refusal["status"]), str(refusal["message"]))
-    return ABSENT_KEY if absent_path(path).exists() else FETCH
+    return (ABSENT_KEY if absent_path(path).exists() else FETCH), None

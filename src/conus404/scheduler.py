@@ -178,6 +178,8 @@ class DayScheduler:
         outcomes: dict[dt.date, DayOutcome] = {}
         last_progress = time.monotonic()
         memory_note = 0.0
+        if self.prefetcher is not None and days:
+            self.prefetcher.advance(min(days))  # the days begin: so may the prefetching
         try:
             while pending or running:
                 checks_until = time.monotonic() + 1.0  # keep polling running workers while checking
