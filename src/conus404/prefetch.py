@@ -75,6 +75,7 @@ class Prefetcher:
         from conus404 import daily_file
         from conus404.chunk_cache import cache_root
         from conus404.prefetch_spool import clear, spool_root
+
         clear(cache_root(settings.data_dir))  # an interrupted run's: never read by this one
         spool = spool_root(cache_root(settings.data_dir))
         if not wanted(settings):
