@@ -12,10 +12,10 @@
   faults to 0.12 M but cost CPU: each run's first day processes read for 0.6-1.3 s against
   0.26-0.57 s without them, and a 10-day run took 8.9-10.4 CPU-seconds against 8.5-8.8 (perf stat,
   4 runs each), so not.
-- **CPU priority.** The template, and so every day process forked from it, runs at niceness
+- **CPU priority.** Every day process (forked or cold: ``worker_cli.main``) runs at niceness
   +``DAY_NICENESS``: a day's decoding, aggregating and compressing yield the CPU to the run's I/O
-  (the prefetcher, the driver), so on a machine with as many cores as day processes the link is not
-  left idle while they compute. 6-day PC runs at 40 ms / 500 Mbit/s through the emulator (which
+  (the prefetcher, the driver, the template's imports and the check at the run's start), so on a
+  machine with as many cores as day processes the link is not left idle while they compute. 6-day PC runs at 40 ms / 500 Mbit/s through the emulator (which
   shares the 2 cores, so its serving gains too): 21.0-22.1 s at niceness 0, 19.5-21.0 s at 10
   (four runs each, alternating).
 - **Garbage collector.** What the template holds is frozen (``gc.freeze``) before forking: a

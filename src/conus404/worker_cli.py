@@ -65,6 +65,9 @@ class OpenedOnce:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from conus404.template_warmup import yield_cpu
+
+    yield_cpu()  # a day's computing gives way to the run's I/O (the driver, the prefetcher, the check)
     configure_logging()
     args = build_parser().parse_args(argv)
     code = EXIT_DONE
