@@ -78,7 +78,6 @@ class SharedChunkCache(WrapperStore):
         self.coordinates: set[str] = set()  # 1-D arrays: recorded with the metadata
         self.time_chunks: dict[str, tuple[int, str]] = {}  # arrays with time first: (hours per chunk, key separator)
         self.spool = prefetch_spool.spool_root(self.root)  # the run's prefetcher's, when it has one
-        self.prefetched = 0  # chunks taken from it
         self.presented: dict[str, bytes] = {}  # name -> the .zarray zarr is shown for a sliced array
         self.hits = 0
         self._disabled = False
@@ -161,7 +160,6 @@ class SharedChunkCache(WrapperStore):
         if found == prefetch_spool.ABSENT_KEY:
             return None
         if found != prefetch_spool.FETCH:
-            self.prefetched += 1
             return prototype.buffer.from_bytes(found)
         try:
             buffer = await self._store.get(key, prototype)
