@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_mod.load(args)
         close_unused_launch_template(settings)
-        prefetcher = prefetch.Prefetcher.start(settings, args.force)  # first: the link works while we check
+        prefetcher = prefetch.Prefetcher.start(settings, args.force)  # first: it signs and spools the metadata meanwhile
         own_argv = sys.argv[1:] if argv is None else argv
         signed = prefetcher.signed_asset() if prefetcher is not None else None
         warnings, signer = check_request(settings, own_argv, replace_different=args.force or args.replace_different,

@@ -13,7 +13,8 @@ refused request nothing but the store's metadata is fetched) and as they finish;
 input ends it.
 
 It is only an optimisation: a chunk it has not spooled, for any reason (an error, a full disk, a
-kill), the day's process fetches itself; its failures never fail a day. It runs in the run's
+kill), the day's process fetches itself. Only a chunk storage refused it through every retry of the
+days' own policy fails the day that needs it, as the day's own fetch would have. It runs in the run's
 process group (``kill_all.sh`` stops it); what it did is one line of the driver's log at the end.
 Not used with ``--no-prefetch``, ``--no-chunk-cache``, a local copy of the store, a box, series, or
 the Dask executor.
