@@ -157,7 +157,7 @@ def test_a_refused_request_leaves_no_spool(pc_stack, tmp_path):
 
 def test_the_prefetcher_is_in_the_runs_process_group_and_ends_with_its_driver(pc_stack, tmp_path):
     conftest.reset_faults(pc_stack)
-    pc_stack.inject_faults([conftest_rule_slow_chunks()])  # keep the run going while we look
+    pc_stack.inject_faults([slow_chunk_reads()])  # keep the run going while we look
     argv = [sys.executable, str(ROOT / "src" / "driver.py"), "--start", DAYS[0].isoformat(), "--end",
             DAYS[-1].isoformat(), "--variables", VARIABLES, "--statistics", "", "--max-processes", "2",
             "--data-dir", str(tmp_path / "data"), "--log-dir", str(tmp_path / "logs")]
@@ -182,7 +182,7 @@ def test_the_prefetcher_is_in_the_runs_process_group_and_ends_with_its_driver(pc
         conftest.reset_faults(pc_stack)
 
 
-def conftest_rule_slow_chunks():
+def slow_chunk_reads():
     from conus404.emulator.fault_proxy import FaultRule
 
     return FaultRule(r"/(T2|PREC_ACC_NC|ACSWDNB|I_ACSWDNB)/\d", delay_s=0.5)

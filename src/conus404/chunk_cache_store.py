@@ -19,11 +19,12 @@ from zarr.storage import WrapperStore
 from conus404 import prefetch_spool
 from conus404.chunk_cache import STATIC, snapshot_dir, time_chunk_group
 from conus404.hour_slabs import SlicedArray, cut, hourly_zarray, sliced_array
+from conus404.prefetch_spool import ABSENT  # marks a key the store does not have (e.g. zarr.json in format 2)
+from conus404.prefetch_spool import read as _read_if_present
 from conus404.prefetch_spool import store as _write
 
 log = logging.getLogger("conus404.chunk_cache")
 _LOCK_POLL_S = 0.02
-ABSENT = ".absent"  # marks a metadata key the store does not have (e.g. zarr.json in a format-2 store)
 CACHE_FORMAT = b"decoded hour slabs v1"  # in the store id: caches of another format are never mixed
 
 
@@ -325,12 +326,8 @@ class SharedChunkCache(WrapperStore):
         except OSError as exc:
             self._give_up(exc)
             return None
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return handle
-            except BlockingIOError:
-                await asyncio.sleep(_LOCK_POLL_S)  # another worker is fetching this chunk
+        await prefetch_spool.wait_for_lock(handle.fileno(), fcntl.LOCK_EX, poll_s=_LOCK_POLL_S)  # another worker is fetching it
+        return handle
 
     def _give_up(self, exc: OSError) -> None:
         if not self._disabled:
@@ -352,13 +349,6 @@ def _read_range(path: Path, start: int, length: int) -> bytes | None:
     finally:
         os.close(fd)
     return data if len(data) == length else None
-
-
-def _read_if_present(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:  # absent, or the cache folder is unusable: fetch instead
-        return None
 
 
 def _write_making_parents(path: Path, data: bytes) -> None:

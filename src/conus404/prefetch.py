@@ -227,7 +227,6 @@ def _prefetch(job: dict, days: list[dt.date], window: _Window, totals: dict) -> 
     fs, root = _filesystem(asset)
     spool = Path(job["spool"])
     spool.mkdir(parents=True, exist_ok=True)
-    failures = 0
     lock = threading.Lock()
 
     def spooled(group: str, key: str) -> bytes | None:
@@ -262,12 +261,10 @@ def _prefetch(job: dict, days: list[dt.date], window: _Window, totals: dict) -> 
     times = _time_axis(lambda key: spooled(prefetch_spool.METADATA, key) or fs.cat_file(f"{root}/{key}"), meta)
 
     def fetch(group: str, key: str) -> None:
-        nonlocal failures
         try:
             spooled(group, key)
         except Exception as exc:
             with lock:
-                failures += 1
                 totals["failed"] += 1
                 totals["note"] = totals["note"] or f"{key}: {type(exc).__name__}: {exc}"
 
@@ -284,8 +281,8 @@ def _prefetch(job: dict, days: list[dt.date], window: _Window, totals: dict) -> 
         for rank, group, key in _ordered_keys(job, days, meta, times):
             if not window.wait_for(rank):
                 break
-            if failures > 20:
-                raise OSError(f"{failures} chunks failed to fetch")
+            if totals["failed"] > 20:
+                raise OSError(f"{totals['failed']} chunks failed to fetch")
             if (free := disk_space.free_bytes(spool)) is not None and free < MIN_FREE_BYTES:
                 totals["note"] = f"stopped early: {free / 1e9:.1f} GB free on the data folder's disk"
                 break

@@ -20,6 +20,9 @@ place already ``flock``-ed (a link fails if the name exists), held while its cla
 Groups follow :mod:`conus404.chunk_cache`: the last UTC day whose hours a chunk holds (``static``
 for lat/lon), so the scheduler's pruning deletes them as days finish, and the whole cache goes
 at the run's end. Without a prefetcher (no ``prefetched/`` folder) a worker reads the store as before.
+
+The file primitives here (whole-or-nothing writes, reads, waiting for an ``flock`` in an event loop)
+are also the chunk cache's (:mod:`conus404.chunk_cache_store`), without its zarr import.
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ def store(path: Path, data: bytes) -> None:
 
 
 def read(path: Path) -> bytes | None:
+    """The file's bytes, or None if absent (or the folder is unusable: fetch instead)."""
     try:
         return path.read_bytes()
     except OSError:
@@ -130,6 +134,18 @@ def mark_absent(path: Path) -> None:
 
 def absent_path(path: Path) -> Path:
     return path.with_name(path.name + ABSENT)
+
+
+async def wait_for_lock(fd: int, operation: int, limit_s: float | None = None, poll_s: float = _WAIT_POLL_S) -> bool:
+    """Take ``flock(fd, operation)`` without blocking the event loop; False if ``limit_s`` passed first."""
+    give_up = None if limit_s is None else time.monotonic() + limit_s
+    while give_up is None or time.monotonic() < give_up:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            await asyncio.sleep(poll_s)
+    return False
 
 
 FETCH, ABSENT_KEY = "fetch", "absent"  # what take() says when it has no chunk
@@ -151,15 +167,8 @@ async def take(path: Path) -> tuple[bytes | str, int | None]:
     except OSError:  # pruned meanwhile
         fd = None
     if fd is not None:
-        give_up = time.monotonic() + WAIT_LIMIT_S
         try:
-            while time.monotonic() < give_up:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    await asyncio.sleep(_WAIT_POLL_S)  # its claimer is fetching it
-            else:
+            if not await wait_for_lock(fd, fcntl.LOCK_SH, WAIT_LIMIT_S):  # its claimer is fetching it
                 return FETCH, None
         finally:
             os.close(fd)
