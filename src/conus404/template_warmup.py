@@ -1,7 +1,7 @@
 """What the launch template prepares before it forks day processes, so that a day starts warm.
 
 - **Imports.** The modules every day touches are imported before the template says it is ready;
-  the remote-storage stack (Azure, S3, HTTP, STAC: 0.6 s of imports), which a run from a local
+  the remote-storage stack (Azure, S3, HTTP: 0.4 s of imports), which a run from a local
   copy of the store never touches, only when a launcher asks for it (``touches_remote_storage``),
   before the template forks that launcher's next process.
 - **Memory.** A day process is new each day, so every page it touches first costs a page fault.
@@ -39,9 +39,10 @@ CORE = (  # what a day imports; importing it once is the whole point
     "conus404.subset",
 )
 REMOTE = (  # only a day that reads or writes remote storage imports these
-    "adlfs", "s3fs", "azure.storage.blob.aio", "aiohttp", "pystac_client", "planetary_computer",
-    "conus404.storage_retry",
+    "adlfs", "s3fs", "azure.storage.blob.aio", "aiohttp", "conus404.storage_retry",
 )
+# Not pystac_client and planetary_computer (0.2 s): the driver (or its prefetcher) signs and hands
+# the asset to the check and the days, so only a process that must sign again imports them.
 MALLOC_TUNING = {  # environment of the template process (glibc reads it at start); a user's own values win
     "MALLOC_ARENA_MAX": "1",  # one heap for every thread: a freed chunk buffer is the next chunk's
     "MALLOC_MMAP_THRESHOLD_": str(32 << 20),  # chunk-sized buffers from the heap, not fresh mappings
