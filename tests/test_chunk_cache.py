@@ -19,6 +19,7 @@ import zarr
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import LocalStore, WrapperStore
 
+from conus404 import prefetch_spool
 from conus404.chunk_cache import forget_metadata, prune
 from conus404.chunk_cache_store import SharedChunkCache, cacheable_arrays
 from conus404.emulator.synthetic_store import StoreSpec, write_store
@@ -84,6 +85,24 @@ def test_second_reader_gets_the_same_values_without_fetching(daily_chunked_store
     assert data_gets(first_log, "T2") == ["T2/0.0.0"]
     assert data_gets(second_log, "T2") == []  # served from disk
     assert cache.hits >= 1
+
+
+def test_a_spooled_chunk_once_kept_decoded_leaves_the_spool(daily_chunked_store, tmp_path):
+    """The prefetcher's raw copy of a multi-hour chunk is read, decoded into the cache and deleted
+    (the cache's disk holds the decoded copy only); a worker that needs the raw chunk again (its
+    cache unusable) is told to fetch it itself."""
+    root = tmp_path / "cache"
+    spooled = prefetch_spool.chunk_path(prefetch_spool.spool_root(root), "20210102", "T2/1.0.0")
+    claim = prefetch_spool.claim(spooled)  # as the prefetcher fetches it
+    prefetch_spool.fulfil(spooled, claim, (daily_chunked_store / "T2" / "1.0.0").read_bytes())
+    plain = xr.open_zarr(daily_chunked_store, chunks=None)["T2"].isel(time=slice(24, 48)).values
+    log: list = []
+    ds, cache = open_cached(daily_chunked_store, root, log)
+    np.testing.assert_array_equal(ds["T2"].isel(time=slice(24, 48)).values, plain)
+    assert data_gets(log, "T2") == []  # read from the spool, not the store
+    assert (cache.store_dir / "20210102" / "T2" / "1.0.0").is_file()
+    assert not spooled.exists()
+    assert asyncio.run(prefetch_spool.take(spooled)) == (prefetch_spool.FETCH, None)
 
 
 def test_chunks_are_filed_under_the_last_day_they_serve_and_pruned_by_day(daily_chunked_store, tmp_path):

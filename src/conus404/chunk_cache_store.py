@@ -255,6 +255,7 @@ class SharedChunkCache(WrapperStore):
                 if decoded is not None and handle is not None:
                     try:
                         await asyncio.to_thread(_write, path, memoryview(decoded)[:spec.stored_hours(index) * spec.slab_bytes])
+                        self._drop_spooled(key)
                         return decoded
                     except OSError as exc:
                         self._give_up(exc)
@@ -265,6 +266,16 @@ class SharedChunkCache(WrapperStore):
             decoded = await self._fetch_decoded(key, spec)
         self._keep_in_memory(key, decoded, spec)
         return decoded
+
+    def _drop_spooled(self, key: str) -> None:
+        """Delete the raw copy of a chunk now kept decoded: every later read is of the decoded one (a
+        worker without the cache that needs it again finds no copy and fetches it itself)."""
+        spooled = self._spool_path(key)
+        try:
+            if spooled is not None:
+                spooled.unlink(missing_ok=True)
+        except OSError:
+            pass  # it goes with the spool at the run's end
 
     async def _fetch_decoded(self, key: str, spec: SlicedArray) -> bytes | None:
         from zarr.core.buffer import default_buffer_prototype
