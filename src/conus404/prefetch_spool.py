@@ -19,7 +19,8 @@ place already ``flock``-ed (a link fails if the name exists), held while its cla
 
 Groups follow :mod:`conus404.chunk_cache`: the last UTC day whose hours a chunk holds (``static``
 for lat/lon), so the scheduler's pruning deletes them as days finish, and the whole cache goes
-at the run's end; a multi-hour chunk's raw copy goes as soon as a worker keeps it decoded. Without a prefetcher (no ``prefetched/`` folder) a worker reads the store as before.
+at the run's end; a multi-hour chunk's raw copy goes as soon as a worker keeps it decoded.
+Without a prefetcher (no ``prefetched/`` folder) a worker reads the store as before.
 
 The file primitives here (whole-or-nothing writes, reads, waiting for an ``flock`` in an event loop)
 are also the chunk cache's (:mod:`conus404.chunk_cache_store`), without its zarr import.
