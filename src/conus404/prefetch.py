@@ -223,7 +223,7 @@ def _prefetch(job: dict, days: list[dt.date], window: _Window, totals: dict) -> 
         asset = SignedAsset.from_json(job["asset"]) if job.get("asset") else _sign(job["sign"])
     finally:  # the driver waits for this line: the run's one signing, for its check and its days
         print(json.dumps({"asset": asset.to_json() if asset is not None and job.get("sign") else None}), flush=True)
-    renew_below = _renewal_margin(asset)
+    renew_below = asset.renewal_margin_s() if asset is not None else 600.0
     fs, root = _filesystem(asset)
     spool = Path(job["spool"])
     spool.mkdir(parents=True, exist_ok=True)
@@ -293,23 +293,13 @@ def _prefetch(job: dict, days: list[dt.date], window: _Window, totals: dict) -> 
             pool.submit(fetch_then_free, group, key)
 
 
-def _renewal_margin(asset) -> float:
-    """Sign again under half the token's life left, at most 10 minutes before it ends (as the driver does)."""
-    left = asset.seconds_left() if asset is not None else None
-    return 600.0 if left is None else min(600.0, max(left, 0.0) / 2)
-
-
 def _filesystem(asset):
     """The store's filesystem and root, with the day workers' retry policy for Azure Blob."""
     import fsspec
 
-    options = dict(asset.storage_options)
-    if asset.href.split("://", 1)[0] in ("az", "abfs", "abfss"):
-        from conus404 import storage_retry
+    from conus404.source import storage_options
 
-        storage_retry.register()
-        options.update(storage_retry.RetrySettings().storage_options())
-    return fsspec.core.url_to_fs(asset.href, **options)
+    return fsspec.core.url_to_fs(asset.href, **storage_options(asset))
 
 
 def _sign(sign: dict, fresh: bool = False):

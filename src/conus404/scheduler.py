@@ -59,13 +59,7 @@ class AssetSigner:
         self.settings = settings
         self.asset = asset
         self.signings = 0
-        self._margin_s = 600.0
-        if asset is not None:
-            self._set_margin(asset)
-
-    def _set_margin(self, asset: source.SignedAsset) -> None:
-        left = asset.seconds_left()
-        self._margin_s = 600.0 if left is None else min(600.0, max(left, 0.0) / 2)
+        self._margin_s = asset.renewal_margin_s() if asset is not None else 600.0
 
     def renew(self) -> source.SignedAsset | None:
         """Sign again now (storage refused the current token)."""
@@ -83,7 +77,7 @@ class AssetSigner:
             s = self.settings
             self.asset = source.sign_collection_asset(s.stac_url, s.collection, s.asset, s.sas_url, s.retry)
             self.signings += 1
-            self._set_margin(self.asset)
+            self._margin_s = self.asset.renewal_margin_s()
         return self.asset
 
 

@@ -43,6 +43,12 @@ class SignedAsset:
             return None
         return (self.expiry - (now or dt.datetime.now(dt.UTC))).total_seconds()
 
+    def renewal_margin_s(self) -> float:
+        """Sign again once fewer seconds than this are left: half the token's life when signed, at
+        most 10 minutes (600 s when the token's end is unknown)."""
+        left = self.seconds_left()
+        return 600.0 if left is None else min(600.0, max(left, 0.0) / 2)
+
     def to_json(self) -> dict[str, Any]:
         """For handing to a worker on its standard input (holds the token: never log it)."""
         expiry = self.expiry.isoformat() if self.expiry else None
@@ -139,11 +145,22 @@ def _token_expiry(href: str, options: dict[str, Any]) -> dt.datetime | None:
     return token.expiry if token is not None and options.get("credential") == token.token else None
 
 
+def storage_options(asset: SignedAsset, retry=None) -> dict[str, Any]:
+    """The asset's storage options, with ``retry`` (a :class:`~conus404.storage_retry.RetrySettings`;
+    default settings if None) for Azure Blob instead of the Azure SDK's slow default policy."""
+    options = dict(asset.storage_options)
+    if urlparse(asset.href).scheme in ("az", "abfs", "abfss"):
+        from conus404 import storage_retry
+
+        storage_retry.register()
+        options.update((retry or storage_retry.RetrySettings()).storage_options())
+    return options
+
+
 def open_dataset(asset: SignedAsset, retry=None, chunk_cache_dir=None, record_metadata: bool = False, **kwargs: Any):
     """``xr.open_zarr`` on the asset; refusals and empty stores become clear errors, not empty data.
 
-    Azure Blob reads use ``retry`` (a :class:`~conus404.storage_retry.RetrySettings`; default
-    settings if None) instead of the Azure SDK's slow default policy. With ``chunk_cache_dir``,
+    Azure Blob reads use ``retry`` (:func:`storage_options`). With ``chunk_cache_dir``,
     chunks that several days read go through the run's shared disk cache (:mod:`conus404.chunk_cache`),
     and the store's metadata is replayed from what the run's check recorded (``record_metadata``).
     """
@@ -151,12 +168,7 @@ def open_dataset(asset: SignedAsset, retry=None, chunk_cache_dir=None, record_me
     from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
     open_kwargs = {**asset.open_kwargs, **kwargs}
-    options = dict(asset.storage_options)
-    if urlparse(asset.href).scheme in ("az", "abfs", "abfss"):
-        from conus404 import storage_retry
-
-        storage_retry.register()
-        options.update((retry or storage_retry.RetrySettings()).storage_options())
+    options = storage_options(asset, retry)
     cache = None
     try:
         if chunk_cache_dir is None:
