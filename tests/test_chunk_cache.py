@@ -1,5 +1,5 @@
 """The shared chunk cache: what it caches, where, that it returns the store's values, that
-multi-hour chunks are served decoded by the hour, that concurrent workers fetch a chunk once,
+multi-hour chunks are served decoded a few hours per chunk, that concurrent workers fetch a chunk once,
 that it prunes by day, and that a broken cache only costs speed."""
 
 from __future__ import annotations
@@ -145,6 +145,7 @@ def test_concurrent_readers_fetch_each_chunk_once(daily_chunked_store, tmp_path)
     root, log = tmp_path / "cache", []
     prototype = default_buffer_prototype()
     results: dict[int, bytes] = {}
+    shown: dict[int, int] = {}
 
     def reader(index: int) -> None:
         store = CountingStore(LocalStore(str(daily_chunked_store), read_only=True), delay_s=0.3, log=log)
@@ -153,7 +154,9 @@ def test_concurrent_readers_fetch_each_chunk_once(daily_chunked_store, tmp_path)
         async def run() -> None:
             await cache.get(".zmetadata", prototype)
             cache.set_time_axis(xr.open_zarr(daily_chunked_store, chunks=None).indexes["time"])
-            results[index] = (await cache.get("T2/25.0.0", prototype)).to_bytes()  # hour 25: chunk 1, its hour 1
+            shown[index] = cache.sliced["T2"].shown_hours
+            key = f"T2/{24 // shown[index] + 1}.0.0"  # the second shown chunk of the store's chunk 1
+            results[index] = (await cache.get(key, prototype)).to_bytes()
 
         asyncio.run(run())
 
@@ -164,8 +167,9 @@ def test_concurrent_readers_fetch_each_chunk_once(daily_chunked_store, tmp_path)
     for t in threads:
         t.join(30)
     assert log.count("T2/1.0.0") == 1
-    raw = zarr.open_array(LocalStore(str(daily_chunked_store / "T2"), read_only=True), mode="r")[25]
-    assert results[0] == results[1] == np.ascontiguousarray(raw).tobytes()
+    first = 24 + shown[0]
+    raw = zarr.open_array(LocalStore(str(daily_chunked_store / "T2"), read_only=True), mode="r")[first:first + shown[0]]
+    assert shown[0] == 12 and results[0] == results[1] == np.ascontiguousarray(raw).tobytes()
     assert time.monotonic() - started < 10
 
 
@@ -182,7 +186,7 @@ def test_an_unusable_cache_folder_costs_speed_not_data(daily_chunked_store, tmp_
 
 
 @pytest.mark.parametrize("separator", [".", "/"])
-def test_multi_hour_chunks_are_shown_by_the_hour_and_decoded_once(tmp_path, separator):
+def test_multi_hour_chunks_are_shown_12_hours_per_chunk_and_decoded_once(tmp_path, separator):
     """Against zarr reading the store itself: a store with filters, edge chunks in time and space,
     and either dimension separator reads the same through the cache, over any window; each chunk
     is fetched once, kept decoded (the last time chunk without its padding), and read again by a
@@ -205,10 +209,11 @@ def test_multi_hour_chunks_are_shown_by_the_hour_and_decoded_once(tmp_path, sepa
     plain = xr.open_zarr(path, chunks=None)
     first_log: list = []
     first, cache = open_cached(path, tmp_path / "cache", first_log)
-    assert first["T2"].encoding["chunks"] == (1, 5, 7) and cache.sliced["T2"].hours == 48
+    assert first["T2"].encoding["chunks"] == (12, 5, 7) and cache.sliced["T2"].hours == 48
     shown = json.loads(asyncio.run(cache.get("T2/.zarray", default_buffer_prototype())).to_bytes())
-    assert shown["chunks"] == [1, 5, 7] and shown["compressor"] is None and shown["filters"] is None
-    for window in (slice(0, 24), slice(23, 49), slice(95, 100), slice(0, 100)):
+    assert shown["chunks"] == [12, 5, 7] and shown["compressor"] is None and shown["filters"] is None
+    # one hour, a day of sums (01Z..00Z), across a chunk's end, the short last chunk (96..99), everything
+    for window in (slice(5, 6), slice(1, 25), slice(23, 49), slice(95, 100), slice(0, 100)):
         np.testing.assert_array_equal(first["T2"].isel(time=window).values, plain["T2"].isel(time=window).values)
     fetched = data_gets(first_log, "T2")
     assert len(fetched) == len(set(fetched)) == 3 * 3 * 3  # every chunk, once

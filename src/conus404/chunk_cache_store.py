@@ -84,6 +84,7 @@ class SharedChunkCache(WrapperStore):
         self._disabled = False
         self._decoding: dict[str, asyncio.Lock] = {}  # one coroutine per process decodes a given chunk
         self._in_memory: OrderedDict[str, bytes | None] = OrderedDict()  # decoded chunks, when the disk is not usable
+        self._paths: dict[str, Path | None] = {}  # path_for's answers: a day asks once per hour of each chunk
 
     def _with_store(self, store) -> SharedChunkCache:
         clone = type(self)(store, self.root, self.identity, self.record, self.replay)
@@ -93,6 +94,7 @@ class SharedChunkCache(WrapperStore):
     def set_time_axis(self, times) -> None:
         """The store's timestamps, which say the last day each time chunk serves."""
         self.times = np.asarray(times, dtype="datetime64[h]")
+        self._paths = {}
 
     async def get(self, key: str, prototype, byte_range=None):
         name, _, last = key.rpartition("/")
@@ -203,39 +205,41 @@ class SharedChunkCache(WrapperStore):
             return zmetadata
         store_id = hashlib.sha256(CACHE_FORMAT + b"\0" + self.identity.encode() + b"\0" + zmetadata).hexdigest()[:16]
         self.store_dir = self.root / store_id
+        self._paths = {}
         self.sliced, self.presented = {}, {}
         meta = consolidated.get("metadata", {})
         for name, hours in self.arrays.items():
             spec = sliced_array(meta[f"{name}/.zarray"]) if hours else None
             if spec is not None:
                 self.sliced[name] = spec
-                meta[f"{name}/.zarray"] = hourly_zarray(meta[f"{name}/.zarray"])
+                meta[f"{name}/.zarray"] = hourly_zarray(meta[f"{name}/.zarray"], spec.shown_hours)
                 self.presented[name] = json.dumps(meta[f"{name}/.zarray"]).encode()
         return json.dumps(consolidated).encode() if self.sliced else zmetadata
 
     async def _hour_slab(self, name: str, chunk: str) -> bytes | None:
-        """One hour of one chunk, decoded: from the disk cache, or fetched and decoded once."""
+        """One shown chunk (``shown_hours`` of a store chunk), decoded: from the disk cache, or fetched and decoded once."""
         spec = self.sliced[name]
         parts = chunk.split(spec.separator)
-        index, slab = divmod(int(parts[0]), spec.hours)
+        index, slab = divmod(int(parts[0]) * spec.shown_hours, spec.hours)
         key = f"{name}/" + spec.separator.join([str(index), *parts[1:]])
-        start = slab * spec.slab_bytes
+        start, length = slab * spec.slab_bytes, spec.shown_hours * spec.slab_bytes
+        kept = max(0, min(length, (spec.stored_hours(index) - slab) * spec.slab_bytes))  # the array's last chunk is short
         path = None if self._disabled else self.path_for(key)
-        if path is not None and (found := _read_range(path, start, spec.slab_bytes)) is not None:
+        if path is not None and (found := _read_range(path, start, kept)) is not None:
             self.hits += 1
-            return found
+            return _padded(found, length)
         lock = self._decoding.setdefault(key, asyncio.Lock())
         async with lock:
             # a coroutine that waited here finds the chunk decoded: one slab read, not the whole file
-            found = None if path is None or self._disabled else _read_range(path, start, spec.slab_bytes)
+            found = None if path is None or self._disabled else _read_range(path, start, kept)
             if found is not None:
                 self.hits += 1
             else:
                 decoded = await self._decoded_chunk(key, spec, path, index)
-                found = None if decoded is None else decoded[start:start + spec.slab_bytes]
+                found = None if decoded is None else decoded[start:start + length]
         if not lock.locked():
             self._decoding.pop(key, None)
-        return found
+        return None if found is None else _padded(found, length)
 
     async def _decoded_chunk(self, key: str, spec: SlicedArray, path: Path | None, index: int) -> bytes | None:
         """The whole chunk decoded, time chunk ``index`` (None where the store has no such chunk: zarr fills it)."""
@@ -291,6 +295,13 @@ class SharedChunkCache(WrapperStore):
 
     def path_for(self, key: str) -> Path | None:
         """Where ``key`` is cached, or None for keys that bypass the cache."""
+        try:
+            return self._paths[key]
+        except KeyError:
+            path = self._paths[key] = self._locate(key)
+            return path
+
+    def _locate(self, key: str) -> Path | None:
         name, _, chunk = key.partition("/")
         if self.store_dir is None or name not in self.arrays or not chunk or chunk.startswith("."):
             return None
@@ -360,6 +371,11 @@ def _read_range(path: Path, start: int, length: int) -> bytes | None:
     finally:
         os.close(fd)
     return data if len(data) == length else None
+
+
+def _padded(data: bytes, length: int) -> bytes:
+    """A shown chunk past the array's end: zarr wants it whole and reads only the part inside."""
+    return data if len(data) == length else data + bytes(length - len(data))
 
 
 def _write_making_parents(path: Path, data: bytes) -> None:
