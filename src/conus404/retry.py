@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from conus404 import daily_file
+from conus404 import daily_file, setting_values
 from conus404 import settings as settings_mod
 from conus404.atomic import atomic_write_json
 from conus404.driver import (
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     published = verified_on_disk(settings)  # or at OUTPUT_URL
     failures = {
         day: entry for day, entry in ledger.entries.items()
-        if day in in_range and not published(settings_mod.parse_date(day, "day"))
+        if day in in_range and not published(setting_values.parse_date(day, "day"))
     }
     ultimate = {day: entry for day, entry in failures.items() if entry.error_class != "transient"}
     to_retry = sorted(day for day, entry in failures.items() if entry.error_class == "transient")
@@ -167,7 +167,7 @@ def _retry_rounds(args, settings, options, signer, executor, failures: dict, ult
         wait = backoff_seconds(round_number, args.backoff, args.max_backoff, rng)
         log.info("round %d of %d: %d day(s) after %.1f s", round_number, args.rounds, len(to_retry), wait)
         time.sleep(wait)
-        days = [settings_mod.parse_date(d, "day") for d in to_retry]
+        days = [setting_values.parse_date(d, "day") for d in to_retry]
         outcomes = DayScheduler(settings, signer, options, executor=executor).run(days)
         to_retry = []
         for day, outcome in sorted(outcomes.items()):

@@ -15,6 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
+from conus404 import setting_values
 from conus404 import settings as settings_mod
 from conus404.exceptions import ConfigurationError
 from conus404.failures import EXIT_CODES, EXIT_DONE, failure_class
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     code = EXIT_DONE
     try:
         try:
-            days = [settings_mod.parse_date(text, "date") for text in args.dates]
+            days = [setting_values.parse_date(text, "date") for text in args.dates]
             settings = settings_mod.load(args)
             signed = _read_signed_asset() if args.signed_asset_stdin else None
             from conus404 import source, worker  # heavy imports only once the request is valid
