@@ -18,7 +18,7 @@ from zarr.storage import WrapperStore
 
 from conus404 import prefetch_spool
 from conus404.chunk_cache import STATIC, snapshot_dir, time_chunk_group
-from conus404.hour_slabs import SlicedArray, cut, hourly_zarray, sliced_array
+from conus404.hour_slabs import SlicedArray, cut, shown_zarray, sliced_array
 from conus404.prefetch_spool import ABSENT  # marks a key the store does not have (e.g. zarr.json in format 2)
 from conus404.prefetch_spool import read as _read_if_present
 from conus404.prefetch_spool import store as _write
@@ -143,10 +143,10 @@ class SharedChunkCache(WrapperStore):
     async def _get_data(self, key: str, prototype, byte_range):
         name, _, chunk = key.partition("/")
         if name in self.sliced and chunk and not chunk.startswith("."):
-            slab = await self._hour_slab(name, chunk)
-            if slab is None:
+            shown = await self._shown_chunk(name, chunk)
+            if shown is None:
                 return None
-            return prototype.buffer.from_bytes(slab if byte_range is None else cut(slab, byte_range))
+            return prototype.buffer.from_bytes(shown if byte_range is None else cut(shown, byte_range))
         if byte_range is not None:
             return await self._store.get(key, prototype, byte_range)
         path = None if self._disabled else self.path_for(key)
@@ -212,11 +212,11 @@ class SharedChunkCache(WrapperStore):
             spec = sliced_array(meta[f"{name}/.zarray"]) if hours else None
             if spec is not None:
                 self.sliced[name] = spec
-                meta[f"{name}/.zarray"] = hourly_zarray(meta[f"{name}/.zarray"], spec.shown_hours)
+                meta[f"{name}/.zarray"] = shown_zarray(meta[f"{name}/.zarray"], spec.shown_hours)
                 self.presented[name] = json.dumps(meta[f"{name}/.zarray"]).encode()
         return json.dumps(consolidated).encode() if self.sliced else zmetadata
 
-    async def _hour_slab(self, name: str, chunk: str) -> bytes | None:
+    async def _shown_chunk(self, name: str, chunk: str) -> bytes | None:
         """One shown chunk (``shown_hours`` of a store chunk), decoded: from the disk cache, or fetched and decoded once."""
         spec = self.sliced[name]
         parts = chunk.split(spec.separator)

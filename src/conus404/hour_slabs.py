@@ -68,7 +68,7 @@ def sliced_array(zarray: dict[str, Any]) -> SlicedArray | None:
                        zarray.get("dimension_separator", "."), codecs, int(shape[0]), shown)
 
 
-def hourly_zarray(zarray: dict[str, Any], shown_hours: int = 1) -> dict[str, Any]:
+def shown_zarray(zarray: dict[str, Any], shown_hours: int) -> dict[str, Any]:
     """The metadata zarr is shown for a sliced array: ``shown_hours`` per chunk, stored decoded."""
     return {**zarray, "chunks": [shown_hours, *zarray["chunks"][1:]], "compressor": None, "filters": None}
 

@@ -1,8 +1,8 @@
 """Run settings: ``src/config.py`` first, then environment variables, then command-line flags.
 
-``Settings`` is the one typed object the rest of the code reads; how each of a user's values is
-read and checked (failing with a :class:`ConfigurationError` that names the value) is
-:mod:`conus404.setting_values`'.
+``Settings`` is the one typed object the rest of the code reads. Each check of a user's value
+lives in :mod:`conus404.setting_values` and fails with a :class:`ConfigurationError` that names
+the value.
 """
 
 from __future__ import annotations
