@@ -216,14 +216,14 @@ def main() -> None:
 def _prefetch(job: dict, days: list[dt.date], window: _Window, totals: dict) -> None:
     from conus404 import disk_space, prefetch_spool
     from conus404.failures import RETRYABLE_HTTP
-    from conus404.source import SignedAsset
+    from conus404.source import SignedAsset, renewal_margin_s
 
     asset = None
     try:
         asset = SignedAsset.from_json(job["asset"]) if job.get("asset") else _sign(job["sign"])
     finally:  # the driver waits for this line: the run's one signing, for its check and its days
         print(json.dumps({"asset": asset.to_json() if asset is not None and job.get("sign") else None}), flush=True)
-    renew_below = asset.renewal_margin_s() if asset is not None else 600.0
+    renew_below = renewal_margin_s(asset)
     fs, root = _filesystem(asset)
     spool = Path(job["spool"])
     spool.mkdir(parents=True, exist_ok=True)

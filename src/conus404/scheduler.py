@@ -59,7 +59,7 @@ class AssetSigner:
         self.settings = settings
         self.asset = asset
         self.signings = 0
-        self._margin_s = asset.renewal_margin_s() if asset is not None else 600.0
+        self._margin_s = source.renewal_margin_s(asset)
 
     def renew(self) -> source.SignedAsset | None:
         """Sign again now (storage refused the current token)."""
@@ -77,7 +77,7 @@ class AssetSigner:
             s = self.settings
             self.asset = source.sign_collection_asset(s.stac_url, s.collection, s.asset, s.sas_url, s.retry)
             self.signings += 1
-            self._margin_s = self.asset.renewal_margin_s()
+            self._margin_s = source.renewal_margin_s(self.asset)
         return self.asset
 
 

@@ -43,12 +43,6 @@ class SignedAsset:
             return None
         return (self.expiry - (now or dt.datetime.now(dt.UTC))).total_seconds()
 
-    def renewal_margin_s(self) -> float:
-        """Sign again once fewer seconds than this are left: half the token's life when signed, at
-        most 10 minutes (600 s when the token's end is unknown)."""
-        left = self.seconds_left()
-        return 600.0 if left is None else min(600.0, max(left, 0.0) / 2)
-
     def to_json(self) -> dict[str, Any]:
         """For handing to a worker on its standard input (holds the token: never log it)."""
         expiry = self.expiry.isoformat() if self.expiry else None
@@ -133,6 +127,16 @@ def refresh_token_cache() -> None:
     from planetary_computer import sas
 
     sas.TOKEN_CACHE.clear()
+
+
+RENEWAL_MARGIN_MAX_S = 600.0
+
+
+def renewal_margin_s(asset: SignedAsset | None) -> float:
+    """Sign again once fewer seconds than this are left of ``asset``'s token: half its life when
+    signed, at most RENEWAL_MARGIN_MAX_S (also when there is no asset yet or its end is unknown)."""
+    left = asset.seconds_left() if asset is not None else None
+    return RENEWAL_MARGIN_MAX_S if left is None else min(RENEWAL_MARGIN_MAX_S, max(left, 0.0) / 2)
 
 
 def _token_expiry(href: str, options: dict[str, Any]) -> dt.datetime | None:
