@@ -104,6 +104,24 @@ def test_the_window_lets_the_prefetcher_run_only_so_far_ahead_and_ends_with_its_
     assert not window.wait_for(9)  # the input ended: the run is over
 
 
+def test_while_the_request_is_checked_the_window_lets_only_the_first_days_through():
+    days = [dt.date(2021, 1, 1) + dt.timedelta(days=i) for i in range(10)]
+    window = prefetch._Window(days, ahead=4, before_check=2)
+    read, write = os.pipe()
+    threading.Thread(target=window.follow, args=(os.fdopen(read),), daemon=True).start()
+    assert window.wait_for(0) and window.wait_for(1)  # the first wave: before the driver's first word
+    answered = []
+    waiter = threading.Thread(target=lambda: answered.append(window.wait_for(2)))
+    waiter.start()
+    time.sleep(0.3)
+    assert not answered  # the third day waits for the check's verdict
+    with os.fdopen(write, "w") as driver:
+        driver.write(json.dumps({"first_unfinished": "2021-01-01"}) + "\n")
+        driver.flush()
+        waiter.join(5)
+        assert answered == [True] and window.wait_for(3)
+
+
 # -- runs through the emulator -------------------------------------------------------------------
 def chunk_gets(stack) -> dict[str, int]:
     gets: dict[str, int] = {}

@@ -8,9 +8,10 @@ SDK, as the workers do), reads the store's consolidated metadata and time axis, 
 chunks of the days about to run, in the order their processes will read them, into the run's
 prefetch spool (:mod:`conus404.prefetch_spool`: raw chunks, each fetched once by whoever claims it
 first). It stays at most ``2 × MAX_CONCURRENT_PROCESSES`` days ahead of the run's first unfinished
-day, which the driver writes to its standard input when the days begin (after the check: of a
-refused request nothing but the store's metadata is fetched) and as they finish; the end of that
-input ends it.
+day, which the driver writes to its standard input when the days begin (after the check) and as
+they finish; the end of that input ends it. While the request is being checked it fetches only the
+first ``MAX_CONCURRENT_PROCESSES`` days' chunks: the check's second or so is link time the run
+would lose, and a refused request costs at most those (deleted with the spool).
 
 It is only an optimisation: a chunk it has not spooled, for any reason (an error, a full disk, a
 kill), the day's process fetches itself. Only a chunk storage refused it through every retry of the
@@ -167,12 +168,12 @@ def _unsigned_asset(settings) -> dict | None:
 
 # -- the prefetch process -------------------------------------------------------------------------
 class _Window:
-    """How far ahead it may go: days ranked below the first unfinished one's rank + ``ahead``; no
-    day before the driver's first word."""
+    """How far ahead it may go: days ranked below the first unfinished one's rank + ``ahead``; before
+    the driver's first word (the request is still being checked), only the first ``before_check``."""
 
-    def __init__(self, days: list[dt.date], ahead: int) -> None:
+    def __init__(self, days: list[dt.date], ahead: int, before_check: int = 0) -> None:
         self.days, self.ahead = days, ahead
-        self.first_rank = -ahead  # nothing until the driver says the days begin (the request passed its check)
+        self.first_rank = min(before_check, ahead) - ahead  # raised when the driver says the days begin
         self.ended = threading.Event()
         self._changed = threading.Condition()
 
@@ -202,7 +203,8 @@ def main() -> None:
 
     job = json.loads(sys.stdin.readline())
     days = [dt.date.fromisoformat(d) for d in job["days"]]
-    window = _Window(days, 2 * max(1, int(job["processes"])))
+    processes = max(1, int(job["processes"]))
+    window = _Window(days, 2 * processes, before_check=processes)
     threading.Thread(target=window.follow, args=(sys.stdin,), daemon=True).start()
     started, totals = time.monotonic(), {"chunks": 0, "bytes": 0, "failed": 0, "note": ""}
     try:
