@@ -217,29 +217,40 @@ class SharedChunkCache(WrapperStore):
         return json.dumps(consolidated).encode() if self.sliced else zmetadata
 
     async def _shown_chunk(self, name: str, chunk: str) -> bytes | None:
-        """One shown chunk (``shown_hours`` of a store chunk), decoded: from the disk cache, or fetched and decoded once."""
+        """One shown chunk (``shown_hours`` of a store chunk), decoded."""
         spec = self.sliced[name]
         parts = chunk.split(spec.separator)
-        index, slab = divmod(int(parts[0]) * spec.shown_hours, spec.hours)
+        index, first = divmod(int(parts[0]) * spec.shown_hours, spec.hours)
         key = f"{name}/" + spec.separator.join([str(index), *parts[1:]])
-        start, length = slab * spec.slab_bytes, spec.shown_hours * spec.slab_bytes
-        kept = max(0, min(length, (spec.stored_hours(index) - slab) * spec.slab_bytes))  # the array's last chunk is short
+        found = await self.chunk_hours(key, spec, index, first, spec.shown_hours)
+        return None if found is None else _padded(found, spec.shown_hours * spec.slab_bytes)
+
+    async def chunk_hours(self, key: str, spec: SlicedArray, index: int, first: int, count: int) -> bytes | None:
+        """``count`` hours from hour ``first`` of chunk ``key`` (time chunk ``index``) decoded, none past
+        the array's end: from the disk cache, or fetched and decoded once (None: the store lacks it)."""
+        start, length = first * spec.slab_bytes, count * spec.slab_bytes
+        kept = max(0, min(length, (spec.stored_hours(index) - first) * spec.slab_bytes))  # the array's last chunk is short
         path = None if self._disabled else self.path_for(key)
         if path is not None and (found := _read_range(path, start, kept)) is not None:
             self.hits += 1
-            return _padded(found, length)
+            return found
         lock = self._decoding.setdefault(key, asyncio.Lock())
         async with lock:
-            # a coroutine that waited here finds the chunk decoded: one slab read, not the whole file
+            # a coroutine that waited here finds the chunk decoded: one range read, not the whole file
             found = None if path is None or self._disabled else _read_range(path, start, kept)
             if found is not None:
                 self.hits += 1
             else:
                 decoded = await self._decoded_chunk(key, spec, path, index)
-                found = None if decoded is None else decoded[start:start + length]
+                found = None if decoded is None else decoded[start:start + kept]
         if not lock.locked():
             self._decoding.pop(key, None)
-        return None if found is None else _padded(found, length)
+        return found
+
+    @property
+    def disabled(self) -> bool:
+        """The disk cache is unusable here (this process keeps a few decoded chunks in memory instead)."""
+        return self._disabled
 
     async def _decoded_chunk(self, key: str, spec: SlicedArray, path: Path | None, index: int) -> bytes | None:
         """The whole chunk decoded, time chunk ``index`` (None where the store has no such chunk: zarr fills it)."""

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from conus404.cached_hours import read_hours
 from conus404.exceptions import AuthenticationError
 
 log = logging.getLogger("conus404.worker")
@@ -51,7 +52,8 @@ def refused_token_as_authentication_error(what: str):
 def read_records(ds, name: str, positions: np.ndarray) -> np.ndarray:
     """The variable's records at ``positions`` (one read of exactly those time chunks)."""
     with refused_token_as_authentication_error(f"the records of {name}"):
-        return np.asarray(ds[name].isel(time=as_slice(positions)).values)
+        cached = read_hours(ds, name, positions)  # straight from the run's decoded multi-hour chunks, where it can
+        return cached if cached is not None else np.asarray(ds[name].isel(time=as_slice(positions)).values)
 
 
 def reading_order(count: int, day_number: int, processes: int) -> list[int]:

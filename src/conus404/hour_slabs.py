@@ -28,6 +28,10 @@ class SlicedArray:
     codecs: tuple[Any, ...]  # undone in this order: the compressor, then the filters last to first
     steps: int  # time steps of the array
     shown_hours: int = 1  # hours per chunk zarr is shown: a divisor of ``hours``
+    shape: tuple[int, ...] = ()  # the array's, and its chunks', as stored
+    chunks: tuple[int, ...] = ()
+    dtype: str = ""
+    fill_value: Any = None  # zarr's, for chunks the store lacks
 
     def stored_hours(self, chunk_index: int) -> int:
         """Hours of time chunk ``chunk_index`` inside the array: fewer than ``hours`` in the last
@@ -65,7 +69,8 @@ def sliced_array(zarray: dict[str, Any]) -> SlicedArray | None:
     spatial = math.prod(math.ceil(n / c) for n, c in zip(shape[1:], chunks[1:], strict=True))
     shown = max(h for h in range(1, min(SHOWN_HOURS, chunks[0]) + 1) if chunks[0] % h == 0)
     return SlicedArray(int(chunks[0]), math.prod(chunks[1:]) * dtype.itemsize, spatial,
-                       zarray.get("dimension_separator", "."), codecs, int(shape[0]), shown)
+                       zarray.get("dimension_separator", "."), codecs, int(shape[0]), shown,
+                       tuple(map(int, shape)), tuple(map(int, chunks)), dtype.str, zarray.get("fill_value"))
 
 
 def shown_zarray(zarray: dict[str, Any], shown_hours: int) -> dict[str, Any]:

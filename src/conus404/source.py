@@ -198,7 +198,10 @@ def open_dataset(asset: SignedAsset, retry=None, chunk_cache_dir=None, record_me
     if not ds.data_vars:
         raise SourceLayoutError(f"{asset.href} opened but lists no variables; is it a CONUS404 Zarr store?")
     if cache is not None and "time" in ds.indexes:
+        from conus404.cached_hours import remember_cache
+
         cache.set_time_axis(ds.indexes["time"])
+        remember_cache(ds, cache)
     return ds
 
 
