@@ -2,7 +2,7 @@
 
 Conversions are cf-units' (UDUNITS-2, the units library of CF). A unit is refused when UDUNITS
 does not know it, or when the variable's units cannot be converted to it (mm to K); then the
-run stops before anything is downloaded (exit 2). Values are checked in the source's units and
+run stops before any day runs (exit 2). Values are checked in the source's units and
 converted last; the field's ``units`` becomes the new one and ``conus404_source_units`` keeps
 the old. A CF ``standard_name`` stays valid: its canonical units are convertible to the source's,
 hence to any unit the source's converts to.

@@ -201,7 +201,7 @@ def ensure_writable(folder: Path, what: str) -> None:
 def preflight(settings: Settings, signer: AssetSigner, replace_different: bool = False) -> list[str]:
     """Check the request: writable folders, a readable source that has the variables and dates.
 
-    Raises ConfigurationError (exit 2) before anything is downloaded; returns warnings (e.g. the
+    Raises ConfigurationError (exit 2) before any day runs; returns warnings (e.g. the
     request will not fit on the data folder's disk).
     """
     from conus404 import source
