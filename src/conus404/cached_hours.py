@@ -14,8 +14,6 @@ or a process whose disk cache is off, is read through zarr as before (:func:`rea
 from __future__ import annotations
 
 import asyncio
-import itertools
-import math
 from typing import Any
 
 import numpy as np
@@ -68,14 +66,12 @@ async def _fill(cache, name: str, spec, first: int, out: np.ndarray) -> None:
     import zarr
 
     limit = asyncio.Semaphore(int(zarr.config.get("async.concurrency") or 10))
-    tiles = list(itertools.product(*(range(math.ceil(n / c)) for n, c in zip(spec.shape[1:], spec.chunks[1:], strict=True))))
     last = first + len(out)
 
     async def one(index: int, tile: tuple[int, ...]) -> None:
         lo, hi = max(first, index * spec.hours), min(last, (index + 1) * spec.hours)
-        key = f"{name}/" + spec.separator.join(map(str, (index, *tile)))
         async with limit:
-            data = await cache.chunk_hours(key, spec, index, lo - index * spec.hours, hi - lo)
+            data = await cache.chunk_hours(spec.chunk_key(name, index, tile), spec, index, lo - index * spec.hours, hi - lo)
         region = tuple(slice(t * c, min((t + 1) * c, n)) for t, c, n in zip(tile, spec.chunks[1:], spec.shape[1:], strict=True))
         target = out[(slice(lo - first, hi - first), *region)]
         if data is None:
@@ -84,5 +80,6 @@ async def _fill(cache, name: str, spec, first: int, out: np.ndarray) -> None:
         block = np.frombuffer(data, dtype=out.dtype).reshape(hi - lo, *spec.chunks[1:])
         target[...] = block[(slice(None), *(slice(0, r.stop - r.start) for r in region))]
 
+    tiles = spec.tiles()
     await asyncio.gather(*(one(index, tile) for index in range(first // spec.hours, (last - 1) // spec.hours + 1)
                            for tile in tiles))

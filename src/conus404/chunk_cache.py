@@ -11,10 +11,11 @@ chunks again, and every day reads the static lat/lon. Such chunks are kept under
   as soon as every day up to it has finished (:func:`prune`), and the whole cache
   when the run ends. Static arrays sit in ``static/`` until then.
 
-Multi-hour chunks are kept *decoded*, and zarr is shown those arrays re-chunked a few hours per
-chunk (``chunks[0] = 12`` for HyTEST's 144, no compressor; :mod:`conus404.hour_slabs`): a day's
-read takes its hours from the decoded file with ``pread`` instead of decompressing whole 144-hour chunks again for each of their six days.
-So each chunk is fetched and decompressed once per run. If the cache folder cannot be written,
+Multi-hour chunks are kept *decoded*: a day's read takes its hours of each tile from the decoded
+file with ``pread`` (:mod:`conus404.cached_hours`; zarr, where it reads them, is shown the arrays
+a few hours per chunk with no compressor: :mod:`conus404.hour_slabs`) instead of decompressing
+whole 144-hour chunks again for each of their six days. So each chunk is fetched and decompressed
+once per run. If the cache folder cannot be written,
 decoded chunks are held in memory instead (one time step's worth of spatial chunks per array).
 
 Chunks of one hour (the Planetary Computer's layout) are read by one day only and bypass the

@@ -84,7 +84,7 @@ class SharedChunkCache(WrapperStore):
         self._disabled = False
         self._decoding: dict[str, asyncio.Lock] = {}  # one coroutine per process decodes a given chunk
         self._in_memory: OrderedDict[str, bytes | None] = OrderedDict()  # decoded chunks, when the disk is not usable
-        self._paths: dict[str, Path | None] = {}  # path_for's answers: a day asks once per hour of each chunk
+        self._paths: dict[str, Path | None] = {}  # path_for's answers: a day asks for each chunk several times
 
     def _with_store(self, store) -> SharedChunkCache:
         clone = type(self)(store, self.root, self.identity, self.record, self.replay)
@@ -221,7 +221,7 @@ class SharedChunkCache(WrapperStore):
         spec = self.sliced[name]
         parts = chunk.split(spec.separator)
         index, first = divmod(int(parts[0]) * spec.shown_hours, spec.hours)
-        key = f"{name}/" + spec.separator.join([str(index), *parts[1:]])
+        key = spec.chunk_key(name, index, parts[1:])
         found = await self.chunk_hours(key, spec, index, first, spec.shown_hours)
         return None if found is None else _padded(found, spec.shown_hours * spec.slab_bytes)
 
@@ -301,7 +301,7 @@ class SharedChunkCache(WrapperStore):
     def _keep_in_memory(self, key: str, decoded: bytes | None, spec: SlicedArray) -> None:
         """Without the disk: keep one time step's chunks, so a day's 24 hours decode each chunk once."""
         self._in_memory[key] = decoded
-        while len(self._in_memory) > spec.spatial_chunks + 1:
+        while len(self._in_memory) > len(spec.tiles()) + 1:
             self._in_memory.popitem(last=False)
 
     def path_for(self, key: str) -> Path | None:

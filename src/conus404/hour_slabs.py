@@ -3,11 +3,13 @@
 A zarr format-2 chunk in C order keeps each time step's block contiguous, so once a chunk is
 decoded, hour ``h`` of it is one byte range: ``[h * slab_bytes, (h + 1) * slab_bytes)``. Zarr is
 shown the array with ``chunks[0] = shown_hours`` (a divisor of the store's, at most SHOWN_HOURS)
-and no codecs, and asks for the few shown chunks a day's hours fall in.
+and no codecs, and asks for the few shown chunks a day's hours fall in. A day's whole hours are
+mostly copied without zarr (:mod:`conus404.cached_hours`); zarr reads the rest.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -21,17 +23,37 @@ from numcodecs.compat import ensure_bytes
 class SlicedArray:
     """A multi-hour array shown to zarr ``shown_hours`` per chunk, served from its decoded chunks."""
 
-    hours: int  # hours per chunk of the store
-    slab_bytes: int  # one hour of one chunk, decoded
-    spatial_chunks: int  # chunks per time step
+    shape: tuple[int, ...]  # the array's, time first, as stored
+    chunks: tuple[int, ...]  # its chunks': ``chunks[0]`` hours each
+    dtype: str
+    fill_value: Any  # zarr's, for chunks the store lacks
     separator: str
     codecs: tuple[Any, ...]  # undone in this order: the compressor, then the filters last to first
-    steps: int  # time steps of the array
-    shown_hours: int = 1  # hours per chunk zarr is shown: a divisor of ``hours``
-    shape: tuple[int, ...] = ()  # the array's, and its chunks', as stored
-    chunks: tuple[int, ...] = ()
-    dtype: str = ""
-    fill_value: Any = None  # zarr's, for chunks the store lacks
+    shown_hours: int  # hours per chunk zarr is shown: a divisor of ``hours``
+
+    @property
+    def hours(self) -> int:
+        """Hours per chunk of the store."""
+        return self.chunks[0]
+
+    @property
+    def steps(self) -> int:
+        """Time steps of the array."""
+        return self.shape[0]
+
+    @property
+    def slab_bytes(self) -> int:
+        """One hour of one chunk, decoded."""
+        return math.prod(self.chunks[1:]) * np.dtype(self.dtype).itemsize
+
+    def tiles(self) -> list[tuple[int, ...]]:
+        """The chunk indices of one time step (every spatial tile)."""
+        counts = (math.ceil(n / c) for n, c in zip(self.shape[1:], self.chunks[1:], strict=True))
+        return list(itertools.product(*map(range, counts)))
+
+    def chunk_key(self, name: str, index: int, tile) -> str:
+        """The store's key of time chunk ``index``, spatial ``tile``, of array ``name``."""
+        return f"{name}/" + self.separator.join(map(str, (index, *tile)))
 
     def stored_hours(self, chunk_index: int) -> int:
         """Hours of time chunk ``chunk_index`` inside the array: fewer than ``hours`` in the last
@@ -66,11 +88,9 @@ def sliced_array(zarray: dict[str, Any]) -> SlicedArray | None:
         codecs = tuple(numcodecs.get_codec(dict(c)) for c in configs)
     except (KeyError, TypeError, ValueError):  # an unknown codec or odd metadata: leave the array as it is
         return None
-    spatial = math.prod(math.ceil(n / c) for n, c in zip(shape[1:], chunks[1:], strict=True))
     shown = max(h for h in range(1, min(SHOWN_HOURS, chunks[0]) + 1) if chunks[0] % h == 0)
-    return SlicedArray(int(chunks[0]), math.prod(chunks[1:]) * dtype.itemsize, spatial,
-                       zarray.get("dimension_separator", "."), codecs, int(shape[0]), shown,
-                       tuple(map(int, shape)), tuple(map(int, chunks)), dtype.str, zarray.get("fill_value"))
+    return SlicedArray(tuple(map(int, shape)), tuple(map(int, chunks)), dtype.str, zarray.get("fill_value"),
+                       zarray.get("dimension_separator", "."), codecs, shown)
 
 
 def shown_zarray(zarray: dict[str, Any], shown_hours: int) -> dict[str, Any]:
