@@ -37,7 +37,7 @@ def read_hours(ds, name: str, positions: np.ndarray) -> np.ndarray | None:
     first, count = int(positions[0]), len(positions)
     if not (np.array_equal(positions, first + np.arange(count)) and first >= 0 and first + count <= spec.steps):
         return None
-    if not _served_as_stored(var, spec):
+    if not served_as_stored(var, spec):
         return None
     from zarr.core.sync import sync
 
@@ -46,7 +46,8 @@ def read_hours(ds, name: str, positions: np.ndarray) -> np.ndarray | None:
     return out
 
 
-def _served_as_stored(var, spec) -> bool:
+def served_as_stored(var, spec) -> bool:
+    """Whether ``var``, read through xarray, is its stored values as they are (see above)."""
     if var.dims[0] != "time" or tuple(var.shape) != spec.shape or var.dtype != np.dtype(spec.dtype):
         return False
     if var.dtype.kind != "f" or not _is_nan(spec.fill_value) or any(k in var.encoding for k in _TRANSFORMS):

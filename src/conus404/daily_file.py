@@ -133,10 +133,16 @@ def _encoding(ds, level: int = 1) -> dict[str, dict[str, Any]]:
             enc[name] = {"_FillValue": None, "zlib": True, "complevel": 1, "shuffle": True}
     for name, var in ds.data_vars.items():
         if "south_north" in var.dims:
-            # zlib level 1 by default: on the full grid 27 % less time to write than level 4 for files 2 % larger
-            packing = {"zlib": True, "complevel": level, "shuffle": True} if level else {"zlib": False}
+            # zlib level 1 by default: on the full grid 27 % less time to write than level 4 for files 2 % larger;
+            # one chunk per field, which conus404.field_chunks compresses outside HDF5
+            packing = ({"zlib": True, "complevel": level, "shuffle": True, "chunksizes": var.shape} if level
+                       else {"zlib": False})
             enc[name] = {**packing, "dtype": "float32", "_FillValue": np.float32(np.nan)}
     return enc
+
+
+def _fields(ds) -> list[str]:
+    return [name for name, var in ds.data_vars.items() if "south_north" in var.dims]
 
 
 def publish(ds, final_path: Path, timings: dict[str, float] | None = None, level: int = 1) -> None:
@@ -147,7 +153,7 @@ def publish(ds, final_path: Path, timings: dict[str, float] | None = None, level
     expected_day = dt.date.fromisoformat(ds.attrs["conus404_day"])
     expected_vars = ds.attrs["conus404_variables"].split()
     with temporary_sibling(final_path) as tmp:
-        write_netcdf4(ds, tmp, _encoding(ds, level))
+        write_netcdf4(ds, tmp, _encoding(ds, level), chunks_written_aside=_fields(ds) if level else (), level=level)
         checking = time.monotonic()
         problem = verify(tmp, expected_day, expected_vars)
         if timings is not None:
@@ -156,18 +162,25 @@ def publish(ds, final_path: Path, timings: dict[str, float] | None = None, level
             raise OSError(f"the daily file did not read back correctly before publishing: {problem}")
 
 
-def write_netcdf4(ds, path: Path, encoding: dict[str, dict[str, Any]]) -> None:
+def write_netcdf4(ds, path: Path, encoding: dict[str, dict[str, Any]], chunks_written_aside: Iterable[str] = (),
+                  level: int = 1) -> None:
     """``ds.to_netcdf(path, format="NETCDF4", encoding=encoding)`` for numpy-backed data, by xarray's
     own store and CF encoder, without ``to_netcdf``'s probe for a Dask scheduler: that probe imports
-    ``distributed`` (0.1-0.3 s), which the launch template would otherwise import for every run."""
+    ``distributed`` (0.1-0.3 s), which the launch template would otherwise import for every run.
+    The variables ``chunks_written_aside`` (one chunk each, compressed at ``level``) are compressed
+    and written by :mod:`conus404.field_chunks` instead of HDF5."""
     from xarray.backends import NetCDF4DataStore
     from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
 
+    from conus404.field_chunks import FieldsAside, write_chunks
+
+    writer = FieldsAside(chunks_written_aside)
     store = NetCDF4DataStore.open(str(path), mode="w", format="NETCDF4", lock=NETCDF4_PYTHON_LOCK)
     try:
-        ds.dump_to_store(store, encoding=encoding)
+        ds.dump_to_store(store, encoding=encoding, writer=writer)
     finally:
         store.close()
+    write_chunks(path, writer.kept, level)
 
 
 def verify(path: Path, day: dt.date, variables: Iterable[str] | None = None, bbox: str | None = "any",

@@ -79,9 +79,16 @@ SHOWN_HOURS = 12
 
 def sliced_array(zarray: dict[str, Any]) -> SlicedArray | None:
     """How to serve an array a few hours per chunk, or None when its layout does not allow it."""
+    spec = array_layout(zarray)
+    return spec if spec is not None and spec.hours > 1 else None
+
+
+def array_layout(zarray: dict[str, Any]) -> SlicedArray | None:
+    """A zarr format-2 array's layout, time first, any hours per chunk; None when it is not one
+    whose chunks are C-order numbers undone by known codecs."""
     try:
         chunks, shape, dtype = list(zarray["chunks"]), list(zarray["shape"]), np.dtype(zarray["dtype"])
-        if chunks[0] <= 1 or zarray.get("order", "C") != "C" or dtype.kind not in "biuf" or len(chunks) < 2:
+        if zarray.get("order", "C") != "C" or dtype.kind not in "biuf" or len(chunks) < 2 or chunks[0] < 1:
             return None
         configs = [zarray["compressor"]] if zarray.get("compressor") else []
         configs += list(reversed(zarray.get("filters") or []))

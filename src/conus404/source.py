@@ -202,6 +202,10 @@ def open_dataset(asset: SignedAsset, retry=None, chunk_cache_dir=None, record_me
 
         cache.set_time_axis(ds.indexes["time"])
         remember_cache(ds, cache)
+    if "://" not in asset.href:  # a local copy: its chunk files can be decoded straight into a day's arrays
+        from conus404.local_hours import remember_local_store
+
+        remember_local_store(ds, asset.href)
     return ds
 
 

@@ -31,6 +31,7 @@ import threading
 
 CORE = (  # what a day imports; importing it once is the whole point
     "numpy", "pandas", "xarray", "zarr", "numcodecs", "netCDF4", "cftime", "fsspec",
+    "h5py", "isal.isal_zlib",  # conus404.field_chunks: the daily fields' chunks
     "azure.core.exceptions",  # the worker's reads and opens catch storage's refusals
     "dask.array", "multiprocessing.synchronize",  # xarray's duck-array probes
     # not distributed: only xarray's to_netcdf imports it, and daily_file.write_netcdf4 avoids that

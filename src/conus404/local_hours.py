@@ -1,0 +1,94 @@
+"""A day's hours of a store on local disk (an HPC copy) decoded straight into the day's array.
+
+Why: from local disk, reading is decoding, and zarr's per-chunk machinery (its event loop, buffers,
+the copy of each decoded chunk into the selection) cost about as much again as the decoding: a
+full-grid day of T2 and PREC_ACC_NC (48 one-hour chunks) took 0.25-0.28 s of CPU through xarray
+and 0.12 s read and decoded here, each hour's chunk file straight into its slot of the day's array.
+
+Only a zarr format-2 store in a local folder, and only where the result is exactly what xarray
+returns (:func:`conus404.cached_hours.served_as_stored`); anything else reads through zarr.
+A chunk file the store lacks is zarr's fill value (NaN: checked), as zarr reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from conus404.hour_slabs import SlicedArray, array_layout
+
+ENCODING_KEY = "conus404_local_store"  # in a dataset's encoding: the LocalStore it was opened from
+
+
+class LocalArrays:
+    """The layouts of a local zarr format-2 store's arrays, read from their ``.zarray`` when first asked."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._layouts: dict[str, SlicedArray | None] = {}
+
+    def layout(self, name: str) -> SlicedArray | None:
+        if name not in self._layouts:
+            try:
+                self._layouts[name] = array_layout(json.loads((self.root / name / ".zarray").read_text()))
+            except (OSError, ValueError):  # not a format-2 array here (e.g. format 3): zarr reads it
+                self._layouts[name] = None
+        return self._layouts[name]
+
+
+def remember_local_store(ds, root: str | Path) -> None:
+    """Let :func:`read_hours` find the local folder ``ds`` was opened from (xarray keeps a dataset's
+    encoding through renames, selections and ``drop_vars``)."""
+    ds.encoding[ENCODING_KEY] = LocalArrays(Path(root))
+
+
+def read_hours(ds, name: str, positions: np.ndarray) -> np.ndarray | None:
+    """``ds[name]`` at the consecutive time ``positions``, decoded from the local store's one-hour
+    chunk files; None if not served here (multi-hour chunks are :mod:`conus404.cached_hours`' or zarr's)."""
+    from conus404.cached_hours import served_as_stored
+
+    arrays = ds.encoding.get(ENCODING_KEY)
+    if arrays is None or name not in ds.variables or len(positions) == 0:
+        return None
+    spec = arrays.layout(name)
+    first, count = int(positions[0]), len(positions)
+    if spec is None or spec.hours != 1 or not (np.array_equal(positions, first + np.arange(count)) and first >= 0
+                                               and first + count <= spec.steps):
+        return None
+    if not served_as_stored(ds[name], spec):
+        return None
+    out = np.empty((count, *spec.shape[1:]), dtype=np.dtype(spec.dtype))
+    tiles = spec.tiles()
+    for hour in range(count):
+        for tile in tiles:
+            _fill_tile(arrays.root / spec.chunk_key(name, first + hour, tile), spec, tile, out[hour])
+    return out
+
+
+def _fill_tile(path: Path, spec: SlicedArray, tile, hour: np.ndarray) -> None:
+    region = tuple(slice(t * c, min((t + 1) * c, n)) for t, c, n in zip(tile, spec.chunks[1:], spec.shape[1:], strict=True))
+    target = hour[region]
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        target[...] = np.nan  # zarr's fill value (NaN: checked) for a chunk the store lacks
+        return
+    if target.shape == spec.chunks[1:] and target.flags.c_contiguous and _decode_into(spec, raw, target):
+        return
+    block = np.frombuffer(spec.decode(raw), dtype=hour.dtype).reshape(spec.chunks[1:])
+    target[...] = block[tuple(slice(0, r.stop - r.start) for r in region)]
+
+
+def _decode_into(spec: SlicedArray, raw: bytes, target: np.ndarray) -> bool:
+    """A Blosc chunk decompressed into ``target`` itself (no copy), when it holds exactly its bytes."""
+    from numcodecs import blosc
+    from numcodecs.blosc import Blosc
+
+    if len(spec.codecs) != 1 or not isinstance(spec.codecs[0], Blosc):
+        return False
+    if len(raw) < 16 or int.from_bytes(raw[4:8], "little") != target.nbytes:  # Blosc's header: the bytes it holds
+        return False
+    blosc.decompress(raw, target)
+    return True
