@@ -97,3 +97,13 @@ def test_a_field_not_stored_as_one_chunk_is_left_to_hdf5(tmp_path):
         assert nc["T2"].chunking() == [1, NY // 2, NX]
         np.testing.assert_array_equal(nc["T2"][...].filled(np.nan), ds["T2"].values)
         np.testing.assert_array_equal(nc["PREC_ACC_NC"][...].filled(np.nan), ds["PREC_ACC_NC"].values)
+
+
+def test_without_h5py_the_fields_are_still_written_by_hdf5(tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "h5py", None)  # import h5py now fails
+    ds = _dataset()
+    path = daily_file.daily_path(tmp_path, DAY)
+    daily_file.publish(ds, path)
+    assert daily_file.verify(path, DAY, ["T2", "PREC_ACC_NC", "TSLB"]) is None
+    with netCDF4.Dataset(path) as nc:
+        np.testing.assert_array_equal(nc["T2"][...].filled(np.nan)[0], ds["T2"].values[0])

@@ -11,7 +11,7 @@ one chunk as it is (``write_direct_chunk``); :func:`conus404.daily_file.publish`
 back through netCDF4 and its checksum, as for every file.
 
 Only a field stored as one shuffled, deflated float32 chunk is written so; anything else (another
-pipeline, no compression) is written by HDF5 as before.
+pipeline, no compression, an install without h5py) is written by HDF5 as before.
 """
 
 from __future__ import annotations
@@ -63,8 +63,11 @@ def write_chunks(path: Path, fields: dict[str, np.ndarray], level: int) -> None:
     """Each of ``fields`` (defined in ``path`` as one shuffled, deflated chunk) written as one chunk."""
     if not fields:
         return
-    import h5py
-
+    try:
+        import h5py
+    except ImportError:  # a broken install: still a complete file, compressed by HDF5
+        _write_through_netcdf4(path, fields)
+        return
     with h5py.File(path, "r+") as file:
         for name, data in fields.items():
             dataset = file[name]
@@ -72,6 +75,15 @@ def write_chunks(path: Path, fields: dict[str, np.ndarray], level: int) -> None:
                 dataset[...] = data  # not the layout expected: let HDF5 compress it
                 continue
             dataset.id.write_direct_chunk((0,) * data.ndim, shuffled_deflate(data, level))
+
+
+def _write_through_netcdf4(path: Path, fields: dict[str, np.ndarray]) -> None:
+    import netCDF4
+
+    with netCDF4.Dataset(path, "a") as nc:
+        for name, data in fields.items():
+            nc[name].set_auto_maskandscale(False)  # already encoded by xarray
+            nc[name][...] = data
 
 
 def _one_shuffled_deflated_chunk(dataset, data: np.ndarray) -> bool:
