@@ -19,7 +19,7 @@ import numpy as np
 
 from conus404.hour_slabs import SlicedArray, array_layout
 
-ENCODING_KEY = "conus404_local_store"  # in a dataset's encoding: the LocalStore it was opened from
+ENCODING_KEY = "conus404_local_store"  # in a dataset's encoding: the LocalArrays of the folder it was opened from
 
 
 class LocalArrays:
