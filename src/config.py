@@ -46,10 +46,10 @@ ZARR_CHUNKS = (36, 350, 350)
 # regridding such as cdo remapcon. Off by default: on the full grid they add about 14 MB and a
 # few seconds of writing to every daily file.
 CELL_CORNERS = False
-# zlib level of the daily files' fields, 0 (uncompressed) to 9. Level 1 is nearly as small as 4 and
-# quicker to write; 0 writes and checks four full-grid fields in 0.07 s instead of 0.40 s, into a
-# file 1.6x larger (one probe, on the benchmark's synthetic fields; real fields compress better,
-# so there 0 costs more disk).
+# zlib level of the daily files' fields, 0 (uncompressed) to 9. Level 1 (compressed by ISA-L) is
+# nearly as small as 4 and quicker to write: four full-grid fields written and checked in 0.20-0.24 s
+# against 0.45-0.56 s at 4; 0 takes 0.09-0.17 s, into a file 1.6x larger (three probes, on the
+# benchmark's synthetic fields; real fields compress better, so there 0 costs more disk).
 COMPRESSION_LEVEL = 1
 # Daily fields in other units than the source's (UDUNITS names, converted with cf-units), e.g.
 # {"T2": "degC", "PREC_ACC_NC": "in"}; a unit a variable cannot be converted to stops the run.
