@@ -14,13 +14,16 @@ import pytest
 from conus404 import launch_template
 from conus404.executors import WorkerLaunch, run_worker_process
 from conus404.settings import HYTEST_OSN, PLANETARY_COMPUTER, Settings
-from conus404.template_warmup import MALLOC_TUNING, REMOTE, touches_remote_storage
+from conus404.template_warmup import HIDDEN_FROM_DAYS, MALLOC_TUNING, REMOTE, touches_remote_storage
 
+SRC = Path(__file__).resolve().parents[1] / "src"
 pytestmark = pytest.mark.skipif(not launch_template.supported(), reason="needs fork and pidfds (Linux 5.3+)")
 
 REPORT = """
-import gc, json, os, sys
-print(json.dumps({"modules": sorted(sys.modules), "frozen": gc.get_freeze_count(), "template": os.getppid()}))
+import gc, importlib.util, json, os, sys
+print(json.dumps({"modules": sorted(m for m in sys.modules if sys.modules[m] is not None),
+                  "frozen": gc.get_freeze_count(), "template": os.getppid(),
+                  "dask_found": importlib.util.find_spec("dask") is not None}))
 """
 
 
@@ -45,6 +48,9 @@ def test_a_local_run_forks_without_the_remote_stack_and_a_remote_one_with_it(tmp
     assert {"xarray", "zarr", "netCDF4", "conus404.worker"} <= set(local["modules"])
     assert not set(REMOTE) & set(local["modules"]), "a local run's template imported the remote stack"
     assert local["frozen"] > 10_000, "the template's objects were not frozen before the fork"
+
+    assert not local["dask_found"] and not any(m.split(".")[0] in HIDDEN_FROM_DAYS for m in local["modules"]), (
+        "a forked day sees dask, which xarray would then import")
 
     remote = report(tmp_path, "remote", remote=True)
     assert remote["template"] == local["template"], "the same template serves both"
@@ -77,3 +83,33 @@ def test_which_runs_touch_remote_storage(source, output_url, remote):
     settings = Settings(start_date=dt.date(2021, 1, 1), end_date=dt.date(2021, 1, 1), variables=("T2",), source=source,
                         output_url=output_url)
     assert touches_remote_storage(settings) is remote
+
+
+def test_a_forked_day_publishes_the_file_a_cold_one_does(tmp_path):
+    """Dask hidden from the template changes nothing in a day's file (xarray without dask)."""
+    code = (
+        "import sys, datetime as dt, numpy as np\n"
+        "from pathlib import Path\n"
+        "from conus404.daily_file import DailyField, build_dataset, publish\n"
+        "from conus404.grid import grid_latlon\n"
+        "lat, lon = grid_latlon(6, 7)\n"
+        "f = DailyField('T2', np.linspace(270, 290, 42, dtype=np.float32).reshape(6, 7), {'units': 'K', 'cell_methods': 'time: mean'})\n"
+        "publish(build_dataset(dt.date(2021, 1, 1), lat, lon, [f], {'source': 'test'}), Path(sys.argv[1]))\n"
+    )
+    script = tmp_path / "day.py"
+    script.write_text(code)
+    files = {}
+    for prewarmed in (True, False):
+        out = tmp_path / f"{prewarmed}" / "day.nc"
+        ended = run_worker_process(WorkerLaunch([sys.executable, str(script), str(out)], None, tmp_path / f"{prewarmed}.log",
+                                                60, "attempt", tmp_path, {"PYTHONPATH": str(SRC)},
+                                                prewarmed=prewarmed, remote=False))
+        assert ended.returncode == 0, (tmp_path / f"{prewarmed}.log").read_text()
+        files[prewarmed] = out
+    import netCDF4
+
+    with netCDF4.Dataset(files[True]) as forked, netCDF4.Dataset(files[False]) as cold:
+        assert forked.getncattr("conus404_data_sha256") == cold.getncattr("conus404_data_sha256")
+        assert sorted(forked.variables) == sorted(cold.variables)
+        for name in forked.variables:
+            assert forked[name].ncattrs() == cold[name].ncattrs(), name

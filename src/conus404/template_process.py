@@ -25,6 +25,7 @@ def serve(fd: int) -> None:
     sock = socket.socket(fileno=fd)
     _show_command_line([sys.executable, "-m", "conus404.launch_template", "(the run's worker launch template)"])
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C of a foreground run ends it at once
+    template_warmup.hide_from_days()
     template_warmup.import_core()
     unsafe = ""  # why forking is no longer safe, once it is not
     try:

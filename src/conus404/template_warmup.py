@@ -3,7 +3,8 @@
 - **Imports.** The modules every day touches are imported before the template says it is ready;
   the remote-storage stack (Azure, S3, HTTP: 0.4 s of imports), which a run from a local
   copy of the store never touches, only when a launcher asks for it (``touches_remote_storage``),
-  before the template forks that launcher's next process.
+  before the template forks that launcher's next process. Dask, which no day uses, is hidden
+  (``HIDDEN_FROM_DAYS``): seeing it installed, xarray imports and consults it in every day.
 - **Memory.** A day process is new each day, so every page it touches first costs a page fault.
   glibc's defaults make that worse for chunked reads: each decode thread gets its own arena, and
   freed multi-megabyte buffers go back to the kernel, so the next chunk's buffer faults again.
@@ -27,13 +28,14 @@ from __future__ import annotations
 import gc
 import importlib
 import os
+import sys
 import threading
 
 CORE = (  # what a day imports; importing it once is the whole point
     "numpy", "pandas", "xarray", "zarr", "numcodecs", "netCDF4", "cftime", "fsspec",
     "h5py", "isal.isal_zlib",  # conus404.field_chunks: the daily fields' chunks
     "azure.core.exceptions",  # the worker's reads and opens catch storage's refusals
-    "dask.array", "multiprocessing.synchronize",  # xarray's duck-array probes
+    "multiprocessing.synchronize",
     # not distributed: only xarray's to_netcdf imports it, and daily_file.write_netcdf4 avoids that
     "conus404.worker_cli", "conus404.worker", "conus404.source", "conus404.daily_file", "conus404.hourly_file",
     "conus404.chunk_cache", "conus404.chunk_cache_store", "conus404.hour_slabs", "conus404.remote_output",
@@ -49,6 +51,21 @@ MALLOC_TUNING = {  # environment of the template process (glibc reads it at star
     "MALLOC_MMAP_THRESHOLD_": str(32 << 20),  # chunk-sized buffers from the heap, not fresh mappings
     "MALLOC_TRIM_THRESHOLD_": str(4 << 30),  # and the heap not handed back between chunks
 }
+
+
+# Installed for the "dask" executor and the run's Zarr store, never used by a day, which reads numpy
+# arrays (chunks=None). Finding dask installed, xarray imports dask.array at a day's first Variable:
+# 0.23-0.32 s of the template's ~1 s of imports. Hidden from the template (a None entry in
+# sys.modules is Python's "not installed"), the template and the days forked from it run xarray as
+# it runs where dask is not installed. A cold day process (LAUNCH = "cold") still sees it.
+HIDDEN_FROM_DAYS = ("dask", "distributed")
+
+
+def hide_from_days() -> None:
+    """Make what a day never uses look uninstalled in this process (the template, before its imports)."""
+    for name in HIDDEN_FROM_DAYS:
+        if name not in sys.modules:
+            sys.modules[name] = None  # type: ignore[assignment]
 
 
 DAY_NICENESS = 10  # not 19: on a busy shared server the days still get a tenth of a core against a busy neighbour
