@@ -33,21 +33,27 @@ def read_hours(ds, name: str, positions: np.ndarray) -> np.ndarray | None:
     cache = ds.encoding.get(ENCODING_KEY)
     if cache is None or cache.disabled or name not in cache.sliced or len(positions) == 0:
         return None
-    spec, var = cache.sliced[name], ds[name]
-    first, count = int(positions[0]), len(positions)
-    if not (np.array_equal(positions, first + np.arange(count)) and first >= 0 and first + count <= spec.steps):
-        return None
-    if not served_as_stored(var, spec):
+    spec = cache.sliced[name]
+    first = served_from(ds[name], spec, positions)
+    if first is None:
         return None
     from zarr.core.sync import sync
 
-    out = np.empty((count, *spec.shape[1:]), dtype=np.dtype(spec.dtype))
+    out = np.empty((len(positions), *spec.shape[1:]), dtype=np.dtype(spec.dtype))
     sync(_fill(cache, name, spec, first, out))
     return out
 
 
-def served_as_stored(var, spec) -> bool:
-    """Whether ``var``, read through xarray, is its stored values as they are (see above)."""
+def served_from(var, spec, positions: np.ndarray) -> int | None:
+    """The first of ``positions`` if they are consecutive hours inside the array and ``var`` is
+    read as stored (see above), so that its chunks can be copied as they are; else None."""
+    first, count = int(positions[0]), len(positions)
+    if not (np.array_equal(positions, first + np.arange(count)) and first >= 0 and first + count <= spec.steps):
+        return None
+    return first if _served_as_stored(var, spec) else None
+
+
+def _served_as_stored(var, spec) -> bool:
     if var.dims[0] != "time" or tuple(var.shape) != spec.shape or var.dtype != np.dtype(spec.dtype):
         return False
     if var.dtype.kind != "f" or not _is_nan(spec.fill_value) or any(k in var.encoding for k in _TRANSFORMS):
@@ -73,13 +79,7 @@ async def _fill(cache, name: str, spec, first: int, out: np.ndarray) -> None:
         lo, hi = max(first, index * spec.hours), min(last, (index + 1) * spec.hours)
         async with limit:
             data = await cache.chunk_hours(spec.chunk_key(name, index, tile), spec, index, lo - index * spec.hours, hi - lo)
-        region = tuple(slice(t * c, min((t + 1) * c, n)) for t, c, n in zip(tile, spec.chunks[1:], spec.shape[1:], strict=True))
-        target = out[(slice(lo - first, hi - first), *region)]
-        if data is None:
-            target[...] = np.nan  # zarr's fill value (NaN: checked) for a chunk the store lacks
-            return
-        block = np.frombuffer(data, dtype=out.dtype).reshape(hi - lo, *spec.chunks[1:])
-        target[...] = block[(slice(None), *(slice(0, r.stop - r.start) for r in region))]
+        spec.place(data, out[(slice(lo - first, hi - first), *spec.region(tile))])
 
     tiles = spec.tiles()
     await asyncio.gather(*(one(index, tile) for index in range(first // spec.hours, (last - 1) // spec.hours + 1)

@@ -131,13 +131,12 @@ def _encoding(ds, level: int = 1) -> dict[str, dict[str, Any]]:
     for name in ("lat_bnds", "lon_bnds"):
         if name in ds.variables:
             enc[name] = {"_FillValue": None, "zlib": True, "complevel": 1, "shuffle": True}
-    for name, var in ds.data_vars.items():
-        if "south_north" in var.dims:
-            # level 1 by default (about as small as 4, in less than half its time); one chunk per field,
-            # which conus404.field_chunks compresses outside HDF5
-            packing = ({"zlib": True, "complevel": level, "shuffle": True, "chunksizes": var.shape} if level
-                       else {"zlib": False})
-            enc[name] = {**packing, "dtype": "float32", "_FillValue": np.float32(np.nan)}
+    for name in _fields(ds):
+        # level 1 by default (about as small as 4, in less than half its time); one chunk per field,
+        # which conus404.field_chunks compresses outside HDF5
+        packing = ({"zlib": True, "complevel": level, "shuffle": True, "chunksizes": ds[name].shape} if level
+                   else {"zlib": False})
+        enc[name] = {**packing, "dtype": "float32", "_FillValue": np.float32(np.nan)}
     return enc
 
 

@@ -55,6 +55,20 @@ class SlicedArray:
         """The store's key of time chunk ``index``, spatial ``tile``, of array ``name``."""
         return f"{name}/" + self.separator.join(map(str, (index, *tile)))
 
+    def region(self, tile) -> tuple[slice, ...]:
+        """Where spatial ``tile`` sits in the array (an edge tile is cut at the array's end)."""
+        return tuple(slice(t * c, min((t + 1) * c, n)) for t, c, n in zip(tile, self.chunks[1:], self.shape[1:], strict=True))
+
+    def place(self, data: bytes | None, target: np.ndarray) -> None:
+        """Decoded hours of one tile (``target.shape[0]`` of them, C order, the whole chunk's extent)
+        copied into ``target``, its place in the day's array; None (a chunk the store lacks) as NaN,
+        zarr's fill value, which the direct readers check first."""
+        if data is None:
+            target[...] = np.nan
+            return
+        block = np.frombuffer(data, dtype=target.dtype).reshape(target.shape[0], *self.chunks[1:])
+        target[...] = block[(slice(None), *(slice(0, n) for n in target.shape[1:]))]
+
     def stored_hours(self, chunk_index: int) -> int:
         """Hours of time chunk ``chunk_index`` inside the array: fewer than ``hours`` in the last
         one, whose padding past the array's end nobody reads and so is not kept."""

@@ -6,7 +6,7 @@ full-grid day of T2 and PREC_ACC_NC (48 one-hour chunks) took 0.25-0.28 s of CPU
 and 0.12 s read and decoded here, each hour's chunk file straight into its slot of the day's array.
 
 Only a zarr format-2 store in a local folder, and only where the result is exactly what xarray
-returns (:func:`conus404.cached_hours.served_as_stored`); anything else reads through zarr.
+returns (:func:`conus404.cached_hours.served_from`); anything else reads through zarr.
 A chunk file the store lacks is zarr's fill value (NaN: checked), as zarr reads it.
 """
 
@@ -47,38 +47,32 @@ def remember_local_store(ds, root: str | Path) -> None:
 def read_hours(ds, name: str, positions: np.ndarray) -> np.ndarray | None:
     """``ds[name]`` at the consecutive time ``positions``, decoded from the local store's one-hour
     chunk files; None if not served here (multi-hour chunks are :mod:`conus404.cached_hours`' or zarr's)."""
-    from conus404.cached_hours import served_as_stored
+    from conus404.cached_hours import served_from
 
     arrays = ds.encoding.get(ENCODING_KEY)
     if arrays is None or name not in ds.variables or len(positions) == 0:
         return None
     spec = arrays.layout(name)
-    first, count = int(positions[0]), len(positions)
-    if spec is None or spec.hours != 1 or not (np.array_equal(positions, first + np.arange(count)) and first >= 0
-                                               and first + count <= spec.steps):
+    first = None if spec is None or spec.hours != 1 else served_from(ds[name], spec, positions)
+    if first is None:
         return None
-    if not served_as_stored(ds[name], spec):
-        return None
-    out = np.empty((count, *spec.shape[1:]), dtype=np.dtype(spec.dtype))
+    out = np.empty((len(positions), *spec.shape[1:]), dtype=np.dtype(spec.dtype))
     tiles = spec.tiles()
-    for hour in range(count):
+    for hour in range(len(positions)):
         for tile in tiles:
-            _fill_tile(arrays.root / spec.chunk_key(name, first + hour, tile), spec, tile, out[hour])
+            target = out[(slice(hour, hour + 1), *spec.region(tile))]
+            _fill_tile(arrays.root / spec.chunk_key(name, first + hour, tile), spec, target)
     return out
 
 
-def _fill_tile(path: Path, spec: SlicedArray, tile, hour: np.ndarray) -> None:
-    region = tuple(slice(t * c, min((t + 1) * c, n)) for t, c, n in zip(tile, spec.chunks[1:], spec.shape[1:], strict=True))
-    target = hour[region]
+def _fill_tile(path: Path, spec: SlicedArray, target: np.ndarray) -> None:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        target[...] = np.nan  # zarr's fill value (NaN: checked) for a chunk the store lacks
+        raw = None  # a chunk the store lacks: zarr's fill value
+    if raw is not None and target.shape[1:] == spec.chunks[1:] and target.flags.c_contiguous and _decode_into(spec, raw, target):
         return
-    if target.shape == spec.chunks[1:] and target.flags.c_contiguous and _decode_into(spec, raw, target):
-        return
-    block = np.frombuffer(spec.decode(raw), dtype=hour.dtype).reshape(spec.chunks[1:])
-    target[...] = block[tuple(slice(0, r.stop - r.start) for r in region)]
+    spec.place(None if raw is None else spec.decode(raw), target)
 
 
 def _decode_into(spec: SlicedArray, raw: bytes, target: np.ndarray) -> bool:

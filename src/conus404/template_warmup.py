@@ -35,7 +35,7 @@ CORE = (  # what a day imports; importing it once is the whole point
     "numpy", "pandas", "xarray", "zarr", "numcodecs", "netCDF4", "cftime", "fsspec",
     "h5py", "isal.isal_zlib",  # conus404.field_chunks: the daily fields' chunks
     "azure.core.exceptions",  # the worker's reads and opens catch storage's refusals
-    "multiprocessing.synchronize",
+    "multiprocessing.synchronize",  # numcodecs' Blosc takes a multiprocessing lock in zarr's decode threads
     # not distributed: only xarray's to_netcdf imports it, and daily_file.write_netcdf4 avoids that
     "conus404.worker_cli", "conus404.worker", "conus404.source", "conus404.daily_file", "conus404.hourly_file",
     "conus404.chunk_cache", "conus404.chunk_cache_store", "conus404.hour_slabs", "conus404.remote_output",
