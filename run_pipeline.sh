@@ -6,6 +6,7 @@
 #   ./run_pipeline.sh --demo          a short run against the local emulator, in the foreground
 #   ./run_pipeline.sh --foreground    the same run as the default, waiting for its result
 #   ./run_pipeline.sh --status        is a run active, and how far is the configured range
+#   ./run_pipeline.sh --check-source  before a long pull: does the source meet every assumption? (exit 0/1)
 #   ./run_pipeline.sh --setup-only    only prepare .venv and the emulator's packages
 set -euo pipefail
 export CONUS404_CALLER_DIR="$PWD"  # relative paths on the command line are the user's, not src/'s

@@ -71,6 +71,11 @@ CHUNK_CACHE = True  # stores with multi-day chunks (HyTEST): fetch each chunk on
 PREFETCH = True  # remote sources: one process fetches the next days' chunks while the day processes work
 ALLOW_3D = False  # variables with levels (P, TK, QVAPOR, ...) are ~6 GB a day each: opt in
 MAX_NAN_FRACTION = 0.01  # share of missing cells a record or day may have before it fails
+# The checks refuse broken data (lost chunks, wrong units, impossible values) and flag what the model
+# can give but a person would not expect (2-m dew point above temperature in fog, the tiny negative
+# humidities and amounts WRF leaves, values outside climatology): a flagged day is published unchanged
+# and says what was flagged (its QC report, the file's conus404_qc_flags). True refuses flagged days too.
+STRICT_QC = False
 
 # --- How to run -----------------------------------------------------------------------------
 MAX_CONCURRENT_PROCESSES = 2  # day workers running at once

@@ -1,6 +1,6 @@
 """Hours read straight from the decoded chunk cache: the values zarr reads from the store itself,
-over any window, with NaN for a chunk the store lacks; anything it cannot serve exactly is left
-to zarr (and still read right)."""
+over any window; a chunk the store lacks is refused by its key (never NaN or 0); anything it cannot
+serve exactly is left to zarr (and still read right)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from conus404 import source
 from conus404.cached_hours import ENCODING_KEY, read_hours, remember_cache
 from conus404.chunk_cache_store import SharedChunkCache
 from conus404.day_reader import read_records
+from conus404.exceptions import LostChunkError
 
 STEPS, NY, NX = 100, 12, 16
 
@@ -60,8 +61,7 @@ def tiled_store(tmp_path_factory) -> tuple[Path, np.ndarray]:
         coordinate[:] = 40.0
         coordinate.attrs["_ARRAY_DIMENSIONS"] = ["south_north", "west_east"]
     zarr.consolidate_metadata(str(path))
-    (path / "T2" / "1.0.1").unlink()
-    values[48:96, 0:5, 7:14] = np.nan
+    (path / "T2" / "1.0.1").unlink()  # hours 48..95 of tile (0, 1)
     return path, values
 
 
@@ -73,7 +73,8 @@ def open_cached(path: Path, root: Path, log: list):
     return ds, cache
 
 
-WINDOWS = [(5, 6), (1, 25), (23, 49), (40, 60), (95, 100), (0, 100)]
+WINDOWS = [(5, 6), (1, 25), (23, 48), (96, 100), (0, 48)]  # clear of the chunk the store lacks
+LOST_WINDOWS = [(40, 60), (95, 100), (0, 100), (48, 49)]
 
 
 def test_hours_read_from_the_cache_are_the_stores_values_over_any_window(tiled_store, tmp_path):
@@ -85,12 +86,16 @@ def test_hours_read_from_the_cache_are_the_stores_values_over_any_window(tiled_s
         got = read_hours(ds, "T2", np.arange(lo, hi))
         assert got is not None and got.dtype == np.float32 and got.shape == (hi - lo, NY, NX)
         np.testing.assert_array_equal(got, values[lo:hi])
-        np.testing.assert_array_equal(got, plain["T2"].isel(time=slice(lo, hi)).values)  # zarr itself: NaN where missing
-    assert len(log) == len(set(log)) == 3 * 3 * 3  # every chunk asked for once (one the store lacks)
+        np.testing.assert_array_equal(got, plain["T2"].isel(time=slice(lo, hi)).values)  # zarr itself
+    assert len(log) == len(set(log)) == 2 * 3 * 3  # every chunk of time chunks 0 and 2 asked for once
+    for lo, hi in LOST_WINDOWS:  # refused by the key, with the hours it holds
+        with pytest.raises(LostChunkError) as lost:
+            read_hours(ds, "T2", np.arange(lo, hi))
+        assert lost.value.key == "T2/1.0.1" and lost.value.positions == range(max(lo, 48), min(hi, 96))
     second_log: list = []
     second, _ = open_cached(path, tmp_path / "cache", second_log)
-    np.testing.assert_array_equal(read_hours(second, "T2", np.arange(30, 99)), values[30:99])
-    assert second_log == ["T2/1.0.1"]  # all from the decoded cache but the chunk the store lacks
+    np.testing.assert_array_equal(read_hours(second, "T2", np.arange(0, 48)), values[0:48])
+    assert second_log == []  # all from the decoded cache
     mixed, _ = open_cached(path, tmp_path / "other", [])  # zarr and direct reads share one decoded cache
     np.testing.assert_array_equal(mixed["T2"].isel(time=slice(10, 20)).values, values[10:20])
     np.testing.assert_array_equal(read_hours(mixed, "T2", np.arange(0, 48)), values[0:48])

@@ -1,6 +1,6 @@
 """Hours decoded straight from a local store's chunk files: the values written into the store, over
-any window, with NaN for a chunk file the store lacks; whatever it cannot serve exactly is left to
-zarr (and still read right)."""
+any window; a chunk file the store lacks is refused by its key (never NaN or 0); whatever it cannot
+serve exactly is left to zarr (and still read right)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import zarr
 
 from conus404 import source
 from conus404.day_reader import read_records
+from conus404.exceptions import LostChunkError, MissingDataError
 from conus404.local_hours import ENCODING_KEY, read_hours, remember_local_store
 
 STEPS, NY, NX = 60, 12, 16
@@ -49,10 +50,11 @@ def local_store(tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
         _array(group, name, np.full((NY, NX), 40.0, "float32"), (NY, NX))
     zarr.consolidate_metadata(str(path))
     (path / "T2" / "7.0.0").unlink()
-    values["T2"][7] = np.nan
     (path / "TD2" / "3.0.1").unlink()
-    values["TD2"][3, 0:5, 7:14] = np.nan
     return path, values
+
+
+LOST = {"T2": (7, "T2/7.0.0"), "TD2": (3, "TD2/3.0.1")}
 
 
 def opened(path: Path):
@@ -69,10 +71,16 @@ WINDOWS = [(0, 1), (0, 24), (3, 27), (6, 9), (36, 60)]
 def test_hours_decoded_from_the_files_are_the_values_written(local_store, name, window):
     path, values = local_store
     first, last = window
+    hour, key = LOST[name]
+    if first <= hour < last:  # a chunk file the store lacks: refused by its key, whatever zarr would fill
+        with pytest.raises(LostChunkError) as lost:
+            read_hours(opened(path), name, np.arange(first, last))
+        assert lost.value.key == key and hour in lost.value.positions
+        return
     got = read_hours(opened(path), name, np.arange(first, last))
     assert got is not None, "a one-hour float array with NaN fill is decoded here"
     assert got.dtype == np.float32 and got.shape == (last - first, NY, NX)
-    np.testing.assert_array_equal(got, values[name][first:last])  # NaN where the chunk file is missing
+    np.testing.assert_array_equal(got, values[name][first:last])
 
 
 def test_what_it_does_not_serve_is_left_to_zarr_and_still_read_right(local_store):
@@ -101,5 +109,7 @@ def test_a_local_source_is_opened_with_its_folder_remembered_and_read_through_it
         return got
 
     monkeypatch.setattr("conus404.day_reader.read_local_hours", spy)
-    np.testing.assert_array_equal(read_records(ds, "TD2", np.arange(0, 24)), values["TD2"][0:24])
+    np.testing.assert_array_equal(read_records(ds, "TD2", np.arange(4, 28)), values["TD2"][4:28])
     assert served == [True], "the day's records came from the chunk files, not through zarr"
+    with pytest.raises(MissingDataError, match=r"TD2 at 2021-01-01T03Z.*lacks its chunk TD2/3.0.1"):
+        read_records(ds, "TD2", np.arange(0, 24))  # the day's error names the variable and the hour

@@ -40,15 +40,81 @@ def test_wrong_units_wrong_grid_nan_and_range_are_each_reported():
     assert "T2 at 2021-01-01T04Z is 66.7% missing" in text
 
 
-def test_negative_amounts_and_dew_point_above_temperature_fail():
+def test_broken_amounts_totals_and_dew_points_are_refused():
     report = _report()
-    validation.check_daily(report, "PREC_ACC_NC", VariableClass.PRIOR_HOUR, np.array([[-0.5, 1.0]], np.float32), "PREC_ACC_NC")
+    validation.check_daily(report, "PREC_ACC_NC", VariableClass.PRIOR_HOUR, np.array([[-3.0, 1.0]], np.float32),
+                           "PREC_ACC_NC", hours=24)  # beyond 24 hours x the 0.1 mm an hour's rounding may leave
     validation.check_daily(report, "ACSNOM", VariableClass.SINCE_START, np.array([[-3.0, 1.0]], np.float32), "ACSNOM", rounding=0.01)
-    validation.check_dew_point(report, {"T2": np.array([[280.0]]), "TD2": np.array([[281.0]])})
+    validation.check_dew_point(report, {"T2": np.array([[250.0]]), "TD2": np.array([[281.0]])})  # 31 K: no fog does that
     text = "\n".join(report.failures)
-    assert "PREC_ACC_NC is negative" in text
+    assert "PREC_ACC_NC is negative (-3 mm)" in text
     assert "ACSNOM falls by -3" in text
-    assert "TD2 exceeds T2" in text
+    assert "TD2 exceeds T2 by up to 31" in text
+    assert report.flags == []
+
+
+def test_fog_and_tiny_negatives_are_flagged_with_where_and_how_much_and_published():
+    """Supersaturated 2-m air and WRF's tiny negatives: flags (counted here independently), not failures."""
+    lat, lon = np.meshgrid(np.linspace(30, 40, 4), np.linspace(-110, -100, 3), indexing="ij")
+    report = validation.QcReport("2021-01-01", 0.05, grid=(lat, lon))
+    t2 = np.full((4, 3), 270.0)
+    td2 = t2 - 2.0
+    td2[1, 2], td2[3, 0] = 271.5, 272.25  # two foggy cells, the worst at (3, 0)
+    validation.check_dew_point(report, {"T2": t2, "TD2": td2})
+    q2 = np.full((24, 4, 3), 0.004, np.float32)
+    q2[5, 0, 1], q2[6, 2, 2], q2[6, 3, 1] = -2e-6, -4e-5, -1e-7
+    validation.check_hourly(report, "Q2", q2, (4, 3), STAMPS)
+    assert report.failures == []
+    fog, negatives = report.flags
+    assert fog["variable"] == "TD2" and fog["cells"] == int(((td2 - t2) > 0.01).sum()) == 2
+    assert fog["worst"] == 2.25 and fog["where"] == {"south_north": 3, "west_east": 0, "lat": 40.0, "lon": -110.0}
+    assert negatives["variable"] == "Q2" and negatives["cells"] == int((q2 < 0).sum()) == 3
+    assert negatives["worst"] == np.float32(-4e-5) and negatives["where"]["time"] == "2021-01-01T06Z"
+    assert (negatives["where"]["south_north"], negatives["where"]["west_east"]) == (2, 2)
+    assert "2.25" in fog["message"] and "lat 40.0, lon -110.0" in fog["message"]
+
+
+def test_strict_qc_turns_every_flag_into_a_refusal():
+    report = validation.QcReport("2021-01-01", 0.05, strict=True)
+    validation.check_dew_point(report, {"T2": np.array([[270.0]]), "TD2": np.array([[271.0]])})
+    assert len(report.flags) == 1
+    assert report.failures == [report.flags[0]["message"] + ": refused by --strict-qc"]
+
+
+def test_beyond_the_tiny_negative_tolerance_is_refused():
+    report = _report()
+    q2 = np.full((24, 3, 4), 0.004, np.float32)
+    q2[2, 1, 1] = -0.002  # 2 g/kg below zero: not rounding
+    validation.check_hourly(report, "Q2", q2, (3, 4), STAMPS)
+    assert report.failures and "Q2 at 2021-01-01T02Z has -0.002" in report.failures[0]
+
+
+def test_sea_temperature_zero_over_land_is_not_a_value_but_a_cold_sea_is_broken():
+    sst = np.zeros((24, 3, 4), np.float32)
+    sst[:, :, 2:] = 285.0  # the sea; 0 over land, as WPS fills it
+    report = _report()
+    validation.check_hourly(report, "SST", sst, (3, 4), STAMPS)
+    validation.check_daily(report, "SST", VariableClass.INSTANTANEOUS, sst[0], "SST")
+    assert report.failures == [] and report.flags == []
+    assert report.variables["SST"]["hourly_min"] == 285.0
+    sst[3, 0, 3] = 100.0  # not 0, not a sea temperature
+    broken = _report()
+    validation.check_hourly(broken, "SST", sst, (3, 4), STAMPS)
+    assert "SST at 2021-01-01T03Z has 100 K, outside the possible 150..400" in broken.failures[0]
+
+
+def test_a_hot_desert_skin_is_kept_and_only_beyond_the_satellite_record_flagged():
+    skin = np.full((24, 3, 4), 300.0, np.float32)
+    skin[14, 1, 1] = 342.0  # above the 340 K the checks once allowed: a real desert afternoon
+    report = _report()
+    validation.check_hourly(report, "TSK", skin, (3, 4), STAMPS)
+    assert report.failures == [] and report.flags == []
+    skin[15, 2, 3] = 350.0  # above MODIS's 70.7 C record: possible, unusual
+    validation.check_hourly(report, "TSK", skin, (3, 4), STAMPS)
+    assert report.failures == [] and report.flags[0]["cells"] == 1 and report.flags[0]["worst"] == 350.0
+    skin[16, 0, 0] = 365.0  # above any land surface measured (80.8 C)
+    validation.check_hourly(report, "TSK", skin, (3, 4), STAMPS)
+    assert "TSK at 2021-01-01T16Z has 365 K" in report.failures[0]
 
 
 def test_rounding_of_large_running_totals_is_tolerated():

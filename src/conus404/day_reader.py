@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 
 from conus404.cached_hours import read_hours
-from conus404.exceptions import AuthenticationError
+from conus404.exceptions import AuthenticationError, LostChunkError
 from conus404.local_hours import read_hours as read_local_hours
+from conus404.lost_chunks import as_missing_data
 
 log = logging.getLogger("conus404.worker")
 MAX_RESIGNS_PER_DAY = 2
@@ -51,12 +52,16 @@ def refused_token_as_authentication_error(what: str):
 
 
 def read_records(ds, name: str, positions: np.ndarray) -> np.ndarray:
-    """The variable's records at ``positions`` (one read of exactly those time chunks)."""
-    with refused_token_as_authentication_error(f"the records of {name}"):
-        direct = read_hours(ds, name, positions)  # straight from the run's decoded multi-hour chunks, where it can
-        if direct is None:  # or from a local copy's chunk files
-            direct = read_local_hours(ds, name, positions)
-        return direct if direct is not None else np.asarray(ds[name].isel(time=as_slice(positions)).values)
+    """The variable's records at ``positions`` (one read of exactly those time chunks); MissingDataError
+    naming the hour where the store lacks a chunk of them."""
+    try:
+        with refused_token_as_authentication_error(f"the records of {name}"):
+            direct = read_hours(ds, name, positions)  # straight from the run's decoded multi-hour chunks, where it can
+            if direct is None:  # or from a local copy's chunk files
+                direct = read_local_hours(ds, name, positions)
+            return direct if direct is not None else np.asarray(ds[name].isel(time=as_slice(positions)).values)
+    except LostChunkError as lost:
+        raise as_missing_data(ds, name, positions, lost) from None
 
 
 def reading_order(count: int, day_number: int, processes: int) -> list[int]:

@@ -203,7 +203,8 @@ def summary_lines(title: str, total: int, outcomes: dict[dt.date, DayOutcome], q
         f"summary: {title}",
         f"  days in range   {total:6d}",
         f"  already valid   {skipped:6d}",
-        f"  published       {published:6d}",
+        f"  published       {published:6d}" + (f"  ({flagged} flagged by the QC, published unchanged: see logs/qc/)"
+                                                   if (flagged := sum(o.flagged for o in outcomes.values())) else ""),
         f"  failed          {len(failed):6d}  (transient {sum(o.error_class == 'transient' for o in failed)}, "
         f"permanent {sum(o.error_class not in ('transient', 'disk_full') for o in failed)}"
         + (f", disk full {full})" if (full := sum(o.error_class == "disk_full" for o in failed)) else ")"),
@@ -259,11 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         prefetcher = prefetch.Prefetcher.start(settings, args.force)  # first: it signs and spools the metadata meanwhile
         own_argv = sys.argv[1:] if argv is None else argv
         signed = prefetcher.signed_asset() if prefetcher is not None else None
-        warnings, signer = check_request(settings, own_argv, replace_different=args.force or args.replace_different,
-                                         signed=signed)
-        for warning in warnings:
+        checked, signer = check_request(settings, own_argv, replace_different=args.force or args.replace_different,
+                                        signed=signed)
+        for warning in checked.warnings:
             log.warning("%s", warning)
-        verdict.send({"warnings": warnings})  # a Dask cluster that cannot start is the run's failure, in its log
+        verdict.send({"warnings": checked.warnings})  # a Dask cluster that cannot start is the run's failure, in its log
         executor = open_executor(settings)
     except ConfigurationError as exc:
         if prefetcher is not None:
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         verdict.send({"refused": str(exc)})
         return 2
     try:
-        return run(settings, signer, options, executor, prefetcher)
+        return run(settings, signer, options, executor, prefetcher, checked.unavailable)
     except Exception as exc:  # a fault of the driver itself (e.g. its disk): never mistaken for a finished run
         if disk_space.is_disk_full(exc, settings.data_dir):
             log.error("stopped: %s; free space there and rerun the same command", disk_space.describe(settings.data_dir))
@@ -327,9 +328,13 @@ def close_unused_launch_template(settings: Settings) -> None:
 
 
 def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=None,
-        prefetcher: prefetch.Prefetcher | None = None) -> int:
-    days = settings.days
-    title = f"{settings.start_date}..{settings.end_date} ({len(days)} days), variables {','.join(settings.variables)}"
+        prefetcher: prefetch.Prefetcher | None = None, unavailable: dict[str, str] | None = None) -> int:
+    """Run the range's days; those in ``unavailable`` (day -> why the source cannot make it) are recorded
+    as permanent failures without running."""
+    unavailable = unavailable or {}
+    all_days = settings.days
+    days = [day for day in all_days if day.isoformat() not in unavailable]
+    title = f"{settings.start_date}..{settings.end_date} ({len(all_days)} days), variables {','.join(settings.variables)}"
     log.info("driver (pid %d): %s; %d at once (%s executor); source %s; data in %s", os.getpid(), title,
              settings.max_processes, settings.executor, settings.source, settings.data_dir)
     stale = daily_file.remove_stale_temporaries(daily_file.daily_dir(settings.data_dir))
@@ -338,7 +343,8 @@ def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=N
     ledger = Ledger(settings.data_dir / "failed_jobs.json")
     if series.wanted(settings):
         log_series_plan(settings)
-    log.info("%d day(s) to run%s", len(days), "" if options.force else "; days whose files verify are skipped")
+    log.info("%d day(s) to run%s%s", len(days), "" if options.force else "; days whose files verify are skipped",
+             f"; {len(unavailable)} the source cannot make are recorded as failed" if unavailable else "")
 
     def record(outcome: DayOutcome) -> None:
         key = outcome.day.isoformat()
@@ -353,14 +359,20 @@ def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=N
             # the ledger on disk is still the last whole one (atomic writes); the summary has the day
             log.error("cannot update %s: %s", ledger.path, disk_space.describe(settings.data_dir))
 
+    not_run = {}
+    for day in all_days:
+        if day.isoformat() in unavailable:
+            not_run[day] = DayOutcome(day, "failed", "permanent", f"MissingDataError: {unavailable[day.isoformat()]} "
+                                      "(not run)")
+            record(not_run[day])
     check = None if options.force else verified_on_disk(settings)
     started, kept_aside = time.monotonic(), _quarantined(settings)
     scheduler = DayScheduler(settings, signer, options, record, Progress(total=len(days)), check, executor, prefetcher)
-    outcomes = scheduler.run(days)
+    outcomes = {**scheduler.run(days), **not_run}
     write_run_outputs(settings)
     quarantined, wall_s = len(_quarantined(settings) - kept_aside), time.monotonic() - started
-    lines = summary_lines(title, len(days), outcomes, quarantined, wall_s)
-    short = summary_lines(title, len(days), outcomes, quarantined, wall_s, every_failure=False)
+    lines = summary_lines(title, len(all_days), outcomes, quarantined, wall_s)
+    short = summary_lines(title, len(all_days), outcomes, quarantined, wall_s, every_failure=False)
     if scheduler.disk_full:
         stop = (f"stopped: {disk_space.describe(settings.data_dir)}; {len(scheduler.not_started)} day(s) not "
                 "started. Free space there and rerun the same command: it resumes where this run stopped")

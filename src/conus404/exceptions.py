@@ -17,9 +17,10 @@ class ConfigurationError(Conus404Error):
 class CatalogError(Conus404Error):
     """The STAC catalogue or the token service could not be read."""
 
-    def __init__(self, message: str, url: str, status_code: int | None = None) -> None:
+    def __init__(self, message: str, url: str, status_code: int | None = None, throttled: bool = False) -> None:
         self.url = url
         self.status_code = status_code
+        self.throttled = throttled  # the service kept throttling through the whole wait: transient
         status = f" (HTTP {status_code})" if status_code else ""
         super().__init__(f"{message}{status}: {url}")
 
@@ -46,6 +47,16 @@ class MissingDataError(Conus404Error):
 
     Permanent: retrying cannot make the data appear.
     """
+
+
+class LostChunkError(MissingDataError):
+    """A data chunk the store lacks (its key is absent), which zarr would read as the fill value (0 where
+    that is null). Permanent. ``positions`` are the time positions it holds, when the reader knows them."""
+
+    def __init__(self, key: str, positions: range | None = None) -> None:
+        self.key = key
+        self.positions = positions
+        super().__init__(f"the store lacks chunk {key}: a lost chunk, not data")
 
 
 class DataValidationError(Conus404Error):

@@ -44,7 +44,8 @@ def failure_class(exc: BaseException, data_dir=None) -> str:
     if isinstance(exc, AuthenticationError | OutputUploadError):
         return "transient"  # an expired token (a fresh signature fixes it), or an upload to OUTPUT_URL
     if isinstance(exc, CatalogError):
-        return "transient" if exc.status_code is None or exc.status_code in RETRYABLE_HTTP else "permanent"
+        throttled = exc.throttled or exc.status_code is None or exc.status_code in RETRYABLE_HTTP
+        return "transient" if throttled else "permanent"
     status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
     if isinstance(status, int):
         return "transient" if status in RETRYABLE_HTTP or status == 403 else "permanent"

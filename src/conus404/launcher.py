@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--replace-different", action="store_true",
                       help="redo the range's daily files that lack asked fields (they move to daily/quarantine/); "
                       "without it such a run is refused (files with more fields than asked count as done)")
+    mode.add_argument("--check-source", action="store_true",
+                      help="before a long pull: check the source against every assumption the pipeline makes "
+                      "(catalogue, signing, metadata, grid, time axis, record end, the variables, one hour of each "
+                      "through the checks); one line per check; exit 0, or 1 when an assumption fails; with --demo, "
+                      "the emulator's")
     mode.add_argument("--list-variables", nargs="?", const="", metavar="FILTER",
                       help="list the source's variables (name, units, class, daily value, statistics, dimensions, "
                       "description), those whose name or description holds FILTER; with --demo, the emulator's")
@@ -293,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_writable(log_dir, "log folder")
         if args.status:
             return run_status.print_report(run_status.report(settings, log_dir, active_run(log_dir), build_parser))
-        pgid = active_run(log_dir) if args.list_variables is None else None
+        pgid = active_run(log_dir) if args.list_variables is None and not args.check_source else None
         if pgid:
             print(f"run_pipeline.sh: a run from this checkout is already active (process group {pgid}); "
                   "see ./run_pipeline.sh --status, or stop it with ./kill_all.sh", file=sys.stderr)
@@ -306,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
             settings = settings_mod.load(args)  # the emulator's STAC and SAS URLs
         if args.list_variables is not None:
             return list_variables(settings, AssetSigner(settings), args.list_variables)
+        if args.check_source:
+            from conus404.source_check import check_source
+
+            return check_source(settings)
         run_started = time.time()
         ensure_writable(daily_file.daily_dir(settings.data_dir), "data folder")  # before its lock is taken
         verdict_r, verdict_w = os.pipe()

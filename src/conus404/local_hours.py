@@ -7,7 +7,7 @@ and 0.12 s read and decoded here, each hour's chunk file straight into its slot 
 
 Only a zarr format-2 store in a local folder, and only where the result is exactly what xarray
 returns (:func:`conus404.cached_hours.served_from`); anything else reads through zarr.
-A chunk file the store lacks is zarr's fill value (NaN: checked), as zarr reads it.
+A chunk file the store lacks is refused (:mod:`conus404.lost_chunks`), as every reader does.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from conus404.exceptions import LostChunkError
 from conus404.hour_slabs import SlicedArray, array_layout
 
 ENCODING_KEY = "conus404_local_store"  # in a dataset's encoding: the LocalArrays of the folder it was opened from
@@ -61,18 +62,19 @@ def read_hours(ds, name: str, positions: np.ndarray) -> np.ndarray | None:
     for hour in range(len(positions)):
         for tile in tiles:
             target = out[(slice(hour, hour + 1), *spec.region(tile))]
-            _fill_tile(arrays.root / spec.chunk_key(name, first + hour, tile), spec, target)
+            key = spec.chunk_key(name, first + hour, tile)
+            try:
+                raw = (arrays.root / key).read_bytes()
+            except FileNotFoundError:
+                raise LostChunkError(key, range(first + hour, first + hour + 1)) from None
+            _fill_tile(raw, spec, target)
     return out
 
 
-def _fill_tile(path: Path, spec: SlicedArray, target: np.ndarray) -> None:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raw = None  # a chunk the store lacks: zarr's fill value
-    if raw is not None and target.shape[1:] == spec.chunks[1:] and target.flags.c_contiguous and _decode_into(spec, raw, target):
+def _fill_tile(raw: bytes, spec: SlicedArray, target: np.ndarray) -> None:
+    if target.shape[1:] == spec.chunks[1:] and target.flags.c_contiguous and _decode_into(spec, raw, target):
         return
-    spec.place(None if raw is None else spec.decode(raw), target)
+    spec.place(spec.decode(raw), target)
 
 
 def _decode_into(spec: SlicedArray, raw: bytes, target: np.ndarray) -> bool:

@@ -312,18 +312,29 @@ def _sign(sign: dict, fresh: bool = False):
     return source.sign_collection_asset(sign["stac_url"], sign["collection"], sign["asset"], sign["sas_url"])
 
 
+# CF "UNIT since DATE [TIME]" as xarray writes datetime64 axes, and WRF's XTIME ("minutes since 1979-10-01 00:00:00")
+TIME_UNITS = re.compile(r"\s*(days|hours|minutes|seconds|milliseconds|microseconds|nanoseconds) since "
+                        r"(\d{4}-\d{1,2}-\d{1,2})(?:[ T](\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?))?\s*(?:UTC|Z)?\s*")
+TIME_UNIT_CODES = {"days": "D", "hours": "h", "minutes": "m", "seconds": "s", "milliseconds": "ms",
+                   "microseconds": "us", "nanoseconds": "ns"}
+
+
 def _time_axis(read, meta: dict[str, Any]):
     """The store's time axis as numpy datetime64[h], from its chunks (``read(key)``) and CF units."""
     import numpy as np
 
     zarray, attrs = meta["time/.zarray"], meta.get("time/.zattrs", {})
-    match = re.fullmatch(r"\s*(days|hours|minutes|seconds) since (\S+)(?:[ T](\S+))?\s*", str(attrs.get("units", "")))
+    match = TIME_UNITS.fullmatch(str(attrs.get("units", "")))
     if match is None or str(attrs.get("calendar", "standard")) not in ("standard", "gregorian", "proleptic_gregorian"):
         raise ValueError(f"time units {attrs.get('units')!r} ({attrs.get('calendar')}) are not read here")
     blocks = math.ceil(zarray["shape"][0] / zarray["chunks"][0])
     values = np.concatenate([_decode(read(f"time/{i}"), zarray) for i in range(blocks)])[: zarray["shape"][0]]
-    unit = {"days": "D", "hours": "h", "minutes": "m", "seconds": "s"}[match.group(1)]
-    epoch = np.datetime64(f"{match.group(2)}T{match.group(3) or '00:00:00'}")
+    if values.dtype.kind == "f":  # WRF's XTIME (HyTEST): float32 minutes, whole ones
+        values = np.rint(values.astype(np.float64))
+    unit = TIME_UNIT_CODES[match.group(1)]
+    year, month, day = (int(part) for part in match.group(2).split("-"))
+    hour, minute, second = ([float(part) for part in match.group(3).split(":")] + [0.0])[:3] if match.group(3) else (0, 0, 0)
+    epoch = np.datetime64(f"{year:04d}-{month:02d}-{day:02d}T{int(hour):02d}:{int(minute):02d}:{int(second):02d}")
     return (epoch + values.astype(np.int64).astype(f"timedelta64[{unit}]")).astype("datetime64[h]")
 
 

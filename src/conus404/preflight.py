@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +36,17 @@ log = logging.getLogger("conus404.driver")  # its lines belong to the driver's l
 _CHILD_CODE = "from conus404.preflight import child_main; child_main()"
 
 
+@dataclass
+class Verdict:
+    """What the check of a request concluded when it did not refuse it."""
+
+    warnings: list[str] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)  # day -> why the source cannot make it (not run)
+
+
 def check_request(settings: Settings, argv: list[str], replace_different: bool = False,
-                  signed=None) -> tuple[list[str], AssetSigner]:
-    """The warnings of :func:`preflight` and the run's signer (holding the asset the check signed,
+                  signed=None) -> tuple[Verdict, AssetSigner]:
+    """The :func:`preflight` verdict and the run's signer (holding the asset the check signed,
     or ``signed``, the run's prefetcher's: one signing per run); ConfigurationError if the request
     is refused. ``argv`` is the driver's own command line, from which the forked check rebuilds the
     same settings."""
@@ -56,7 +65,8 @@ def check_request(settings: Settings, argv: list[str], replace_different: bool =
             from conus404.source import SignedAsset
 
             asset = verdict.get("asset")
-            return list(verdict["warnings"]), AssetSigner(settings, SignedAsset.from_json(asset) if asset else None)
+            return (Verdict(list(verdict["warnings"]), dict(verdict.get("unavailable") or {})),
+                    AssetSigner(settings, SignedAsset.from_json(asset) if asset else None))
     signer = AssetSigner(settings, signed)
     return preflight(settings, signer, replace_different), signer
 
@@ -106,9 +116,10 @@ def child_main() -> None:
         settings = settings_mod.load(args)
         handed = json.loads(sys.stdin.readline() or "null")
         signer = AssetSigner(settings, SignedAsset.from_json(handed) if handed else None)
-        warnings = preflight(settings, signer, replace_different=args.force or args.replace_different)
+        checked = preflight(settings, signer, replace_different=args.force or args.replace_different)
         asset = signer.current()
-        verdict = {"warnings": warnings, "asset": asset.to_json() if asset is not None else None}
+        verdict = {"warnings": checked.warnings, "unavailable": checked.unavailable,
+                   "asset": asset.to_json() if asset is not None else None}
     except ConfigurationError as exc:
         verdict = {"refused": str(exc)}
     print(json.dumps(verdict), flush=True)
@@ -133,8 +144,9 @@ def open_checked(settings: Settings, signer: AssetSigner):
     return ds
 
 
-def _check_against_source(settings: Settings, signer: AssetSigner) -> list[str]:
-    """Raises ConfigurationError for a request the source cannot serve; returns warnings."""
+def _check_against_source(settings: Settings, signer: AssetSigner) -> Verdict:
+    """Raises ConfigurationError for a request the source cannot serve; returns warnings and the days
+    it cannot make."""
     from conus404 import worker
 
     ds = open_checked(settings, signer)
@@ -148,16 +160,18 @@ def _check_against_source(settings: Settings, signer: AssetSigner) -> list[str]:
             raise ConfigurationError(f"--bbox: {exc}") from None
         log.info("the box %s is the grid window %s (%d x %d cells)%s", settings.bbox, window, *window.shape,
                  "; it reaches past the domain, so the window stops at its edge" if window.clipped else "")
-    _check_record_covers(settings, plans, ds.indexes["time"])
+    unavailable = days_outside_record(settings, plans, ds.indexes["time"])
+    verdict = Verdict([unavailable_line(unavailable, len(settings.days))] if unavailable else [], unavailable)
     if series.wanted(settings):
         _prepare_series(settings, np.asarray(ds["lat"].values), np.asarray(ds["lon"].values))
         if settings.series_only:
-            return []
+            return verdict
     cells = window.shape[0] * window.shape[1] if settings.bbox is not None else ds.sizes["south_north"] * ds.sizes["west_east"]
     to_make = sum(not daily_file.daily_path(settings.data_dir, d).exists() for d in settings.days)
     warning = None if settings.output_url else disk_space.space_warning(
         settings.data_dir, to_make, len(worker.output_names(settings)), cells)
-    return [warning] if warning else []
+    verdict.warnings += [warning] if warning else []
+    return verdict
 
 
 def _prepare_series(settings: Settings, lat: np.ndarray, lon: np.ndarray) -> None:
@@ -169,21 +183,42 @@ def _prepare_series(settings: Settings, lat: np.ndarray, lon: np.ndarray) -> Non
     log.info("series weights ready in %.1f s", time.monotonic() - started)
 
 
-def _check_record_covers(settings: Settings, plans, times) -> None:
-    """Every hourly record the range's days use is in the source: by the day windows of the
-    requested variables' classes (a day of 60-minute sums ends with the next day's 00Z record)."""
+def days_outside_record(settings: Settings, plans, times) -> dict[str, str]:
+    """The range's days whose hourly records (by the day windows of the requested variables' classes:
+    a day of 60-minute sums ends with the next day's 00Z record) are not all inside the source's record,
+    each with why. ConfigurationError when that is every day of the range."""
     from conus404.aggregation import hour_window
 
     first, last = times.min(), times.max()
     offset = settings.day_boundary
     need_first = min(hour_window(p.var_class, settings.start_date, offset).first for p in plans)
     need_last = max(hour_window(p.var_class, settings.end_date, offset).last for p in plans)
-    if need_first < first or need_last > last:
+    if need_first >= first and need_last <= last:
+        return {}
+    unavailable = {}
+    for day in settings.days:
+        windows = [(p.name, hour_window(p.var_class, day, offset)) for p in plans]
+        outside = [(name, w) for name, w in windows if w.first < first or w.last > last]
+        if outside:
+            name, window = outside[0]
+            edge = window.last if window.last > last else window.first
+            unavailable[day.isoformat()] = (f"the source's record is {first:%Y-%m-%dT%HZ}..{last:%Y-%m-%dT%HZ}, but "
+                                            f"{name} of {day} needs {edge:%Y-%m-%dT%HZ}")
+    if len(unavailable) == len(settings.days):
         raise ConfigurationError(
             f"the range {settings.start_date}..{settings.end_date} is outside the source's record "
             f"{first:%Y-%m-%dT%HZ}..{last:%Y-%m-%dT%HZ}: its days use the hourly records "
             f"{need_first:%Y-%m-%dT%HZ}..{need_last:%Y-%m-%dT%HZ}"
         )
+    return unavailable
+
+
+def unavailable_line(unavailable: dict[str, str], total: int) -> str:
+    """One line naming the days the source cannot make (they are recorded as failed, not run)."""
+    days = sorted(unavailable)
+    shown = ", ".join(days[:4]) + (f" and {len(days) - 4} more" if len(days) > 4 else "")
+    return (f"{len(days)} of the range's {total} day(s) cannot be made from this source and will not be run "
+            f"({shown}): {unavailable[days[0]]}; the other {total - len(days)} are")
 
 
 def ensure_writable(folder: Path, what: str) -> None:
@@ -198,11 +233,11 @@ def ensure_writable(folder: Path, what: str) -> None:
         raise ConfigurationError(f"cannot write to the {what} {folder}: {exc.strerror or exc}") from None
 
 
-def preflight(settings: Settings, signer: AssetSigner, replace_different: bool = False) -> list[str]:
+def preflight(settings: Settings, signer: AssetSigner, replace_different: bool = False) -> Verdict:
     """Check the request: writable folders, a readable source that has the variables and dates.
 
-    Raises ConfigurationError (exit 2) before any day runs; returns warnings (e.g. the
-    request will not fit on the data folder's disk).
+    Raises ConfigurationError (exit 2) before any day runs; returns warnings (e.g. the request will
+    not fit on the data folder's disk) and the days the source's record cannot make.
     """
     from conus404 import source
 
@@ -214,7 +249,7 @@ def preflight(settings: Settings, signer: AssetSigner, replace_different: bool =
 
         RemoteOutput.of(settings).check_writable()
     try:
-        warnings = _check_against_source(settings, signer)
+        verdict = _check_against_source(settings, signer)
     finally:
         source.release_storage_clients()
     if not settings.series_only:  # after the polygons' weights: they decide the cells a run covers
@@ -229,4 +264,4 @@ def preflight(settings: Settings, signer: AssetSigner, replace_different: bool =
         from conus404.dask_executor import check_scheduler
 
         check_scheduler(settings.dask_scheduler)
-    return warnings
+    return verdict

@@ -2,8 +2,10 @@
 
 Applied to blob reads (:mod:`conus404.storage_retry`, through the Azure SDK's retry policy), and to
 catalogue and token requests (urllib3's ``Retry``, which pystac-client and the planetary-computer
-SDK both use). Waits grow exponentially from ``initial_backoff_s`` to ``max_backoff_s``, are
-jittered, and are never shorter than a server's ``Retry-After``.
+SDK both use), and to SAS token requests (:mod:`conus404.token_service`). Waits grow exponentially
+from ``initial_backoff_s`` to ``max_backoff_s``, are jittered, and are never shorter than a server's
+``Retry-After`` (or the token service's "Try again in N seconds"); throttling is waited out for up
+to ``throttle_budget_s`` before a request fails.
 """
 
 from __future__ import annotations
@@ -19,6 +21,16 @@ class RetrySettings:
     max_backoff_s: float = 20.0
     jitter: float = 0.5  # share of each wait drawn at random (0: none, 1: full jitter)
     max_retry_after_s: float = 120.0  # a longer Retry-After is capped (and still retried)
+    # Throttling (token service 429/404/503, blob 503 ServerBusy) is waited out this long, whatever
+    # ``attempts`` says, before the request fails (and its day with it, as transient, for the retry pass).
+    throttle_budget_s: float = 300.0
+
+    def backoff_s(self, retry: int) -> float:
+        """The wait before retry number ``retry`` (0, 1, ...): exponential, capped, jittered."""
+        import random
+
+        ceiling = min(self.max_backoff_s, self.initial_backoff_s * 2 ** retry)
+        return ceiling * (1.0 - self.jitter * random.random())
 
     def storage_options(self) -> dict[str, Any]:
         return {f"retry_{k}": v for k, v in asdict(self).items()}

@@ -38,7 +38,12 @@ class DayOutcome:
     exit_code: int | None = None
     seconds: float = 0.0
     log_path: str = ""
-    metrics: dict = field(default_factory=dict)  # the worker's timings, peak_rss_mb, bytes_read
+    metrics: dict = field(default_factory=dict)  # the worker's timings, peak_rss_mb, bytes_read, qc_flags
+
+    @property
+    def flagged(self) -> bool:
+        """Published, with QC flags (values the model can give that a person would not expect)."""
+        return self.status == "published" and bool(self.metrics.get("qc_flags"))
 
 
 @dataclass
@@ -283,6 +288,8 @@ class DayScheduler:
             result = results.get(day.isoformat())
             if result is not None:
                 metrics = {k: result[k] for k in ("timings", "peak_rss_mb", "bytes_read") if k in result}
+                if result.get("qc_flags"):
+                    metrics["qc_flags"] = result["qc_flags"]
                 outcome = DayOutcome(day, result.get("status", "failed"), result.get("error_class"),
                                      result.get("message", ""), code, float(result.get("seconds", seconds)),
                                      str(job.log_path), metrics)
@@ -300,7 +307,8 @@ class DayScheduler:
                                      f"the worker exited with code {code} without a result; see {job.log_path}",
                                      code, seconds, str(job.log_path))
             level = logging.INFO if outcome.status != "failed" else logging.WARNING
-            log.log(level, "%s %s in %.1f s%s%s", day, outcome.status, outcome.seconds, _metrics_note(outcome.metrics),
+            log.log(level, "%s %s%s in %.1f s%s%s", day, outcome.status, " (QC flags)" if outcome.flagged else "",
+                    outcome.seconds, _metrics_note(outcome.metrics),
                     f": {outcome.error_class}: {outcome.message}" if outcome.status == "failed" else "")
             self._record_metrics(outcome)
             outcomes.append(outcome)

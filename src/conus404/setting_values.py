@@ -198,7 +198,8 @@ def parse_retry(value: Mapping[str, Any]):
         settings = RetrySettings(**{k: type(getattr(RetrySettings, k))(v) for k, v in value.items()})
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"RETRY: {exc}") from None
-    if settings.attempts < 0 or settings.initial_backoff_s < 0 or settings.max_backoff_s < 0 or not 0 <= settings.jitter <= 1:
+    if (settings.attempts < 0 or settings.initial_backoff_s < 0 or settings.max_backoff_s < 0
+            or settings.throttle_budget_s < 0 or not 0 <= settings.jitter <= 1):
         raise ConfigurationError("RETRY: attempts and backoffs cannot be negative; jitter is between 0 and 1")
     return settings
 

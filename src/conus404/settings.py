@@ -95,6 +95,7 @@ class Settings:
     keep_hourly: bool = False
     allow_3d: bool = False
     max_nan_fraction: float = 0.01
+    strict_qc: bool = False  # QC flags (possible in the model, unusual for a person) refuse the day (conus404.validation)
     output_url: str | None = None  # also publish daily files here (an fsspec URL), see conus404.remote_output
     output_storage_options: Mapping[str, Any] = field(default_factory=dict)
     overview: bool = False  # the retry pass (a run's last step) draws logs/overview_START_END.png
@@ -146,6 +147,7 @@ def worker_flags(settings: Settings) -> list[str]:
     ]
     flags += ["--keep-hourly"] if settings.keep_hourly else []
     flags += ["--allow-3d"] if settings.allow_3d else []
+    flags += ["--strict-qc"] if settings.strict_qc else []
     flags += [] if settings.chunk_cache else ["--no-chunk-cache"]
     return flags + output_settings.worker_flags(settings)
 
@@ -208,6 +210,7 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         keep_hourly=bool(values.get("KEEP_HOURLY", False)),
         allow_3d=bool(values.get("ALLOW_3D", False)),
         max_nan_fraction=parse_fraction(values.get("MAX_NAN_FRACTION", 0.01), "MAX_NAN_FRACTION"),
+        strict_qc=bool(values.get("STRICT_QC", False)),
         chunk_cache=bool(values.get("CHUNK_CACHE", True)),
         prefetch=bool(values.get("PREFETCH", True)),
         bbox=parse_bbox(values.get("BBOX"), "BBOX"),
@@ -247,6 +250,9 @@ def add_arguments(parser: argparse.ArgumentParser, date_range: bool = True) -> N
     output_settings.add_arguments(group, date_range)
     group.add_argument("--keep-hourly", action="store_true", default=None, help="also keep the hourly records (KEEP_HOURLY)")
     group.add_argument("--allow-3d", action="store_true", default=None, help="accept variables with levels (ALLOW_3D)")
+    group.add_argument("--strict-qc", action="store_true", default=None,
+                       help="refuse days the QC only flags (supersaturated 2-m air, tiny negatives, values outside "
+                       "climatology), instead of publishing them unchanged with the flags said (STRICT_QC)")
     group.add_argument("--no-chunk-cache", action="store_true", default=None,
                        help="fetch every day's chunks afresh, without the shared disk cache (CHUNK_CACHE = False)")
     if date_range:
@@ -280,6 +286,8 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
         changes["keep_hourly"] = True
     if args.allow_3d:
         changes["allow_3d"] = True
+    if getattr(args, "strict_qc", None):
+        changes["strict_qc"] = True
     if getattr(args, "no_chunk_cache", None):
         changes["chunk_cache"] = False
     if getattr(args, "no_prefetch", None):

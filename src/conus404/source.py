@@ -79,7 +79,6 @@ def sign_collection_asset(
     """
     import planetary_computer
     import pystac_client
-    from planetary_computer import sas
     from pystac_client.exceptions import APIError
 
     from conus404.retry_policy import RetrySettings
@@ -87,7 +86,7 @@ def sign_collection_asset(
     retry = retry or RetrySettings()
     use_sas_endpoint(sas_url)
     try:
-        catalog = pystac_client.Client.open(stac_url, stac_io=_stac_io(retry), timeout=60)
+        catalog = pystac_client.Client.open(stac_url, stac_io=stac_io(retry), timeout=60)
         collection = catalog.get_collection(collection_id)
     except APIError as exc:
         status = getattr(exc, "status_code", None)
@@ -102,12 +101,10 @@ def sign_collection_asset(
         )
     options = dict(asset.extra_fields.get("xarray:storage_options", {}))
     account, container = options.get("account_name"), urlparse(asset.href).netloc
-    if account and container:
-        try:  # the token, fetched with our retry policy; sign_inplace then uses it from the SDK's cache
-            sas.get_token(account, container, retry_total=retry.attempts, retry_backoff_factor=retry.initial_backoff_s)
-        except Exception as exc:
-            status = getattr(getattr(exc, "response", None), "status_code", None)
-            raise CatalogError(f"the SAS token service refused a token ({type(exc).__name__})", sas_url, status) from None
+    if account and container:  # the token, its throttling waited out; sign_inplace then uses it from the SDK's cache
+        from conus404.token_service import fetch_token
+
+        fetch_token(account, container, retry)
     planetary_computer.sign_inplace(collection)
     asset = collection.assets[asset_key]
     options = dict(asset.extra_fields.get("xarray:storage_options", {}))
@@ -115,7 +112,7 @@ def sign_collection_asset(
     return SignedAsset(asset.href, options, open_kwargs, _token_expiry(asset.href, options))
 
 
-def _stac_io(retry):
+def stac_io(retry):
     """pystac-client's HTTP, retrying 429 / 5xx / resets with backoff that honours Retry-After."""
     from pystac_client.stac_api_io import StacApiIO
 
@@ -170,25 +167,24 @@ def open_dataset(asset: SignedAsset, retry=None, chunk_cache_dir=None, record_me
     """
     import xarray as xr
     from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+    from zarr.storage import FsspecStore, LocalStore
+
+    from conus404.lost_chunks import LostChunkGuard
 
     open_kwargs = {**asset.open_kwargs, **kwargs}
     options = storage_options(asset, retry)
     cache = None
     try:
-        if chunk_cache_dir is None:
-            ds = xr.open_zarr(asset.href, storage_options=options or None, **open_kwargs)
-        else:
-            from zarr.storage import FsspecStore, LocalStore
-
+        if "://" in asset.href:
+            store = FsspecStore.from_url(asset.href, storage_options=options or None, read_only=True)
+        else:  # a local copy
+            store = LocalStore(asset.href, read_only=True)
+        if chunk_cache_dir is not None:  # a local copy's multi-hour chunks still gain from being decoded once per run
             from conus404.chunk_cache_store import SharedChunkCache
 
-            if "://" in asset.href:
-                store = FsspecStore.from_url(asset.href, storage_options=options or None, read_only=True)
-            else:  # a local copy: its multi-hour chunks still gain from being decoded once per run
-                store = LocalStore(asset.href, read_only=True)
-            cache = SharedChunkCache(store, chunk_cache_dir, identity=asset.public_href,
-                                     record=record_metadata, replay=not record_metadata)
-            ds = xr.open_zarr(cache, **open_kwargs)
+            store = cache = SharedChunkCache(store, chunk_cache_dir, identity=asset.public_href,
+                                             record=record_metadata, replay=not record_metadata)
+        ds = xr.open_zarr(LostChunkGuard(store), **open_kwargs)  # a chunk the store lacks is refused, never filled
     except (ClientAuthenticationError, HttpResponseError) as exc:
         status = getattr(exc, "status_code", None)
         if status in (401, 403) or isinstance(exc, ClientAuthenticationError):

@@ -2,8 +2,10 @@
 
 The SDK's default (3 retries, first wait 12-18 s, base 3) turned 5 % of 503 answers into a
 50-fold slower day, each wait blocking a reader. This keeps the SDK's policy (what it retries,
-how it counts) and changes only the waits: exponential from ``initial_backoff_s`` up to
-``max_backoff_s``, jittered, and never shorter than the server's ``Retry-After``.
+how it counts) and changes the waits: exponential from ``initial_backoff_s`` up to ``max_backoff_s``,
+jittered, and never shorter than the server's ``Retry-After``; and throttling (503 ServerBusy,
+"Egress is over the account limit": microsoft/PlanetaryComputer#191) is retried for up to
+``throttle_budget_s``, not only ``attempts`` times.
 
 adlfs passes no retry settings to the Azure client, so :class:`RetryingBlobFileSystem` (registered
 for ``az://`` / ``abfs://``) builds its client with this policy. Its settings travel as ordinary,
@@ -12,7 +14,7 @@ JSON-serialisable storage options (``retry_attempts``, ...), so zarr can rebuild
 
 from __future__ import annotations
 
-import random
+import time
 from typing import Any
 
 from adlfs import AzureBlobFileSystem
@@ -20,6 +22,8 @@ from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
 from azure.storage.blob.aio import ExponentialRetry
 
 from conus404.retry_policy import RetrySettings
+
+THROTTLING = frozenset({429, 500, 503})  # blob storage's "busy": ServerBusy (egress over the account limit), ...
 
 
 class PacedRetry(ExponentialRetry):
@@ -34,10 +38,21 @@ class PacedRetry(ExponentialRetry):
 
     def get_backoff_time(self, settings: dict[str, Any]) -> float:
         s = self.settings
-        ceiling = min(s.max_backoff_s, s.initial_backoff_s * 2 ** settings["count"])
-        wait = ceiling * (1.0 - s.jitter * random.random())
+        wait = s.backoff_s(settings["count"])
         retry_after = _retry_after(settings)
         return max(wait, min(retry_after, s.max_retry_after_s)) if retry_after is not None else wait
+
+    def increment(self, settings: dict[str, Any], request, response=None, error=None) -> bool:
+        """The SDK's count, except that a throttling answer (503 ServerBusy, 500 InternalError, 429) is
+        retried until ``throttle_budget_s`` has passed since the first one, however many retries that takes."""
+        status = getattr(response, "status_code", None)
+        if status in THROTTLING:
+            first = settings.setdefault("conus404_throttled_since", time.monotonic())
+            if time.monotonic() - first < self.settings.throttle_budget_s:
+                for count in ("total", "status"):
+                    if settings.get(count) is not None:
+                        settings[count] = max(settings[count], 1)  # one more, again and again, within the budget
+        return super().increment(settings, request, response, error)
 
 
 def _retry_after(settings: dict[str, Any]) -> float | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from conus404 import aggregation
 from conus404.derived import DERIVED
-from conus404.variables import VariableClass, classify, is_surface_field
+from conus404.variables import VariableClass, classify, is_surface_field, staggered_dims
 
 DAILY_VALUE = {
     VariableClass.INSTANTANEOUS: "mean",
@@ -31,7 +31,8 @@ class VariableInfo:
     statistics: str  # what --statistics may ask for (the class's own first)
     dims: tuple[str, ...]
     description: str
-    has_levels: bool  # 3-D (or staggered): needs ALLOW_3D
+    has_levels: bool  # 3-D: needs ALLOW_3D
+    staggered: bool = False  # on the staggered grid (U, V): not made (the daily files hold the cells' centres)
 
     def matches(self, pattern: str) -> bool:
         text = pattern.lower()
@@ -53,8 +54,9 @@ def describe_variables(ds) -> list[VariableInfo]:
         var_class = classify(name, attrs)
         statistics = "" if var_class == VariableClass.BUCKET_COUNTER else ",".join(
             dict.fromkeys((aggregation.default_statistic(var_class), *aggregation.allowed_statistics(var_class))))
+        staggered = bool(staggered_dims(dims))
         rows.append(VariableInfo(name, units, var_class.value, DAILY_VALUE[var_class], statistics, dims,
-                                 description, not is_surface_field(dims)))
+                                 description, not is_surface_field(dims) and not staggered, staggered))
     for name, spec in DERIVED.items():
         if all(n in ds.data_vars for n in spec.inputs):
             dims = tuple(ds[spec.inputs[0]].dims)
@@ -67,7 +69,7 @@ def format_listing(rows: list[VariableInfo], total: int, pattern: str, source: s
     """A fixed-width table; 3-D variables marked with '*'."""
     header = ("NAME", "UNITS", "CLASS", "DAILY VALUE", "STATISTICS", "DIMENSIONS", "DESCRIPTION")
     table = [header] + [
-        (f"{r.name}{' *' if r.has_levels else ''}", r.units, r.var_class, r.daily, r.statistics, ",".join(r.dims),
+        (f"{r.name}{' *' if r.has_levels else ''}{' ~' if r.staggered else ''}", r.units, r.var_class, r.daily, r.statistics, ",".join(r.dims),
          r.description)
         for r in rows
     ]
@@ -77,7 +79,9 @@ def format_listing(rows: list[VariableInfo], total: int, pattern: str, source: s
     matched = f"{len(rows)} of {total} variables" + (f" match {pattern!r}" if pattern else "")
     lines += ["", f"{matched} in {source}."]
     if any(r.has_levels for r in rows):
-        lines.append("* has vertical levels (or a staggered grid): ~GBs a day each; needs ALLOW_3D / --allow-3d.")
+        lines.append("* has vertical levels: ~GBs a day each; needs ALLOW_3D / --allow-3d.")
+    if any(r.staggered for r in rows):
+        lines.append("~ on the staggered grid (cell faces): not made here; U10, V10, U10E, V10E or WSPD10 are on the cells.")
     lines.append("Ask for them with --variables NAME,... and --statistics NAME:STAT,STAT (the first statistic "
                  "listed is the variable's own daily value).")
     return "\n".join(lines)

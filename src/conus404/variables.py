@@ -26,6 +26,8 @@ from conus404.reference_metadata import collection_document
 BUCKET_J = 1.0e9  # WRF bucket_J: radiation totals reset every 1e9 J m-2
 STATISTICS = ("mean", "sum", "min", "max")  # the daily statistics a field can ask for
 SPATIAL_DIMS = {("south_north", "west_east"), ("y", "x")}
+# Staggered horizontal dimensions (U and V live on the cell faces): WRF's names and HyTEST's.
+HORIZONTAL_STAGGER = ("west_east_stag", "south_north_stag", "x_stag", "y_stag")
 
 
 class VariableClass(enum.StrEnum):
@@ -112,3 +114,8 @@ def suggest(name: str, known: list[str] | set[str]) -> str:
 def is_surface_field(dims: tuple[str, ...]) -> bool:
     """True for (time, y, x) fields; False for variables with levels or staggered grids."""
     return len(dims) == 3 and dims[0] == "time" and tuple(dims[1:]) in SPATIAL_DIMS
+
+
+def staggered_dims(dims: tuple[str, ...]) -> list[str]:
+    """The horizontally staggered dimensions of a variable (U on west_east_stag, V on south_north_stag)."""
+    return [d for d in dims if d in HORIZONTAL_STAGGER]

@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from conus404.variables import (
     contradicts_hint,
     counter_name,
     is_surface_field,
+    staggered_dims,
     suggest,
 )
 
@@ -80,6 +81,7 @@ class DayResult:
     output: str | None = None
     qc_report: str | None = None
     warnings: list[str] = field(default_factory=list)
+    qc_flags: list[str] = field(default_factory=list)  # published, but the QC flagged these (see its report)
     timings: dict[str, float] = field(default_factory=dict)  # startup, open, read, aggregate, write, verify (s)
     peak_rss_mb: float = 0.0
 
@@ -117,6 +119,13 @@ def plan_variables(ds, settings: Settings) -> tuple[list[VariablePlan], list[str
             attrs = dict(var.attrs)
             if "time" not in var.dims:
                 raise ConfigurationError(f"{name} has no time axis: it is a static field, not one with daily values")
+            staggered = staggered_dims(tuple(var.dims))
+            if staggered:  # refused before the run, with or without ALLOW_3D: not a failed day per day
+                raise ConfigurationError(
+                    f"{name} lies on the staggered grid ({', '.join(f'{d} {var.sizes[d]}' for d in staggered)}), not "
+                    "the cells' centres the daily files hold: ask for U10, V10 (grid-relative), U10E, V10E "
+                    "(earth-relative) or WSPD10 instead"
+                )
             if not is_surface_field(tuple(var.dims)) and not settings.allow_3d:
                 raise ConfigurationError(
                     f"{name} has dimensions {tuple(var.dims)}: one day of it is ~{_day_gib(var):.1f} GiB; "
@@ -280,10 +289,27 @@ def _aggregate_variable(plan: VariablePlan, window: aggregation.HourWindow, reco
         rounding = 0.0
         if plan.var_class in (VariableClass.SINCE_START, VariableClass.BUCKET):
             rounding = 2.0 * float(np.spacing(np.float32(np.nanmax(np.abs(hourly)) if hourly.size else 0.0)))
-        validation.check_daily(report, out_name, plan.var_class, values, plan.name, rounding)
+        validation.check_daily(report, out_name, plan.var_class, values, plan.name, rounding, len(window.hours))
         daily_by_name[out_name] = values
         fields.append(daily_file.DailyField(out_name, values, _field_attrs(plan, statistic, window), plan.level_dim))
     return sum(r.nbytes for r in records.values())
+
+
+def qc_attributes(report: validation.QcReport) -> dict[str, str]:
+    """What the day's checks concluded, in the file: ``passed``, or ``flagged`` and each flag."""
+    attrs = {"conus404_qc": report.status(failed=False)}
+    if report.flags:
+        attrs["conus404_qc_flags"] = "; ".join(report.flag_messages())
+    return attrs
+
+
+def _with_qc_flags(fields: list[daily_file.DailyField], report: validation.QcReport) -> list[daily_file.DailyField]:
+    """Each flagged field says so itself (its values are as published: never altered)."""
+    flagged: dict[str, list[str]] = {}
+    for flag in report.flags:
+        flagged.setdefault(flag["variable"], []).append(flag["message"])
+    return [replace(f, attrs={**f.attrs, "conus404_qc_flags": "; ".join(flagged[f.name])}) if f.name in flagged else f
+            for f in fields]
 
 
 def provenance(description: dict[str, str], plans: list[VariablePlan]) -> dict[str, str]:
@@ -368,7 +394,7 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
     plans, warnings = plan_variables(ds, settings)
     for warning in warnings:
         log.warning(warning)
-    report = validation.QcReport(day.isoformat(), settings.max_nan_fraction)
+    report = validation.QcReport(day.isoformat(), settings.max_nan_fraction, settings.strict_qc, grid=(lat, lon))
     qc_path = Path(qc_dir) / f"qc_{day:%Y%m%d}.json"
     hourly = None
     if settings.keep_hourly:
@@ -387,11 +413,13 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
         )
         timings["aggregate"] = time.monotonic() - step - (timings.get("read", 0.0) - read_before)
         report.raise_if_failed()
+        fields = _with_qc_flags(fields, report)
         if settings.output_units:  # checked in the source's units; converted last
             fields = output_units.converted_fields(fields, settings.output_units, {p.name: field_names(p) for p in plans})
         step = time.monotonic()
         made_with = {"conus404_units": output_units.format_units(settings.output_units)} if settings.output_units else {}
-        dataset = daily_file.build_dataset(day, lat, lon, fields, {**provenance(description, plans), **made_with},
+        dataset = daily_file.build_dataset(day, lat, lon, fields, {**provenance(description, plans), **made_with,
+                                                                    **qc_attributes(report)},
                                            settings.day_boundary, settings.cell_corners)
         if not settings.series_only:
             daily_file.publish(dataset, final, timings, settings.compression_level)
@@ -410,15 +438,17 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
         if hourly is not None:
             hourly.discard()
         raise
-    atomic_write_json(qc_path, report.as_dict("passed"))
+    atomic_write_json(qc_path, report.as_dict(report.status(failed=False)))
     output = str(final) if not settings.series_only else " ".join(map(str, made))
     log.info("published %s (%d fields, %.1f MB read)", output, len(fields), bytes_read / 1e6)
+    for message in report.flag_messages():
+        log.warning("QC flag (published unchanged): %s", message)
     if remote is not None:
         step = time.monotonic()
         output = upload(remote, final, day, settings)
         timings["upload"] = time.monotonic() - step
     return DayResult(
         day.isoformat(), "published", seconds=time.monotonic() - started, bytes_read=bytes_read,
-        output=output, qc_report=str(qc_path), warnings=warnings,
+        output=output, qc_report=str(qc_path), warnings=warnings, qc_flags=report.flag_messages(),
         timings={k: round(v, 3) for k, v in timings.items()},
     )

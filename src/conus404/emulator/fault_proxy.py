@@ -1,7 +1,8 @@
 """A TLS-terminating reverse proxy in front of Azurite that injects faults on chosen requests.
 
 Off unless rules are given. Each :class:`FaultRule` matches request paths by regular expression
-and answers some of them itself: with an HTTP status (503 ServerBusy, 429 with Retry-After,
+and answers some of them itself: with an HTTP status (503 ServerBusy "Egress is over the account
+limit", as the Planetary Computer's storage throttles (microsoft/PlanetaryComputer#191); 429 with Retry-After,
 403 AuthenticationFailed as for an expired token), a delay, or a dropped connection. Everything
 else is forwarded unchanged to Azurite. Seeded, so a run's faults are reproducible.
 """
@@ -13,6 +14,7 @@ import random
 import re
 import ssl
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -37,16 +39,23 @@ class FaultRule:
     drop: bool = False  # close the connection without an answer
     truncate: bool = False  # forward, but cut the body in half and close (a truncated download)
     retry_after_s: int | None = None
+    for_seconds: float | None = None  # affect matching requests only this long after the first one (a throttle)
     hits: int = 0
 
     def __post_init__(self) -> None:
         self._regex = re.compile(self.path_pattern)
+        self._first_hit: float | None = None
 
     def applies(self, path: str, rng: random.Random) -> bool:
         if not self._regex.search(path):
             return False
         if self.times is not None and self.hits >= self.times:
             return False
+        if self.for_seconds is not None:
+            now = time.monotonic()
+            self._first_hit = now if self._first_hit is None else self._first_hit
+            if now - self._first_hit > self.for_seconds:
+                return False
         if rng.random() >= self.probability:
             return False
         self.hits += 1

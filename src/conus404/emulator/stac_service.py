@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import random
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -90,10 +91,13 @@ class StacSasService:
     token_lifetime: dt.timedelta = dt.timedelta(hours=1)
     port: int = 0
     requests: Counter = field(default_factory=Counter)  # "stac" / "token" / ... -> count
-    token_throttle_rate: float = 0.0  # share of token requests answered 429 with Retry-After
+    token_throttle_rate: float = 0.0  # share of token requests answered 429
     token_throttle_first: int = 0  # the next N token requests are answered 429 (deterministic)
     stac_unavailable_first: int = 0  # the next N STAC requests are answered 503 (deterministic)
-    throttle_retry_after_s: int = 1
+    throttle_retry_after_s: int = 1  # the "Try again in N seconds" of a 429's body (and its Retry-After)
+    throttle_retry_after_header: bool = True  # the real service's 429s were reported without it (PC #457)
+    throttle_statuses: tuple[int, ...] = (429,)  # cycled through: the service also answered 404s and 503s under load
+    throttle_until: float = 0.0  # time.monotonic() until which every token request is throttled
     throttle_seed: int = 0
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -162,17 +166,27 @@ class StacSasService:
                 return True
         return False
 
-    def throttled(self) -> bool:
+    def throttle_for(self, seconds: float, statuses: tuple[int, ...] = (429, 404, 503), retry_after_header: bool = False,
+                     try_again_s: int = 5) -> None:
+        """Throttle every token request for ``seconds`` from now, answering ``statuses`` in turn."""
         with self._lock:
-            if self.token_throttle_first > 0:
-                self.token_throttle_first -= 1
-                return True
+            self.throttle_statuses, self.throttle_retry_after_header = tuple(statuses), retry_after_header
+            self.throttle_retry_after_s = try_again_s
+            self.throttle_until = time.monotonic() + seconds
+
+    def throttled(self) -> int | None:
+        """The status a token request is throttled with now, or None."""
+        with self._lock:
+            statuses = self.throttle_statuses
+            if time.monotonic() < self.throttle_until or self.token_throttle_first > 0:
+                self.token_throttle_first = max(0, self.token_throttle_first - 1)
+                return statuses[self.requests["token_throttled"] % len(statuses)]
         if self.token_throttle_rate <= 0:
-            return False
+            return None
         if not hasattr(self, "_throttle_rng"):
             self._throttle_rng = random.Random(self.throttle_seed)
         with self._lock:
-            return self._throttle_rng.random() < self.token_throttle_rate
+            return statuses[0] if self._throttle_rng.random() < self.token_throttle_rate else None
 
     def token(self, account_name: str, container: str) -> dict[str, str] | None:
         account = next(
@@ -208,21 +222,31 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
+    def _send_throttled(self, status: int) -> None:
+        """As the Planetary Computer's token service throttles: a 429 whose body says how long to wait
+        (microsoft/PlanetaryComputer#457, #415), or under load a 404 or a 503 (#431)."""
+        owner = self.owner
+        message = {429: f"Rate limit is exceeded. Try again in {owner.throttle_retry_after_s} seconds.",
+                   404: "Resource not found", 503: "The service is temporarily unavailable."}.get(status, "Throttled.")
+        body = json.dumps({"statusCode": status, "message": message}).encode()
+        self.send_response(status)
+        if status == 429 and owner.throttle_retry_after_header:
+            self.send_header("Retry-After", str(owner.throttle_retry_after_s))
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         path = self.path.split("?", 1)[0].rstrip("/")
         owner = self.owner
         if path.startswith(SAS_PREFIX + "/"):
             owner.requests["token"] += 1
-            if owner.throttled():
+            status = owner.throttled()
+            if status is not None:
                 owner.requests["token_throttled"] += 1
-                self.send_response(HTTPStatus.TOO_MANY_REQUESTS)
-                body = json.dumps({"statusCode": 429, "message": "Rate limit is exceeded. Try again in "
-                                   f"{owner.throttle_retry_after_s} seconds."}).encode()
-                self.send_header("Retry-After", str(owner.throttle_retry_after_s))
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                owner.requests[f"token_throttled_{status}"] += 1
+                self._send_throttled(status)
                 return
             parts = path[len(SAS_PREFIX) + 1 :].split("/")
             body = owner.token(*parts) if len(parts) == 2 else None

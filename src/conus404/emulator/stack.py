@@ -184,14 +184,12 @@ class EmulatorStack:
 
 def _holds_spec(path: Path, spec: StoreSpec) -> bool:
     """Whether ``path`` is a complete store written for exactly ``spec``."""
-    import json
-    from dataclasses import asdict
+    from conus404.emulator.synthetic_store import SPEC_FILE, spec_json
 
     try:
-        attrs = json.loads((path / ".zmetadata").read_text())["metadata"][".zattrs"]
-    except (OSError, ValueError, KeyError):
+        return (path / SPEC_FILE).read_text() == spec_json(spec)
+    except OSError:
         return False
-    return attrs.get("synthetic_spec") == json.dumps(asdict(spec), sort_keys=True)
 
 
 def upload_tree(container_client, local_root: Path, prefix: str, threads: int = 8) -> int:

@@ -1,12 +1,10 @@
 """Write synthetic CONUS404 Zarr stores with the real layouts, to any fsspec URL or local path.
 
-Two layouts:
-  ``pc``      as ``az://noaa/conus404.zarr``: dims time/south_north/west_east, 2-D lat/lon, one
-              hour over the whole grid per chunk, radiation as bucket value + I_AC counter.
-  ``hytest``  as HyTEST's OSN hourly store: dims time/y/x with x/y metres and a ``crs`` variable,
-              chunks (144, 175, 175), Zstd level 9, radiation as since-start totals, no I_AC.
-Both are Zarr v2 with consolidated metadata. Names, units and attributes come from the real
-stores' listings. Values come from :mod:`conus404.emulator.weather`.
+The layouts (``pc``, ``hytest``) are :mod:`conus404.emulator.store_layouts`'; values come from
+:mod:`conus404.emulator.weather`, as untidy as the real model's unless ``quirks=False``. Both are
+Zarr v2 with consolidated metadata; names, units and attributes come from the real stores' listings.
+What is not published (fill value, the PC's time encoding) is a parameter, and defects can be planted:
+a missing hour, NaN cells, a negative amount, a lost chunk.
 """
 
 from __future__ import annotations
@@ -16,19 +14,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-import numcodecs
 import numpy as np
 import xarray as xr
 
 from conus404 import grid
-from conus404.emulator import weather
+from conus404.emulator import model_quirks, store_layouts, weather
+from conus404.emulator.store_layouts import FillValue, Layout
 from conus404.reference_metadata import StoreVariable, hytest_store_variables, pc_store_variables
 
-Layout = Literal["pc", "hytest"]
 DEFAULT_VARIABLES = (
     "T2", "TD2", "Q2", "PSFC", "U10", "V10", "SWDOWN", "GLW",
     "PREC_ACC_NC", "SNOW_ACC_NC", "ACRAINLSM", "ACSNOM", "ACSWDNB", "I_ACSWDNB",
 )
+SPEC_FILE = ".synthetic_spec.json"  # beside the store's metadata: the spec it was written for (not an attribute)
 _EPOCH = np.datetime64("1970-01-01T00", "h")
 _MAX_BLOCK_BYTES = 256 * 2**20
 
@@ -36,11 +34,12 @@ _MAX_BLOCK_BYTES = 256 * 2**20
 @dataclass(frozen=True)
 class Defect:
     """A planted fault: ``missing_hour`` drops the timestamp, ``nan`` blanks a share of cells,
-    ``negative`` makes one cell of an accumulation negative."""
+    ``negative`` makes one cell of an accumulation -1.5, ``lost_chunk`` deletes the chunk holding the
+    hour (its first tile on a tiled layout) as a store that lost it would lack it."""
 
-    kind: Literal["missing_hour", "nan", "negative"]
+    kind: Literal["missing_hour", "nan", "negative", "lost_chunk"]
     time: str  # an hour, e.g. "2021-01-01T05"
-    variable: str | None = None  # None: every variable (nan) / PREC_ACC_NC (negative)
+    variable: str | None = None  # None: every variable (nan) / PREC_ACC_NC (negative, lost_chunk)
     fraction: float = 0.25
 
     @property
@@ -63,11 +62,15 @@ class StoreSpec:
     time_chunk: int | None = None  # None: the layout's own (1 for pc, 144 for hytest)
     space_chunk: int | None = None  # None: whole grid for pc, 175 for hytest
     defects: tuple[Defect, ...] = field(default_factory=tuple)
+    quirks: bool = True  # the real model's untidiness (fog, tiny negatives, quantisation, 6-hourly buckets)
+    fill_value: FillValue = "nan"  # "null": a lost chunk reads as 0 (the PC's is not published)
+    time_encoding: str | None = None  # None: the layout's own (store_layouts.TIME_ENCODINGS)
 
     @classmethod
-    def for_days(cls, first_day: str, days: int, **kwargs: Any) -> StoreSpec:
-        """A store holding ``days`` whole UTC days from ``first_day`` plus the closing 00Z."""
-        return cls(start=f"{first_day}T00", hours=24 * days + 1, **kwargs)
+    def for_days(cls, first_day: str, days: int, closing_record: bool = True, **kwargs: Any) -> StoreSpec:
+        """A store holding ``days`` whole UTC days from ``first_day`` plus, unless ``closing_record`` is
+        False (as the PC record's last day), the next day's 00Z that the accumulations need."""
+        return cls(start=f"{first_day}T00", hours=24 * days + (1 if closing_record else 0), **kwargs)
 
     @property
     def first_hour(self) -> int:
@@ -86,10 +89,8 @@ class StoreSpec:
     def catalogue(self) -> dict[str, StoreVariable]:
         return pc_store_variables() if self.layout == "pc" else hytest_store_variables()
 
-    def chunks(self) -> tuple[int, int]:
-        if self.layout == "pc":
-            return self.time_chunk or 1, self.space_chunk or max(self.ny, self.nx)
-        return self.time_chunk or 144, self.space_chunk or 175
+    def context(self) -> weather.GridContext:
+        return weather.GridContext(self.ny, self.nx, self.seed, self.levels, self.first_hour, self.quirks)
 
 
 def supported_variables(layout: Layout = "pc") -> list[str]:
@@ -109,12 +110,14 @@ def _hour_values(ctx: weather.GridContext, spec: StoreSpec, name: str) -> Iterat
     base = name[2:] if name.startswith("I_") else name
     if base in weather.BUCKET_FLUXES or base in weather.SINCE_START_INCREMENTS:
         total = weather.running_total_start(ctx, base, spec.hours)
+        resets = np.floor(total / weather.BUCKET_J)
         for i, hour in enumerate(hours):
             if i:
                 total = total + weather.running_increment(ctx, base, hour)
             if base in weather.BUCKET_FLUXES and spec.layout == "pc":
-                value, resets = weather.bucket_parts(total)
-                yield hour, (resets if name.startswith("I_") else value)
+                if not spec.quirks or model_quirks.bucket_resets_at(hour):  # else above 1e9 until the next check
+                    resets = np.floor(total / weather.BUCKET_J)
+                yield hour, (resets.astype(np.int32) if name.startswith("I_") else total - resets * weather.BUCKET_J)
             else:
                 yield hour, total
         return
@@ -136,43 +139,47 @@ def _plant(spec: StoreSpec, ctx: weather.GridContext, name: str, hour: int, valu
     return values
 
 
+def _stored(spec: StoreSpec, info: StoreVariable, values: np.ndarray) -> np.ndarray:
+    """As the store keeps it: its dtype, and NCO's quantisation where the PC store has it."""
+    out = np.asarray(values).astype(info.dtype)
+    digits = info.attrs.get("number_of_significant_digits")
+    if spec.quirks and spec.layout == "pc" and digits and out.dtype.kind == "f":
+        out = model_quirks.quantised(out, int(digits))
+    return out
+
+
+def _shape(spec: StoreSpec, info: StoreVariable, steps: int) -> tuple[int, ...]:
+    sizes = {"time": steps, **store_layouts.sizes(spec.layout, spec.ny, spec.nx, spec.levels)}
+    return tuple(sizes[d] for d in info.dims)
+
+
 def _blocks(spec: StoreSpec, ctx: weather.GridContext, name: str, info: StoreVariable) -> Iterator[tuple[slice, np.ndarray]]:
     """Chunk-aligned blocks of the time axis, each (index slice, array), within a memory cap."""
     written = spec.hours_written()
     index = {hour: i for i, hour in enumerate(written)}
-    time_chunk, _ = spec.chunks()
-    per_hour = spec.ny * spec.nx * 4 * (spec.levels if "bottom_top" in info.dims else 1)
+    time_chunk = _encoding(spec, info)["chunks"][0]
+    shape = _shape(spec, info, 1)[1:]
+    per_hour = int(np.prod(shape)) * 4
     block_len = time_chunk * max(1, _MAX_BLOCK_BYTES // (per_hour * time_chunk))
-    shape_tail = (spec.levels,) if "bottom_top" in info.dims else ()
     buffer: list[np.ndarray] = []
     start = 0
     for hour, values in _hour_values(ctx, spec, name):
         if hour not in index:
             continue
-        if values.ndim == 3 and not shape_tail:
+        if values.ndim == 3 and len(shape) == 2:
             values = values[0]  # HyTEST keeps 3-D fields at the lowest model level only
-        buffer.append(_plant(spec, ctx, name, hour, np.asarray(values).astype(info.dtype)))
+        buffer.append(_plant(spec, ctx, name, hour, _stored(spec, info, values)))
         if len(buffer) == block_len or index[hour] == len(written) - 1:
-            block = np.stack(buffer).reshape((len(buffer), *shape_tail, spec.ny, spec.nx))
-            yield slice(start, start + len(buffer)), block
+            yield slice(start, start + len(buffer)), np.stack(buffer).reshape((len(buffer), *shape))
             start += len(buffer)
             buffer = []
 
 
 def _encoding(spec: StoreSpec, info: StoreVariable) -> dict[str, Any]:
-    time_chunk, space = spec.chunks()
-    if spec.layout == "pc":
-        lead = (time_chunk, 1) if "bottom_top" in info.dims else (time_chunk,)
-        chunks = (*lead, spec.ny, spec.nx)
-        # The PC store's compressor is not published; zarr-python 2's default is a fair guess.
-        compressor = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
-    else:
-        chunks = (time_chunk, min(space, spec.ny), min(space, spec.nx))
-        compressor = numcodecs.Zstd(level=9)
-    enc: dict[str, Any] = {"chunks": chunks, "compressors": (compressor,)}
-    if info.dtype.startswith("float"):
-        enc["_FillValue"] = np.float32(np.nan)
-    return enc
+    shape = _shape(spec, info, len(spec.hours_written()))
+    chunks = store_layouts.data_chunks(spec.layout, shape, "bottom_top" in info.dims, spec.time_chunk, spec.space_chunk)
+    return {"chunks": chunks, "compressors": (store_layouts.compressor(spec.layout),),
+            **store_layouts.fill_value_encoding(info.dtype, spec.fill_value)}
 
 
 def template_dataset(spec: StoreSpec) -> tuple[xr.Dataset, dict[str, dict[str, Any]]]:
@@ -187,48 +194,61 @@ def template_dataset(spec: StoreSpec) -> tuple[xr.Dataset, dict[str, dict[str, A
             f"choose from {', '.join(supported_variables(spec.layout))}"
         )
     times = _EPOCH + np.array(spec.hours_written(), dtype="timedelta64[h]")
+    names = store_layouts.DIMS[spec.layout]
+    ydim, xdim = names["y"], names["x"]
+    coords: dict[str, Any] = {"time": ("time", times.astype("datetime64[ns]"), dict(catalogue["time"].attrs))}
+    encoding: dict[str, dict[str, Any]] = {
+        "time": store_layouts.time_encoding(spec.time_encoding or store_layouts.DEFAULT_TIME_ENCODING[spec.layout])}
+    latlon_chunks = store_layouts.coordinate_chunks(spec.layout, spec.ny, spec.nx)
     lat, lon = grid.grid_latlon(spec.ny, spec.nx)
-    ydim, xdim = ("south_north", "west_east") if spec.layout == "pc" else ("y", "x")
-    coords: dict[str, Any] = {
-        "time": ("time", times.astype("datetime64[ns]"), dict(catalogue["time"].attrs)),
-        "lat": ((ydim, xdim), lat.astype(np.float32), dict(catalogue["lat"].attrs)),
-        "lon": ((ydim, xdim), lon.astype(np.float32), dict(catalogue["lon"].attrs)),
-    }
+    stag = {"u": weather.staggered_latlon(spec.ny, spec.nx, "x"), "v": weather.staggered_latlon(spec.ny, spec.nx, "y")}
+    for name, values, dims in (
+        ("lat", lat, (ydim, xdim)), ("lon", lon, (ydim, xdim)),
+        ("lat_u", stag["u"][0], (ydim, names["x_stag"])), ("lon_u", stag["u"][1], (ydim, names["x_stag"])),
+        ("lat_v", stag["v"][0], (names["y_stag"], xdim)), ("lon_v", stag["v"][1], (names["y_stag"], xdim)),
+    ):
+        coords[name] = (dims, values.astype(np.float32), dict(catalogue[name].attrs))
+        encoding[name] = {"chunks": latlon_chunks}
     if spec.layout == "hytest":
         x, y = grid.projection_xy(spec.ny, spec.nx)
         coords["x"] = ("x", x, dict(catalogue["x"].attrs))
         coords["y"] = ("y", y, dict(catalogue["y"].attrs))
         coords["crs"] = ((), np.int64(0), dict(catalogue["crs"].attrs))
-    data_vars, encoding = {}, {}
+    data_vars = {}
     for name in spec.variables:
         info = catalogue[name]
         enc = _encoding(spec, info)
-        shape = tuple(
-            {"time": len(times), "bottom_top": spec.levels, ydim: spec.ny, xdim: spec.nx}[d] for d in info.dims
-        )
-        data_vars[name] = (info.dims, da.zeros(shape, dtype=info.dtype, chunks=enc["chunks"]), dict(info.attrs))
+        data_vars[name] = (info.dims, da.zeros(_shape(spec, info, len(times)), dtype=info.dtype, chunks=enc["chunks"]),
+                           dict(info.attrs))
         encoding[name] = enc
-    encoding["time"] = {"units": "hours since 1979-10-01 00:00:00", "calendar": "proleptic_gregorian", "dtype": "int64"}
-    attrs = {
-        "title": "Synthetic CONUS404-like hourly store (not real data)",
-        "description": "Made by the conus404 pipeline's emulator to stand in for the Planetary Computer store.",
-        "synthetic_spec": json.dumps(asdict(spec), sort_keys=True),
-    }
-    if spec.layout == "hytest":
-        attrs.update({"BUCKET_J": 1.0e9, "BUCKET_MM": 100.0, "PREC_ACC_DT": 60.0, "CU_PHYSICS": 0})
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs), encoding
+    return xr.Dataset(data_vars, coords=coords, attrs=store_layouts.global_attributes(spec.layout)), encoding
 
 
 def build_dataset(spec: StoreSpec) -> xr.Dataset:
-    """The whole store in memory (small grids only): what :func:`write_store` writes."""
+    """The whole store in memory (small grids only), lost chunks still present: what :func:`write_store` writes."""
     ds, _ = template_dataset(spec)
-    ctx = weather.GridContext(spec.ny, spec.nx, spec.seed, spec.levels, spec.first_hour)
+    ctx = spec.context()
     catalogue = spec.catalogue()
     out = ds.copy()
     for name in spec.variables:
         blocks = [block for _, block in _blocks(spec, ctx, name, catalogue[name])]
         out[name] = (catalogue[name].dims, np.concatenate(blocks), ds[name].attrs)
     return out
+
+
+def lost_chunk_keys(spec: StoreSpec) -> list[str]:
+    """The chunk keys (``NAME/t.j.i``) the ``lost_chunk`` defects delete from the written store."""
+    written = spec.hours_written()
+    keys = []
+    for defect in spec.defects:
+        if defect.kind != "lost_chunk" or defect.hour not in written:
+            continue
+        name = defect.variable or "PREC_ACC_NC"
+        info = spec.catalogue()[name]
+        time_chunk = _encoding(spec, info)["chunks"][0]
+        rest = ".0" * (len(info.dims) - 1)
+        keys.append(f"{name}/{written.index(defect.hour) // time_chunk}{rest}")
+    return keys
 
 
 def write_store(
@@ -238,13 +258,15 @@ def write_store(
     progress: Callable[[str], None] | None = None,
 ) -> None:
     """Write the store for ``spec`` to ``url`` (local path or fsspec URL), chunk-aligned and streaming."""
+    import fsspec
+
     options = dict(storage_options or {})
     if "://" in url and not url.startswith("file://"):
         options.setdefault("use_listings_cache", False)  # else .zmetadata can list no arrays
     remote = {"storage_options": options} if options else {}
     ds, encoding = template_dataset(spec)
     ds.to_zarr(url, mode="w", compute=False, zarr_format=2, consolidated=True, encoding=encoding, **remote)
-    ctx = weather.GridContext(spec.ny, spec.nx, spec.seed, spec.levels, spec.first_hour)
+    ctx = spec.context()
     catalogue = spec.catalogue()
     for name in spec.variables:
         info = catalogue[name]
@@ -253,3 +275,12 @@ def write_store(
             piece.to_zarr(url, region={"time": region}, mode="r+", zarr_format=2, consolidated=False, **remote)
         if progress:
             progress(f"wrote {name}")
+    fs, root = fsspec.core.url_to_fs(url, **options)
+    for key in lost_chunk_keys(spec):
+        fs.rm(f"{root.rstrip('/')}/{key}")
+    with fs.open(f"{root.rstrip('/')}/{SPEC_FILE}", "w") as handle:
+        handle.write(spec_json(spec))
+
+
+def spec_json(spec: StoreSpec) -> str:
+    return json.dumps(asdict(spec), sort_keys=True)

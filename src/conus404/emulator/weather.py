@@ -5,10 +5,14 @@ out identical whatever store layout or chunking it is written with. Running tota
 and bucket radiation) are the only state: they add hourly increments from the store's first hour.
 
 The fields exercise every aggregation class of the real store:
-  instantaneous   T2 (diurnal), TD2 <= T2, Q2 from TD2 and PSFC, PSFC in Pa, winds, radiation
-  prior 60 min    PREC_ACC_NC (sparse, >= 0), SNOW_ACC_NC, ACRAINLSM, ACSNOWLSM
+  instantaneous   T2 (diurnal), Q2 and TD2 from it (fog patches above T2), PSFC in Pa, winds,
+                  radiation; skin, ground and sea temperatures (SST 0 over land), PBL height, snow,
+                  LAI; staggered 3-D winds U and V
+  prior 60 min    PREC_ACC_NC (sparse, >= 0), SNOW_ACC_NC, ACRAINLSM, ACSNOWLSM, ACECAN (negative with dew)
   since start     ACSNOM (never decreases)
-  bucket          ACSWDNB/ACLWDNB below 1e9 J m-2 with I_ACSWDNB/I_ACLWDNB reset counters
+  bucket          ACSWDNB/ACLWDNB with I_ACSWDNB/I_ACLWDNB reset counters, moved every 6 hours
+With ``quirks`` (the default) they also do what the real model's fields do and tidy ones don't
+(:mod:`conus404.emulator.model_quirks`): supersaturated fog, tiny negatives, quantised values.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from functools import cached_property
 
 import numpy as np
 
-from conus404.grid import grid_latlon, projection_xy
+from conus404.emulator import model_quirks
+from conus404.grid import grid_latlon, latlon_from_xy, projection_xy
 
 BUCKET_J = 1.0e9  # WRF bucket_J: radiation totals reset every 1e9 J m-2
 SECONDS_PER_HOUR = 3600.0
@@ -35,6 +40,7 @@ class GridContext:
     seed: int
     levels: int = 4
     first_hour: int = 0  # absolute hour (since 1970) of the store's first record
+    quirks: bool = True  # the real model's untidiness (model_quirks); False: tidy fields
     _cache: dict = field(default_factory=dict, repr=False)
 
     @cached_property
@@ -108,11 +114,11 @@ def t2(ctx: GridContext, hour: int) -> np.ndarray:
     return base + seasonal + diurnal + ctx.waves("T2", hour, amplitude=3.0) + ctx.noise("T2", hour, 0.3)
 
 
-def td2(ctx: GridContext, hour: int) -> np.ndarray:
-    temperature = t2(ctx, hour)
+def _air_dew_point(ctx: GridContext, hour: int, temperature: np.ndarray) -> np.ndarray:
+    """The dew point of unsaturated air (at most T2), before any fog."""
     drier_when_hot = 0.3 * np.clip(temperature - 290.0, 0.0, None)
     depression = 4.0 + drier_when_hot + ctx.waves("TD2", hour, amplitude=3.0) + ctx.noise("TD2", hour, 0.3)
-    return temperature - np.clip(depression, 0.0, None)  # saturated air at most: TD2 <= T2
+    return temperature - np.clip(depression, 0.0, None)
 
 
 def psfc(ctx: GridContext, hour: int) -> np.ndarray:
@@ -120,10 +126,22 @@ def psfc(ctx: GridContext, hour: int) -> np.ndarray:
 
 
 def q2(ctx: GridContext, hour: int) -> np.ndarray:
-    """Water vapour mixing ratio consistent with TD2 and PSFC (Bolton's vapour pressure)."""
-    td_c = td2(ctx, hour) - 273.15
-    vapour_pa = 611.2 * np.exp(17.67 * td_c / (td_c + 243.5))
-    return 0.622 * vapour_pa / (psfc(ctx, hour) - vapour_pa)
+    """Water vapour mixing ratio of the air's dew point (Bolton); with quirks, fog patches are
+    supersaturated and a few cells tiny negative."""
+    temperature = t2(ctx, hour)
+    dew_point = _air_dew_point(ctx, hour, temperature)
+    if ctx.quirks:
+        dew_point = model_quirks.supersaturated_dew_point(ctx, temperature, dew_point, hour)
+    mixing_ratio = model_quirks.mixing_ratio_from_dewpoint(dew_point, psfc(ctx, hour))
+    if ctx.quirks:
+        mixing_ratio = model_quirks.tiny_negatives(ctx, "Q2", hour, mixing_ratio, model_quirks.Q2_NEGATIVE_SHARE,
+                                                   1e-6, 5e-5)
+    return mixing_ratio
+
+
+def td2(ctx: GridContext, hour: int) -> np.ndarray:
+    """TD2 as WRF's post-processing makes it: from Q2 and PSFC alone."""
+    return model_quirks.dewpoint_from_mixing_ratio(q2(ctx, hour), psfc(ctx, hour))
 
 
 def u10(ctx: GridContext, hour: int) -> np.ndarray:
@@ -155,11 +173,21 @@ def _frozen_fraction(ctx: GridContext, hour: int) -> np.ndarray:
 
 
 def snow_acc_nc(ctx: GridContext, hour: int) -> np.ndarray:
-    return prec_acc_nc(ctx, hour) * _frozen_fraction(ctx, hour)
+    """Snow in the hour; WRF clamps it at 0 only below freezing, so warm cells can be tiny negative."""
+    snow = prec_acc_nc(ctx, hour) * _frozen_fraction(ctx, hour)
+    if not ctx.quirks:
+        return snow
+    return model_quirks.tiny_negatives(ctx, "SNOW_ACC_NC", hour, snow, model_quirks.SNOW_NEGATIVE_SHARE, 1e-6, 1e-3,
+                                       where=(t2(ctx, hour) >= 273.15) & (snow == 0))
 
 
 def acrainlsm(ctx: GridContext, hour: int) -> np.ndarray:
-    return prec_acc_nc(ctx, hour) * (1.0 - _frozen_fraction(ctx, hour))
+    """Rain into the land model; unclamped upstream: tiny negative rates where it is dry."""
+    rain = prec_acc_nc(ctx, hour) * (1.0 - _frozen_fraction(ctx, hour))
+    if not ctx.quirks:
+        return rain
+    return model_quirks.tiny_negatives(ctx, "ACRAINLSM", hour, rain, model_quirks.RAIN_NEGATIVE_SHARE, 1e-30, 1e-20,
+                                       where=rain == 0)
 
 
 def rainncv(ctx: GridContext, hour: int) -> np.ndarray:
@@ -180,13 +208,129 @@ def tk(ctx: GridContext, hour: int) -> np.ndarray:
     return t2(ctx, hour)[None, :, :] - 1.5 - lapse
 
 
+def water(ctx: GridContext) -> np.ndarray:
+    """A rough sea mask: the Pacific west of the coast, the Gulf of Mexico, the Atlantic east of it."""
+    lat, lon = ctx.latlon
+    pacific = lon < -124.5 + 0.5 * np.clip(40.0 - lat, 0.0, None)
+    gulf = (lat < 29.0) & (lon > -97.0) & (lon < -82.0)
+    atlantic = lon > -75.0 - 0.5 * np.clip(40.0 - lat, 0.0, None) + 1.4 * np.clip(lat - 40.0, 0.0, None)
+    return pacific | gulf | atlantic
+
+
+def _desert(ctx: GridContext) -> np.ndarray:
+    """0.2..1: how dry and bare the surface is, highest in the desert south-west."""
+    lat, lon = ctx.latlon
+    return 0.2 + 0.8 * np.exp(-(((lon + 113.0) / 7.0) ** 2) - (((lat - 33.0) / 6.0) ** 2))
+
+
+def sst(ctx: GridContext, hour: int) -> np.ndarray:
+    """Sea-surface temperature over water, 0 over land (WPS's fill where the forcing has no sea)."""
+    lat, _ = ctx.latlon
+    sea = 300.0 - 0.55 * np.clip(lat - 18.0, 0.0, None) + ctx.waves("SST", hour // 24, amplitude=0.8)
+    return np.where(water(ctx), sea, 0.0)
+
+
+def sstsk(ctx: GridContext, hour: int) -> np.ndarray:
+    """Skin SST: warmer by day; 0 over land (computed only where XLAND >= 1.5)."""
+    return np.where(water(ctx), sst(ctx, hour) + 0.6 * np.clip(coszen(ctx, hour), 0.0, None), 0.0)
+
+
+def tsk(ctx: GridContext, hour: int) -> np.ndarray:
+    """Skin temperature: the sea's over water; over land far above the air on a sunny desert afternoon."""
+    sun = np.clip(coszen(ctx, hour), 0.0, None) ** 1.2
+    land = t2(ctx, hour) + 52.0 * sun * _desert(ctx) - 2.5 * (sun == 0)
+    return np.where(water(ctx), sstsk(ctx, hour), land)
+
+
+def tg(ctx: GridContext, hour: int) -> np.ndarray:
+    air = t2(ctx, hour)
+    return air + 0.6 * (tsk(ctx, hour) - air)
+
+
+def tv(ctx: GridContext, hour: int) -> np.ndarray:
+    air = t2(ctx, hour)
+    return air + 0.2 * (tsk(ctx, hour) - air)
+
+
+def trad(ctx: GridContext, hour: int) -> np.ndarray:
+    return tsk(ctx, hour) - 0.4
+
+
+def pblh(ctx: GridContext, hour: int) -> np.ndarray:
+    """Shallow at night and over the sea; up to ~5.6 km over the afternoon desert."""
+    sun = np.clip(coszen(ctx, hour), 0.0, None)
+    land = 40.0 + 5600.0 * sun * _desert(ctx) ** 1.5 + 30.0 * np.abs(ctx.waves("PBLH", hour))
+    return np.where(water(ctx), 450.0, land)
+
+
+def snow(ctx: GridContext, hour: int) -> np.ndarray:
+    """Snow water (kg m-2) on high and northern land, held at Noah-MP's 2,000 mm cap on the highest."""
+    lat, _ = ctx.latlon
+    depth = 1.6 * (ctx.terrain_m - 1400.0) + 40.0 * (lat - 44.0) + 5.0 * ctx.waves("SNOW", hour // 24)
+    return np.where(water(ctx), 0.0, np.clip(depth, 0.0, 2000.0))
+
+
+def snowh(ctx: GridContext, hour: int) -> np.ndarray:
+    return snow(ctx, hour) / 250.0  # a settled pack of 250 kg m-3
+
+
+def lai(ctx: GridContext, hour: int) -> np.ndarray:
+    """Leaf area index: dense forests in the east, sparse in the desert, none over water."""
+    _, lon = ctx.latlon
+    forest = np.clip((lon + 100.0) / 18.0, 0.0, 1.0)
+    leaves = 0.3 + 5.6 * forest * (1.2 - _desert(ctx)) + 0.3 * ctx.waves("LAI", hour // 24)
+    return np.where(water(ctx), 0.0, np.clip(leaves, 0.0, None))
+
+
+def acecan(ctx: GridContext, hour: int) -> np.ndarray:
+    """Net canopy evaporation in the hour (mm): positive by day, negative with dew at night."""
+    sun = np.clip(coszen(ctx, hour), 0.0, None)
+    leaves = lai(ctx, hour)
+    return leaves * (0.03 * sun - 0.004 * (sun == 0) * (1.0 + 0.5 * ctx.waves("DEW", hour)))
+
+
+def _staggered(ctx: GridContext, mass: np.ndarray, axis: int) -> np.ndarray:
+    """A mass-point field moved onto the staggered grid along ``axis`` (averages inside, edges copied)."""
+    lead = np.take(mass, [0], axis=axis)
+    tail = np.take(mass, [-1], axis=axis)
+    inside = 0.5 * (np.take(mass, range(0, mass.shape[axis] - 1), axis=axis)
+                    + np.take(mass, range(1, mass.shape[axis]), axis=axis))
+    return np.concatenate([lead, inside, tail], axis=axis)
+
+
+def u_staggered(ctx: GridContext, hour: int) -> np.ndarray:
+    """U on ``ctx.levels`` levels at the west_east_stag points, stronger aloft."""
+    surface = _staggered(ctx, u10(ctx, hour), axis=1)
+    return surface[None] * (1.0 + 0.35 * np.arange(ctx.levels))[:, None, None]
+
+
+def v_staggered(ctx: GridContext, hour: int) -> np.ndarray:
+    surface = _staggered(ctx, v10(ctx, hour), axis=0)
+    return surface[None] * (1.0 + 0.35 * np.arange(ctx.levels))[:, None, None]
+
+
+def staggered_latlon(ny: int, nx: int, axis: str) -> tuple[np.ndarray, np.ndarray]:
+    """lat/lon of the U (``axis`` "x": ny x nx+1) or V ("y": ny+1 x nx) points, half a cell from the mass points."""
+    x, y = projection_xy(ny, nx)
+    if axis == "x":
+        step = x[1] - x[0] if nx > 1 else 0.0
+        x = np.concatenate([x - step / 2, x[-1:] + step / 2])
+    else:
+        step = y[1] - y[0] if ny > 1 else 0.0
+        y = np.concatenate([y - step / 2, y[-1:] + step / 2])
+    xx, yy = np.meshgrid(x, y)
+    return latlon_from_xy(xx, yy)
+
+
 INSTANT_FIELDS: dict[str, Callable[[GridContext, int], np.ndarray]] = {
     "T2": t2, "TD2": td2, "Q2": q2, "PSFC": psfc, "U10": u10, "V10": v10,
     "SWDOWN": swdown, "GLW": glw, "COSZEN": coszen, "RAINNCV": rainncv, "TK": tk,
+    "TSK": tsk, "TG": tg, "TV": tv, "TRAD": trad, "SST": sst, "SSTSK": sstsk, "PBLH": pblh,
+    "SNOW": snow, "SNOWH": snowh, "LAI": lai, "U": u_staggered, "V": v_staggered,
 }
 PRIOR_HOUR_FIELDS: dict[str, Callable[[GridContext, int], np.ndarray]] = {
     "PREC_ACC_NC": prec_acc_nc, "SNOW_ACC_NC": snow_acc_nc,
-    "ACRAINLSM": acrainlsm, "ACSNOWLSM": snow_acc_nc,
+    "ACRAINLSM": acrainlsm, "ACSNOWLSM": snow_acc_nc, "ACECAN": acecan,
 }
 # Running totals: (hourly increment, initial-value function)
 SINCE_START_INCREMENTS: dict[str, Callable[[GridContext, int], np.ndarray]] = {"ACSNOM": snowmelt}
