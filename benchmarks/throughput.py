@@ -27,6 +27,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -183,8 +184,9 @@ def run_pipeline(ctx: dict, work: Path, days_per_worker: int = 1, local: bool = 
               for k in ("startup", "open", "read", "aggregate", "write", "verify")}
     if args.out:  # the run's logs outlive the temporary folder, to read its timeline afterwards
         shutil.copytree(logs, args.out / f"{work.name}-{name}-logs", dirs_exist_ok=True)
+    said = re.search(r"prefetcher: (\d+) chunk\(s\), (\d+) MB fetched ahead", (logs / "driver_main_run.log").read_text())
     return {"wall_s": wall, "overhead_s": overhead, "peak_rss_mb": max(r["peak_rss_mb"] for r in published),
-            "phases_s": phases}
+            "phases_s": phases, "prefetched_chunks": int(said.group(1)) if said else 0}
 
 
 def run_seed(ctx: dict, work: Path) -> dict:

@@ -191,6 +191,8 @@ def reset_faults(stack) -> None:
         stack.inject_faults([])
     stack.service.token_lifetime = dt.timedelta(hours=1)
     stack.service.stac_unavailable_first = stack.service.token_throttle_first = 0
+    stack.service.throttle_until, stack.service.throttle_statuses = 0.0, (429,)
+    stack.service.throttle_retry_after_s, stack.service.throttle_retry_after_header = 1, True
 
 
 @pytest.fixture(scope="session")

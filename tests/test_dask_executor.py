@@ -93,8 +93,8 @@ def launchers(log_dir: Path) -> set[int]:
 
 
 def test_a_local_cluster_publishes_the_same_files_records_a_failure_and_retries_it(stack, subprocess_run, tmp_path):
-    # day 3's read of T2 at 05Z meets 503 ServerBusy more often than the storage retry policy retries
-    proxy = stack.inject_faults([FaultRule(r"/T2/53\.0\.0$", status=503, times=7)])
+    # day 3's read of T2 at 05Z meets 500 InternalError more often than the storage retry policy retries
+    proxy = stack.inject_faults([FaultRule(r"/T2/53\.0\.0$", status=500, times=7)])
     try:
         result = pipeline(tmp_path, stack, "--foreground", "--executor", "dask")
     finally:
@@ -109,7 +109,7 @@ def test_a_local_cluster_publishes_the_same_files_records_a_failure_and_retries_
         "the day processes were started by the cluster's workers, not by the driver"
     failed = json.loads((tmp_path / "data" / "failed_jobs.json").read_text())
     assert list(failed) == ["2021-01-03"]
-    assert failed["2021-01-03"]["error_class"] == "transient" and "ServerBusy" in failed["2021-01-03"]["message"]
+    assert failed["2021-01-03"]["error_class"] == "transient" and "InternalError" in failed["2021-01-03"]["message"]
     retry_log = (tmp_path / "logs" / "retry_run.log").read_text()
     assert "1 transient failure(s) to retry" in retry_log and "executor: dask" in retry_log
     assert json.loads((tmp_path / "data" / "ultimate_failures.json").read_text()) == {}

@@ -76,6 +76,29 @@ def test_a_claimer_that_gave_up_leaves_the_fetch_to_the_worker_and_absent_keys_s
     assert refusal.value.status_code == 503 and failures.failure_class(refusal.value) == "transient"
 
 
+@pytest.mark.parametrize("layout,encoding", [("hytest", None), ("pc", None), ("pc", "ns-int64"),
+                                             ("pc", "seconds-float64"), ("hytest", "hours-int64")])
+def test_the_time_axis_is_read_whatever_its_encoding(tmp_path, layout, encoding):
+    """HyTEST's float32 XTIME minutes, the PC's datetime64 in the encodings xarray may have chosen: the
+    same hours as xarray decodes, so the prefetcher stays on for both stores."""
+    from conus404.emulator.synthetic_store import write_store
+
+    spec = StoreSpec.for_days("2022-09-29", 2, ny=4, nx=5, layout=layout, variables=("T2",), time_encoding=encoding)
+    path = tmp_path / "s.zarr"
+    write_store(spec, str(path))
+    meta = json.loads((path / ".zmetadata").read_text())["metadata"]
+    times = prefetch._time_axis(lambda key: (path / key).read_bytes(), meta)
+    np.testing.assert_array_equal(times, xr.open_zarr(path)["time"].values.astype("datetime64[h]"))
+    assert str(times[-1]) == "2022-10-01T00"
+
+
+def test_the_time_units_of_cf_and_of_wrf_are_recognised():
+    for units in ("minutes since 1979-10-01 00:00:00", "minutes since 1979-10-01", "hours since 1979-10-1 0:00",
+                  "nanoseconds since 1970-01-01", "seconds since 1970-01-01T00:00:00Z", "days since 2000-01-01 00:00:00 UTC"):
+        assert prefetch.TIME_UNITS.fullmatch(units), units
+    assert not prefetch.TIME_UNITS.fullmatch("hours after 1979-10-01")
+
+
 def test_the_window_lets_the_prefetcher_run_only_so_far_ahead_and_ends_with_its_input():
     days = [dt.date(2021, 1, 1) + dt.timedelta(days=i) for i in range(10)]
     window = prefetch._Window(days, ahead=4)

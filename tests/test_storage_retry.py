@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from conus404.retry_policy import RetrySettings
 from conus404.storage_retry import PacedRetry, RetryingBlobFileSystem
 
@@ -36,3 +38,26 @@ def test_the_filesystem_carries_its_policy_in_json_serialisable_options():
     assert any(isinstance(p, PacedRetry) for p in fs.service_client._pipeline._impl_policies)
     rebuilt = RetryingBlobFileSystem.from_json(fs.to_json())
     assert rebuilt.retry_settings == fs.retry_settings
+
+
+def test_blob_throttling_is_waited_out_within_the_budget_however_many_retries_it_takes(emulator, fresh_sdk):
+    """503 ServerBusy ("Egress is over the account limit") for 4 s, against a policy of 1 retry."""
+    from conus404 import source
+    from conus404.emulator.fault_proxy import FaultRule
+    from tests.conftest import reset_faults
+
+    service = emulator.service
+    try:
+        proxy = emulator.inject_faults([FaultRule(r"/conus404\.zarr/T2/0\.", status=503, for_seconds=4.0)])
+        asset = source.sign_collection_asset(service.stac_url, "conus404", "zarr-abfs", service.sas_url)
+        patient = RetrySettings(attempts=1, initial_backoff_s=0.2, max_backoff_s=0.5, throttle_budget_s=60.0)
+        ds = source.open_dataset(asset, patient, chunks=None)
+        assert ds["T2"].isel(time=0).values.shape == (24, 32)
+        assert proxy.counts["injected"] >= 4, "more answers than the one retry the count allows"
+        emulator.inject_faults([FaultRule(r"/conus404\.zarr/T2/1\.", status=503, for_seconds=4.0)])
+        hurried = RetrySettings(attempts=1, initial_backoff_s=0.2, max_backoff_s=0.5, throttle_budget_s=0.0)
+        ds = source.open_dataset(asset, hurried, chunks=None)
+        with pytest.raises(Exception, match="ServerBusy|503|Egress"):
+            ds["T2"].isel(time=1).load()
+    finally:
+        reset_faults(emulator)

@@ -124,7 +124,9 @@ def _reference_et(surface: str) -> Callable[[Records, HourContext], np.ndarray]:
         return hourly_reference_et(
             surface, ctx.hours,
             tmean_c=_PerHour(lambda i: r["T2"][i].astype(np.float64) - KELVIN),
-            ea_kpa=_PerHour(lambda i: vapour_pressure_pa(r["PSFC"][i], r["Q2"][i]) / 1000.0),
+            # WRF leaves Q2 slightly negative at times; ASCE's net long-wave takes sqrt(ea), so the vapour
+            # pressure is that of max(Q2, 0), as WRF's own post-processing (DCOMPUTETD) and HyTEST's take it
+            ea_kpa=_PerHour(lambda i: vapour_pressure_pa(r["PSFC"][i], np.maximum(r["Q2"][i], 0.0)) / 1000.0),
             rs_mj=_PerHour(lambda i: r["SWDOWN"][i].astype(np.float64) * 0.0036),  # W m-2 over an hour: MJ m-2
             wind_speed=_PerHour(lambda i: np.hypot(r["U10"][i].astype(np.float64), r["V10"][i].astype(np.float64))),
             wind_height_m=10.0, elev_m=elevation, lat=ctx.lat, lon=ctx.lon,
@@ -136,7 +138,7 @@ def _reference_et(surface: str) -> Callable[[Records, HourContext], np.ndarray]:
 _HUMIDITY = ("T2", "Q2", "PSFC")
 _ET_INPUTS = ("T2", "Q2", "PSFC", "SWDOWN", "U10", "V10")
 _ET_FORMULA = ("ASCE standardized Penman-Monteith (ASCE-EWRI 2005), hourly, with the refet package; Rs = SWDOWN, "
-               "ea from Q2 and PSFC, wind at 10 m from U10/V10, elevation from the day's mean PSFC (ASCE eq. 3); "
+               "ea from max(Q2, 0) and PSFC, wind at 10 m from U10/V10, elevation from the day's mean PSFC (ASCE eq. 3); "
                "night-time cloudiness carried from the last hour with solar elevation >= 0.3 rad")
 
 DERIVED: dict[str, DerivedVariable] = {v.name: v for v in (

@@ -186,8 +186,9 @@ def _prepare_series(settings: Settings, lat: np.ndarray, lon: np.ndarray) -> Non
 def days_outside_record(settings: Settings, plans, times) -> dict[str, str]:
     """The range's days whose hourly records (by the day windows of the requested variables' classes:
     a day of 60-minute sums ends with the next day's 00Z record) are not all inside the source's record,
-    each with why. ConfigurationError when that is every day of the range."""
-    from conus404.aggregation import hour_window
+    each with why: days at the record's edges (the PC's last day lacks its closing 00Z). A range with a
+    day that starts outside the record, or whose every day is outside it, is a ConfigurationError."""
+    from conus404.aggregation import day_start, hour_window
 
     first, last = times.min(), times.max()
     offset = settings.day_boundary
@@ -195,8 +196,15 @@ def days_outside_record(settings: Settings, plans, times) -> dict[str, str]:
     need_last = max(hour_window(p.var_class, settings.end_date, offset).last for p in plans)
     if need_first >= first and need_last <= last:
         return {}
+    refusal = ConfigurationError(
+        f"the range {settings.start_date}..{settings.end_date} is outside the source's record "
+        f"{first:%Y-%m-%dT%HZ}..{last:%Y-%m-%dT%HZ}: its days use the hourly records "
+        f"{need_first:%Y-%m-%dT%HZ}..{need_last:%Y-%m-%dT%HZ}"
+    )
+    if day_start(settings.start_date, offset) < first or day_start(settings.end_date, offset) > last:
+        raise refusal
     unavailable = {}
-    for day in settings.days:
+    for day in dict.fromkeys((settings.start_date, settings.end_date)):  # only the edge days can reach past it
         windows = [(p.name, hour_window(p.var_class, day, offset)) for p in plans]
         outside = [(name, w) for name, w in windows if w.first < first or w.last > last]
         if outside:
@@ -205,11 +213,7 @@ def days_outside_record(settings: Settings, plans, times) -> dict[str, str]:
             unavailable[day.isoformat()] = (f"the source's record is {first:%Y-%m-%dT%HZ}..{last:%Y-%m-%dT%HZ}, but "
                                             f"{name} of {day} needs {edge:%Y-%m-%dT%HZ}")
     if len(unavailable) == len(settings.days):
-        raise ConfigurationError(
-            f"the range {settings.start_date}..{settings.end_date} is outside the source's record "
-            f"{first:%Y-%m-%dT%HZ}..{last:%Y-%m-%dT%HZ}: its days use the hourly records "
-            f"{need_first:%Y-%m-%dT%HZ}..{need_last:%Y-%m-%dT%HZ}"
-        )
+        raise refusal
     return unavailable
 
 

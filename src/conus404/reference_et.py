@@ -11,8 +11,9 @@ The Penman-Monteith arithmetic is the ``refet`` package's (WSWUP, ``refet.Hourly
   A cell without any daytime hour keeps refet's fcd = 1.
 - Cost: on the full grid about 0.5 s per hour (most of it refet's solar geometry), some 15 s a day.
 - Inputs: each hourly snapshot at t stands for the hour centred on t (t - 30 min .. t + 30 min).
-  Rs = SWDOWN x 0.0036 (W m-2 to MJ m-2 h-1); ea from Q2 and PSFC (:mod:`conus404.humidity`);
-  the wind speed at 10 m from U10/V10. The PC store has no terrain height, so the elevation in
+  Rs = SWDOWN x 0.0036 (W m-2 to MJ m-2 h-1); ea from max(Q2, 0) and PSFC (:mod:`conus404.humidity`;
+  WRF leaves Q2 slightly negative at times); the wind speed at 10 m from U10/V10. The PC store has no
+  terrain height, so the elevation in
   ASCE's pressure formula (eq. 3) is the one that gives the day's mean PSFC:
   z = 293 / 0.0065 (1 - (P / 101.3) ** (1 / 5.26)).
 """

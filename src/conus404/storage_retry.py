@@ -23,7 +23,7 @@ from azure.storage.blob.aio import ExponentialRetry
 
 from conus404.retry_policy import RetrySettings
 
-THROTTLING = frozenset({429, 500, 503})  # blob storage's "busy": ServerBusy (egress over the account limit), ...
+THROTTLING = frozenset({503})  # blob storage throttles with 503 ServerBusy ("Egress is over the account limit")
 
 
 class PacedRetry(ExponentialRetry):
