@@ -179,3 +179,32 @@ def test_check_source_fails_naming_a_renamed_dimension_a_missing_variable_and_an
                      result.stdout), result.stdout
     result = _check_source(tmp_path / "d", stack, "--variables", "T2", "--start", "2021-02-01", "--end", "2021-02-02")
     assert result.returncode == 1 and re.search(r"fail\s+range\s+the range 2021-02-01..2021-02-02 is outside", result.stdout)
+
+
+def test_surface_fields_at_real_extremes_are_published_not_refused(tmp_path):
+    """A July day of the fields whose bounds no earlier test value came near: a desert skin above the
+    340 K once allowed, SST and SSTSK of 0 over land, snow at the 2,000 mm cap, a 5-km boundary layer,
+    LAI above the tables' 4.7, canopy evaporation negative with dew."""
+    from tests.test_worker import run_worker
+
+    names = ("TSK", "TRAD", "SST", "SSTSK", "PBLH", "SNOW", "LAI", "ACECAN")
+    spec = StoreSpec.for_days("2021-07-01", 1, ny=24, nx=32, variables=names)
+    store = tmp_path / "july.zarr"
+    write_store(spec, str(store))
+    code, result, err = run_worker("2021-07-01", tmp_path, "--source", str(store), "--variables", ",".join(names),
+                                   "--statistics", "TSK:max")
+    assert code == 0 and result["status"] == "published", err
+    hourly = xr.open_zarr(store).load()
+    assert float(hourly["TSK"].max()) > 340.0 and float(hourly["SNOW"].max()) == 2000.0
+    with netCDF4.Dataset(daily_file.daily_path(tmp_path / "data", dt.date(2021, 7, 1))) as nc:
+        day = slice(0, 24)
+        np.testing.assert_array_equal(nc["TSK_max"][0], hourly["TSK"].values[day].max(axis=0))
+        sst = hourly["SST"].values[day].astype(np.float64).mean(axis=0).astype(np.float32)
+        np.testing.assert_allclose(nc["SST"][0], sst, rtol=1e-6)
+        assert (nc["SST"][0][sst == 0] == 0).all(), "land stays 0: WPS's fill, published as the store has it"
+        acecan = hourly["ACECAN"].values[1:25].astype(np.float64).sum(axis=0)
+        np.testing.assert_allclose(nc["ACECAN"][0], acecan.astype(np.float32), rtol=1e-5, atol=1e-6)
+        assert "conus404_qc_flags" not in nc["ACECAN"].ncattrs()
+    assert (hourly["ACECAN"].values[1:25] < 0).any()  # net of dew: negative by definition, neither refused nor flagged
+    qc = json.loads((tmp_path / "qc" / "qc_20210701.json").read_text())
+    assert not [f for f in qc["flags"] if f["variable"] in ("ACECAN", "SST", "SSTSK", "TSK", "SNOW", "LAI", "PBLH")]

@@ -88,3 +88,14 @@ def test_a_misspelt_variable_is_refused_before_any_download_with_the_closest_nam
     assert result.returncode == 2
     assert "'ACSWDN' is not a variable of the source (did you mean ACSWDNB" in result.stderr
     assert not (tmp_path / "logs" / "subprocesses").exists()
+
+
+def test_staggered_winds_are_marked_as_not_made_and_levels_as_needing_allow_3d():
+    from conus404.variable_listing import describe_variables, format_listing
+
+    ds = build_dataset(StoreSpec.for_days("2021-01-01", 1, ny=6, nx=7, variables=("T2", "U", "V", "TK")))
+    rows = {row.name: row for row in describe_variables(ds)}
+    assert rows["U"].staggered and rows["V"].staggered and not rows["U"].has_levels
+    assert rows["TK"].has_levels and not rows["TK"].staggered and not rows["T2"].staggered
+    text = format_listing(list(rows.values()), len(rows), "", "a store")
+    assert "U ~" in text and "TK *" in text and "~ on the staggered grid (cell faces): not made here" in text

@@ -75,6 +75,20 @@ class QcReport:
     def flag_messages(self) -> list[str]:
         return [f"{f['variable']}: {f['message']}" for f in self.flags]
 
+    def flags_by_field(self) -> dict[str, str]:
+        """Each flagged variable's flags, as one text (for the daily file's field)."""
+        flagged: dict[str, list[str]] = {}
+        for flag in self.flags:
+            flagged.setdefault(flag["variable"], []).append(flag["message"])
+        return {name: "; ".join(messages) for name, messages in flagged.items()}
+
+    def file_attributes(self) -> dict[str, str]:
+        """What the day's checks concluded, for the daily file: ``passed``, or ``flagged`` and each flag."""
+        attrs = {"conus404_qc": self.status(failed=False)}
+        if self.flags:
+            attrs["conus404_qc_flags"] = "; ".join(self.flag_messages())
+        return attrs
+
     def status(self, failed: bool) -> str:
         return "failed" if failed else ("flagged" if self.flags else "passed")
 

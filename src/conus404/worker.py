@@ -295,23 +295,6 @@ def _aggregate_variable(plan: VariablePlan, window: aggregation.HourWindow, reco
     return sum(r.nbytes for r in records.values())
 
 
-def qc_attributes(report: validation.QcReport) -> dict[str, str]:
-    """What the day's checks concluded, in the file: ``passed``, or ``flagged`` and each flag."""
-    attrs = {"conus404_qc": report.status(failed=False)}
-    if report.flags:
-        attrs["conus404_qc_flags"] = "; ".join(report.flag_messages())
-    return attrs
-
-
-def _with_qc_flags(fields: list[daily_file.DailyField], report: validation.QcReport) -> list[daily_file.DailyField]:
-    """Each flagged field says so itself (its values are as published: never altered)."""
-    flagged: dict[str, list[str]] = {}
-    for flag in report.flags:
-        flagged.setdefault(flag["variable"], []).append(flag["message"])
-    return [replace(f, attrs={**f.attrs, "conus404_qc_flags": "; ".join(flagged[f.name])}) if f.name in flagged else f
-            for f in fields]
-
-
 def provenance(description: dict[str, str], plans: list[VariablePlan]) -> dict[str, str]:
     return {
         **description,
@@ -413,13 +396,15 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
         )
         timings["aggregate"] = time.monotonic() - step - (timings.get("read", 0.0) - read_before)
         report.raise_if_failed()
-        fields = _with_qc_flags(fields, report)
+        flagged = report.flags_by_field()  # each flagged field says so itself (its values are never altered)
+        fields = [replace(f, attrs={**f.attrs, "conus404_qc_flags": flagged[f.name]}) if f.name in flagged else f
+                  for f in fields]
         if settings.output_units:  # checked in the source's units; converted last
             fields = output_units.converted_fields(fields, settings.output_units, {p.name: field_names(p) for p in plans})
         step = time.monotonic()
         made_with = {"conus404_units": output_units.format_units(settings.output_units)} if settings.output_units else {}
         dataset = daily_file.build_dataset(day, lat, lon, fields, {**provenance(description, plans), **made_with,
-                                                                    **qc_attributes(report)},
+                                                                    **report.file_attributes()},
                                            settings.day_boundary, settings.cell_corners)
         if not settings.series_only:
             daily_file.publish(dataset, final, timings, settings.compression_level)
