@@ -53,9 +53,11 @@ def _store_values(stack, name: str) -> xr.DataArray:
 
 
 def test_fog_and_tiny_negatives_are_published_unchanged_flagged_and_refused_with_strict_qc(stack, tmp_path):
-    result = conftest.run_pipeline(tmp_path, stack, DAYS, SHIPPED, "--foreground")
+    result = conftest.run_pipeline(tmp_path, stack, DAYS, SHIPPED, "--foreground", "--rollup", "monthly", "--allow-partial")
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"published\s+3\s+\(3 flagged by the QC, published unchanged", result.stdout), result.stdout
+    with netCDF4.Dataset(tmp_path / "data" / "unprocessed" / "monthly" / "conus404_monthly_202101.nc") as month:
+        assert "conus404_qc_flags" not in month["TD2"].ncattrs()  # one day's flags are not the month's
     t2, td2, q2, prec = (_store_values(stack, n) for n in ("T2", "TD2", "Q2", "PREC_ACC_NC"))
     for day in DAYS:
         hours = slice(day.isoformat(), f"{day.isoformat()}T23")  # 00Z..23Z

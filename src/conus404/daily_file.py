@@ -38,6 +38,11 @@ class DailyField:
         return ("time", *((self.level_dim,) if self.level_dim else ()), "south_north", "west_east")
 
 
+# A field's attributes that describe its one day (the hours used, what the QC flagged that day): not
+# carried into the roll-ups, the Zarr store or the series tables, which hold many days.
+DAY_ONLY_ATTRIBUTES = frozenset({"conus404_hour_window", "conus404_qc_flags"})
+
+
 def daily_dir(data_dir: Path) -> Path:
     return Path(data_dir) / "unprocessed" / "daily"
 

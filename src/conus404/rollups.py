@@ -160,7 +160,7 @@ def _write(period: Period, paths: list[Path], names: list[str], digest: str, use
         how, word = rules[name]
         values = totals[name] / used if how == "mean" else totals[name]
         values = np.where(missing[name], np.nan, values).astype(np.float32)
-        field_attrs = {k: v for k, v in attrs[name].items() if k not in ("conus404_hour_window",)}
+        field_attrs = {k: v for k, v in attrs[name].items() if k not in daily_file.DAY_ONLY_ATTRIBUTES}
         # a mean of the days' means is the period's mean (and so for sums, minima, maxima): the
         # daily cell_methods holds over the period's time bounds (CF 7.4's "within/over days" is
         # for climatologies)

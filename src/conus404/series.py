@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from conus404.atomic import temporary_sibling
+from conus404.daily_file import DAY_ONLY_ATTRIBUTES
 from conus404.series_weights import FOLDERS, SeriesTarget, cached
 from conus404.subset import Window
 
@@ -48,7 +49,8 @@ def day_values(target: SeriesTarget, fields: Iterable[tuple[str, np.ndarray, dic
             continue
         names.append(name)
         rows.append(target.weights.means(np.asarray(values, dtype=np.float32), window))
-        attrs[name] = {k: v for k, v in field_attrs.items() if isinstance(v, str | int | float)}
+        attrs[name] = {k: v for k, v in field_attrs.items()
+                       if isinstance(v, str | int | float) and k not in DAY_ONLY_ATTRIBUTES}
     return names, np.array(rows, dtype=np.float64).reshape(len(names), target.weights.count), attrs
 
 

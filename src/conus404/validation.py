@@ -158,26 +158,30 @@ def check_hourly(
                         f"{bounds.possible[0]:g}..{bounds.possible[1]:g} (broken data or wrong units)")
             return
     if np.nanmin(lows) < bounds.usual[0] or np.nanmax(highs) > bounds.usual[1]:
-        _flag_unusual_hours(report, name, values, bounds, timestamps)
+        _flag_unusual_hours(report, name, values, bounds, timestamps, lows, highs)
 
 
-def _flag_unusual_hours(report: QcReport, name: str, values: np.ndarray, bounds: Bounds, timestamps: list[str]) -> None:
-    """One flag per side: how many cell-hours lie beyond the usual bound, the worst one and where."""
+def _flag_unusual_hours(report: QcReport, name: str, values: np.ndarray, bounds: Bounds, timestamps: list[str],
+                        lows: np.ndarray, highs: np.ndarray) -> None:
+    """One flag per side: how many cell-hours lie beyond the usual bound, the worst one and where.
+
+    Only the records whose extremes cross the bound are looked at, one at a time (no copy of the day):
+    the worst value beyond a side is that record's extreme, so it is found by argmin/argmax.
+    """
     flat = values.reshape(values.shape[0], -1)
-    for side, beyond in (("below", np.less), ("above", np.greater)):
+    for side in ("below", "above"):
         limit = bounds.usual[0] if side == "below" else bounds.usual[1]
-        with np.errstate(invalid="ignore"):
-            mask = beyond(flat, limit)
-        count = int(np.count_nonzero(mask))
-        if not count:
+        crossing = np.flatnonzero(lows < limit) if side == "below" else np.flatnonzero(highs > limit)
+        if not len(crossing):
             continue
-        worst_at = np.nanargmin(np.where(mask, flat, np.inf)) if side == "below" else np.nanargmax(np.where(mask, flat, -np.inf))
-        hour, cell = np.unravel_index(int(worst_at), flat.shape)
-        hours = int(np.count_nonzero(mask.any(axis=1)))
+        count = sum(int(np.count_nonzero(flat[i] < limit if side == "below" else flat[i] > limit)) for i in crossing)
+        hour = int(crossing[np.argmin(lows[crossing])] if side == "below" else crossing[np.argmax(highs[crossing])])
+        record = flat[hour]
+        cell = int(np.nanargmin(record) if side == "below" else np.nanargmax(record))
         what = "tiny negatives the model leaves" if side == "below" and limit == 0 else "outside climatology"
         report.flag(name, f"hourly_{side}_usual",
-                    f"{count} cell-hour(s) in {hours} hour(s) {side} the usual {limit:g} {bounds.units} ({what})",
-                    count, float(flat[hour, cell]), int(cell), timestamps[int(hour)])
+                    f"{count} cell-hour(s) in {len(crossing)} hour(s) {side} the usual {limit:g} {bounds.units} ({what})",
+                    count, float(record[cell]), cell, timestamps[hour])
 
 
 def _record_extremes(report: QcReport, name: str, hourly: np.ndarray, raw: np.ndarray, timestamps: list[str]):

@@ -141,7 +141,7 @@ class ZarrOutput:
         start = np.array([daily_file.day_start_utc(d, settings.day_boundary) for d in settings.days])
         data_vars: dict[str, Any] = {
             name: (("time", "south_north", "west_east"), da.full((n, ny, nx), np.nan, dtype=np.float32, chunks=chunks),
-                   {k: v for k, v in template[name].attrs.items() if k != "conus404_hour_window"})
+                   {k: v for k, v in template[name].attrs.items() if k not in daily_file.DAY_ONLY_ATTRIBUTES})
             for name in names}
         data_vars["time_bnds"] = (("time", "nv"), np.stack([start, start + np.timedelta64(1, "D")], axis=1))
         data_vars[WRITTEN] = (("time",), np.zeros(n, np.uint8), {

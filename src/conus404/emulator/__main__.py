@@ -18,6 +18,7 @@ from pathlib import Path
 
 from conus404 import grid
 from conus404.atomic import atomic_write_text
+from conus404.emulator.store_layouts import TIME_ENCODINGS
 from conus404.emulator.synthetic_store import DEFAULT_VARIABLES, StoreSpec, supported_variables
 
 
@@ -57,6 +58,15 @@ def _spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layout", choices=("pc", "hytest"), default="pc", help="store layout (default pc)")
     parser.add_argument("--variables", default=",".join(DEFAULT_VARIABLES), help="comma-separated variables")
     parser.add_argument("--seed", type=int, default=404, help="random seed (default 404)")
+    parser.add_argument("--tidy", action="store_true",
+                        help="fields without the real model's quirks (no fog, tiny negatives or quantisation)")
+    parser.add_argument("--fill-value", choices=("nan", "null"), default="nan",
+                        help="the arrays' fill value (null: zarr reads a missing chunk as 0); default nan")
+    parser.add_argument("--time-encoding", choices=sorted(TIME_ENCODINGS),
+                        help="how time is stored (default: the layout's own, int64 hours for pc, WRF's float32 "
+                        "minutes for hytest)")
+    parser.add_argument("--no-closing-record", action="store_true",
+                        help="end at 23Z of the last day, as the Planetary Computer's record does")
 
 
 def _spec(args: argparse.Namespace) -> StoreSpec:
@@ -68,7 +78,9 @@ def _spec(args: argparse.Namespace) -> StoreSpec:
             f"choose from {', '.join(supported_variables(args.layout))}"
         )
     ny, nx = args.grid
-    return StoreSpec.for_days(args.start, args.days, ny=ny, nx=nx, variables=names, layout=args.layout, seed=args.seed)
+    return StoreSpec.for_days(args.start, args.days, closing_record=not args.no_closing_record, ny=ny, nx=nx,
+                              variables=names, layout=args.layout, seed=args.seed, quirks=not args.tidy,
+                              fill_value=args.fill_value, time_encoding=args.time_encoding)
 
 
 def _parser() -> argparse.ArgumentParser:
