@@ -210,3 +210,16 @@ def test_surface_fields_at_real_extremes_are_published_not_refused(tmp_path):
     assert (hourly["ACECAN"].values[1:25] < 0).any()  # net of dew: negative by definition, neither refused nor flagged
     qc = json.loads((tmp_path / "qc" / "qc_20210701.json").read_text())
     assert not [f for f in qc["flags"] if f["variable"] in ("ACECAN", "SST", "SSTSK", "TSK", "SNOW", "LAI", "PBLH")]
+
+
+def test_check_source_reads_a_hytest_copy_with_its_xtime_axis_and_wrf_attributes(tmp_path):
+    store = tmp_path / "hytest.zarr"
+    write_store(StoreSpec.for_days("2021-01-01", 3, ny=20, nx=24, layout="hytest", variables=("T2", "TD2", "PREC_ACC_NC")),
+                str(store))
+    result = _check_source(tmp_path, None, "--source", str(store), "--variables", "T2,TD2,PREC_ACC_NC")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert re.search(r"ok\s+time encoding\s+float32 'minutes since 1979-10-01", out), out
+    assert re.search(r"ok\s+projection\s+the store's attributes agree: TRUELAT1 30, TRUELAT2 50, STAND_LON -97.9, DX 4000", out)
+    assert re.search(r"ok\s+T2\s+\(time, south_north, west_east\) float32, chunks 144 x 20 x 24, zstd, fill NaN", out)
+    assert re.search(r"ok\s+PREC_ACC_NC hour\s+2021-01-01T01Z \(one 20 x 24 chunk of 144 hours", out), out

@@ -156,3 +156,17 @@ def test_range_nan_share_and_infinities_per_record_match_a_direct_count():
     assert "T2 at 2021-01-01T03Z is 13.3% missing" in text
     assert "T2 at 2021-01-01T07Z has infinite values" in text
     assert "T2 at 2021-01-01T09Z has 355" in text
+
+
+def test_every_bounded_variable_s_units_are_the_real_stores_own():
+    """A bound in other units than the store's would refuse every day of that variable."""
+    from conus404 import qc_bounds
+    from conus404.reference_metadata import hytest_store_variables, pc_store_variables
+
+    checked = 0
+    for listing in (pc_store_variables(), hytest_store_variables()):
+        for name, bounds in qc_bounds.HOURLY.items():
+            if name in listing:
+                assert listing[name].attrs.get("units") == bounds.units, name
+                checked += 1
+    assert checked > 30

@@ -192,7 +192,7 @@ def _zarr_store(settings: Settings, done) -> None:
 
 
 def summary_lines(title: str, total: int, outcomes: dict[dt.date, DayOutcome], quarantined: int = 0,
-                  wall_s: float | None = None, every_failure: bool = True) -> list[str]:
+                  wall_s: float | None = None, every_failure: bool = True, qc_dir: Path | None = None) -> list[str]:
     """The end-of-run table; with ``every_failure`` False only the first failures (for the terminal)."""
     from conus404 import run_report
 
@@ -203,7 +203,8 @@ def summary_lines(title: str, total: int, outcomes: dict[dt.date, DayOutcome], q
         f"summary: {title}",
         f"  days in range   {total:6d}",
         f"  already valid   {skipped:6d}",
-        f"  published       {published:6d}" + (f"  ({flagged} flagged by the QC, published unchanged: see logs/qc/)"
+        f"  published       {published:6d}" + (f"  ({flagged} flagged by the QC, published unchanged: see "
+                                                   f"{qc_dir or 'the QC reports'})"
                                                    if (flagged := sum(o.flagged for o in outcomes.values())) else ""),
         f"  failed          {len(failed):6d}  (transient {sum(o.error_class == 'transient' for o in failed)}, "
         f"permanent {sum(o.error_class not in ('transient', 'disk_full') for o in failed)}"
@@ -371,8 +372,9 @@ def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=N
     outcomes = {**scheduler.run(days), **not_run}
     write_run_outputs(settings)
     quarantined, wall_s = len(_quarantined(settings) - kept_aside), time.monotonic() - started
-    lines = summary_lines(title, len(all_days), outcomes, quarantined, wall_s)
-    short = summary_lines(title, len(all_days), outcomes, quarantined, wall_s, every_failure=False)
+    lines = summary_lines(title, len(all_days), outcomes, quarantined, wall_s, qc_dir=options.log_dir / "qc")
+    short = summary_lines(title, len(all_days), outcomes, quarantined, wall_s, every_failure=False,
+                          qc_dir=options.log_dir / "qc")
     if scheduler.disk_full:
         stop = (f"stopped: {disk_space.describe(settings.data_dir)}; {len(scheduler.not_started)} day(s) not "
                 "started. Free space there and rerun the same command: it resumes where this run stopped")

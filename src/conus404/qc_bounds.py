@@ -68,7 +68,7 @@ HOURLY: dict[str, Bounds] = {
                      "model's clear-sky flux cannot exceed; possible: with the NCO quantisation and a margin"),
     "GLW": Bounds("W m-2", (0.0, 900.0), (40.0, 650.0),
                   "usual: sigma T^4 of a 160 K to a 330 K sky; possible: of a 355 K one"),
-    "COSZEN": Bounds("1", (-1.0, 1.0), (-1.0, 1.0), "a cosine"),
+    "COSZEN": Bounds("dimensionless", (-1.0, 1.0), (-1.0, 1.0), "a cosine"),
     "PBLH": Bounds("m", (0.0, 30_000.0), (0.0, 6_000.0),
                    "possible: YSU bounds the PBL height only by the model's top level (module_bl_ysu.F, hpbl), "
                    "below 21 km at WRF's default 50 hPa top; usual: desert convective boundary layers reach ~5-6 km"),
