@@ -33,6 +33,7 @@ POLYGON_ID = None  # e.g. "huc8"
 POINTS = None  # e.g. "gis/gauges.csv"
 POINT_ID = None
 SERIES_ONLY = False
+SKIP_OFF_GRID = False  # leave out polygons/points wholly off the grid (named in a warning) instead of refusing the file
 
 # Roll-ups of the daily files written at the end of a run: any of "monthly", "annual",
 # "water-year" (1 Oct .. 30 Sep); ALLOW_PARTIAL writes a period before all its days are done.

@@ -123,7 +123,7 @@ def test_usage_errors_are_one_line_and_exit_2(stack, tmp_path, flags, message):
     assert result.returncode == 2, result.stdout + result.stderr
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert "Traceback" not in result.stdout + result.stderr
-    assert not (tmp_path / "logs" / "subprocesses").exists(), "nothing was downloaded"
+    assert not (tmp_path / "data" / "logs").exists(), "nothing was downloaded"
 
 
 def test_a_corrupt_failure_ledger_is_kept_aside_and_the_run_goes_on(stack, tmp_path):
@@ -168,7 +168,7 @@ def test_a_last_day_whose_records_the_source_lacks_is_refused_before_the_run(sta
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, result.stdout + result.stderr
     assert len(lines) == 1 and "its days use the hourly records 2021-01-03T00Z..2021-01-04T00Z" in lines[0], lines
-    assert not (tmp_path / "logs" / "subprocesses").exists(), "nothing was started"
+    assert not (tmp_path / "data" / "logs").exists(), "nothing was started"
     assert not (tmp_path / "data" / "ultimate_failures.json").exists()
 
 

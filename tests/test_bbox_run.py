@@ -69,4 +69,4 @@ def test_a_box_outside_the_domain_is_a_usage_error(stack, tmp_path):
     proc = conftest.run_driver(stack, tmp_path, DAYS, VARIABLES, "--bbox", "10,45,20,50")
     assert proc.returncode == 2
     assert "the box 10.0,45.0,20.0,50.0 lies outside the CONUS404 domain" in proc.stderr
-    assert not (tmp_path / "logs" / "subprocesses").exists()
+    assert not (tmp_path / "data" / "logs").exists()

@@ -83,10 +83,10 @@ def day_processes(tmp: Path) -> list[tuple[int, str]]:
     return [p for p in processes_mentioning("single_download.py 2021-01-0") if f"--data-dir {tmp / 'data'}" in p[1]]
 
 
-def launchers(log_dir: Path) -> set[int]:
+def launchers(day_logs: Path) -> set[int]:
     """The PIDs that started the day processes, from each day log's attempt header."""
     pids = set()
-    for path in (log_dir / "subprocesses").glob("download_*.log"):
+    for path in day_logs.glob("download_*.log"):
         pids |= {int(pid) for pid in re.findall(r"attempt for .*, started by \S+ pid (\d+)(?:, forked from launch template pid \d+)? =====",
                                                 path.read_text())}
     return pids
@@ -105,7 +105,7 @@ def test_a_local_cluster_publishes_the_same_files_records_a_failure_and_retries_
     assert "executor: dask, a LocalCluster of 2 worker(s) at tcp://127.0.0.1:" in log
     assert re.search(r"started 2021-01-01 \(Dask task conus404-download_20210101-[0-9a-f]{8}\)", log)
     driver_pid = int(re.search(r"driver \(pid (\d+)\)", log).group(1))
-    assert launchers(tmp_path / "logs") and driver_pid not in launchers(tmp_path / "logs"), \
+    assert launchers(tmp_path / "data" / "logs") and driver_pid not in launchers(tmp_path / "data" / "logs"), \
         "the day processes were started by the cluster's workers, not by the driver"
     failed = json.loads((tmp_path / "data" / "failed_jobs.json").read_text())
     assert list(failed) == ["2021-01-03"]
@@ -113,7 +113,7 @@ def test_a_local_cluster_publishes_the_same_files_records_a_failure_and_retries_
     retry_log = (tmp_path / "logs" / "retry_run.log").read_text()
     assert "1 transient failure(s) to retry" in retry_log and "executor: dask" in retry_log
     assert json.loads((tmp_path / "data" / "ultimate_failures.json").read_text()) == {}
-    day3 = (tmp_path / "logs" / "subprocesses" / "download_20210103.log").read_text()
+    day3 = (tmp_path / "data" / "logs" / "download_20210103.log").read_text()
     assert day3.count("attempt for 2021-01-03") == 2
     assert day3.count(conftest.FORKED) == 2, "each Dask worker forked its day processes from its launch template"
     assert_same_files(subprocess_run, tmp_path)
@@ -153,7 +153,7 @@ def test_a_dask_worker_killed_mid_task_ends_with_its_day_published_exactly_once(
     finally:
         stack.inject_faults([])
     assert result.returncode == 0, result.stdout + result.stderr
-    day2 = (tmp_path / "logs" / "subprocesses" / "download_20210102.log").read_text()
+    day2 = (tmp_path / "data" / "logs" / "download_20210102.log").read_text()
     attempts = day2.split("\n===== ")[1:]
     assert len(attempts) == 2 and "published" not in attempts[0], "the lost attempt published nothing"
     assert proxy.counts["injected"] == injected_before + 1, "the lost attempt was killed while its read was held"

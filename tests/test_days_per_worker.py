@@ -34,7 +34,7 @@ def test_batches_give_per_day_outcomes_and_the_same_files(stack, tmp_path):
     single = run_driver(stack, tmp_path / "single", "--days-per-worker", "1")
     assert batched.returncode == single.returncode == 1  # 2021-01-02 has a negative amount
     logs = tmp_path / "batched" / "logs"
-    assert sorted(p.name for p in (logs / "subprocesses").iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / "batched" / "data" / "logs").iterdir()) == [
         "download_20210101-20210102.log", "download_20210103-20210104.log"]
     ledger = json.loads((tmp_path / "batched" / "data" / "failed_jobs.json").read_text())
     assert list(ledger) == ["2021-01-02"]

@@ -94,14 +94,14 @@ def test_a_four_day_run_publishes_four_verified_files_and_a_rerun_does_nothing(s
     # one token for the whole run: signed once, handed to the driver and its workers
     assert stack.service.requests["token"] - tokens_before == 1
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "data" / "unprocessed" / "daily").glob("*.nc")}
-    workers_before = len(list((tmp_path / "logs" / "subprocesses").glob("*.log")))
+    workers_before = len(list((tmp_path / "data" / "logs").glob("*.log")))
 
     again = pipeline(tmp_path, stack, "--foreground")
     assert again.returncode == 0, again.stderr
     log = (tmp_path / "logs" / "driver_main_run.log").read_text()
     assert "already valid        4" in log and "published            0" in log.split("summary:")[-1]
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
-    assert len(list((tmp_path / "logs" / "subprocesses").glob("*.log"))) == workers_before
+    assert len(list((tmp_path / "data" / "logs").glob("*.log"))) == workers_before
     # no SAS token or subscription key in any log, ledger, QC report or output file
     for path in [*(tmp_path / "logs").rglob("*"), *(tmp_path / "data").rglob("*"), tmp_path / "data" / "ultimate_failures.json"]:
         if path.is_file():
@@ -128,7 +128,7 @@ def test_transient_failures_are_retried_and_data_defects_are_not(make_emulator, 
     assert "PREC_ACC_NC at 2021-01-02T06Z has -1.5 mm" in ultimate["2021-01-02"]["message"]
     retry_log = (tmp_path / "logs" / "retry_run.log").read_text()
     assert "1 transient failure(s) to retry, 1 permanent listed without retry" in retry_log
-    day2_log = (tmp_path / "logs" / "subprocesses" / "download_20210102.log").read_text()
+    day2_log = (tmp_path / "data" / "logs" / "download_20210102.log").read_text()
     assert day2_log.count("attempt for 2021-01-02") == 1, "a permanent failure is never retried"
     # the terminal gets the summary table and the failures that remain, with where to read more
     table = result.stdout
@@ -148,7 +148,7 @@ def test_ctrl_c_stops_a_foreground_run_with_exit_130_and_one_line(stack, tmp_pat
                                 env={**os.environ, **stack.client_env()}, start_new_session=True)
         try:
             deadline = time.monotonic() + 120
-            while not (tmp_path / "logs" / "subprocesses").is_dir() or not list((tmp_path / "logs" / "subprocesses").iterdir()):
+            while not (tmp_path / "data" / "logs").is_dir() or not list((tmp_path / "data" / "logs").iterdir()):
                 assert time.monotonic() < deadline and proc.poll() is None, "no day started"
                 time.sleep(0.2)
             pgid = int((tmp_path / "logs" / "pipeline.pid").read_text())
@@ -180,7 +180,7 @@ def test_kill_all_stops_the_run_spares_a_decoy_and_the_next_run_completes(stack,
     env = {**os.environ, "CONUS404_LOG_DIR": str(tmp_path / "logs")}
     try:
         deadline = time.monotonic() + 60
-        while not list((tmp_path / "logs" / "subprocesses").glob("download_*.log")):
+        while not list((tmp_path / "data" / "logs").glob("download_*.log")):
             assert time.monotonic() < deadline, "no worker started"
             time.sleep(0.2)
         while not (days := day_processes_of(pgid)):
@@ -255,7 +255,7 @@ def test_usage_errors_exit_2_with_one_line_before_any_download(usage_emulator, t
     assert result.returncode == 2, result.stdout + result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.stderr
-    assert not (tmp_path / "logs" / "subprocesses").exists(), "nothing was downloaded"
+    assert not (tmp_path / "data" / "logs").exists(), "nothing was downloaded"
     assert not (tmp_path / "logs" / "pipeline.pid").exists()
 
 
@@ -267,7 +267,7 @@ def test_a_day_over_the_timeout_is_stopped_and_retried(stack, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     failed = json.loads((tmp_path / "data" / "failed_jobs.json").read_text())
     assert list(failed) == ["2021-01-03"] and failed["2021-01-03"]["message"] == "timed out after 20 s"
-    day3_log = (tmp_path / "logs" / "subprocesses" / "download_20210103.log").read_text()
+    day3_log = (tmp_path / "data" / "logs" / "download_20210103.log").read_text()
     assert day3_log.count(conftest.FORKED) == 2, "the timed-out attempt and its retry were forked processes"
     assert verified_days(tmp_path) == DAYS
     assert json.loads((tmp_path / "data" / "ultimate_failures.json").read_text()) == {}

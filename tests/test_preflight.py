@@ -48,7 +48,7 @@ def test_a_refused_request_is_one_verdict_line_and_exit_2(local_store, tmp_path)
     assert proc.wait(timeout=120) == 2
     [line] = lines
     assert "'FOO' is not a variable of the source" in json.loads(line)["refused"]
-    assert not (tmp_path / "logs" / "subprocesses").exists(), "no day was started"
+    assert not (tmp_path / "data" / "logs").exists(), "no day was started"
 
 
 def test_the_check_runs_in_a_forked_child_and_the_driver_never_loads_the_storage_stack(local_store, tmp_path):

@@ -123,7 +123,7 @@ def test_an_unusable_output_url_is_a_usage_error(stack, tmp_path, url, message):
     result = pipeline(tmp_path, stack, "--output-url", url)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
-    assert not (tmp_path / "logs" / "subprocesses").exists()
+    assert not (tmp_path / "data" / "logs").exists()
 
 
 def test_a_dask_run_writing_its_zarr_store_to_s3_gives_the_local_runs_store(stack, local_run, tmp_path):

@@ -92,4 +92,4 @@ def test_a_range_past_the_osn_record_is_refused_with_that_record(stack, tmp_path
     assert proc.returncode == 2, proc.stderr[-3000:]
     # the OSN store here holds 2021-01-01T00Z..2021-01-03T00Z, the PC one 2 days too: its own axis decides
     assert "outside the source's record 2021-01-01T00Z..2021-01-03T00Z" in proc.stderr
-    assert not (tmp_path / "logs" / "subprocesses").exists()
+    assert not (tmp_path / "data" / "logs").exists()

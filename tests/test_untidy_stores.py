@@ -74,7 +74,7 @@ def test_fog_and_tiny_negatives_are_published_unchanged_flagged_and_refused_with
             assert "supersaturated" in nc["TD2"].conus404_qc_flags and "tiny negatives" in nc["Q2"].conus404_qc_flags
             excess = (expected["TD2"] - expected["T2"])
             assert excess.max() > 0.5  # the store's fog, kept as it is
-        qc = json.loads((tmp_path / "logs" / "qc" / f"qc_{day:%Y%m%d}.json").read_text())
+        qc = json.loads((tmp_path / "data" / "qc" / f"qc_{day:%Y%m%d}.json").read_text())
         assert qc["status"] == "flagged" and qc["failures"] == []
         fog = next(f for f in qc["flags"] if f["check"] == "dew_point_above_temperature")
         assert fog["cells"] == int((excess > 0.01).sum()) and np.isclose(fog["worst"], excess.max(), atol=1e-3)
@@ -139,7 +139,7 @@ def test_the_whole_record_is_asked_for_and_the_day_past_its_end_is_named_and_not
     assert made == ["conus404_daily_20210101.nc", "conus404_daily_20210102.nc"]
     failed = json.loads((tmp_path / "data" / "ultimate_failures.json").read_text())
     assert list(failed) == ["2021-01-03"] and "(not run)" in failed["2021-01-03"]["message"]
-    assert not (tmp_path / "logs" / "subprocesses" / "download_20210103.log").exists()
+    assert not (tmp_path / "data" / "logs" / "download_20210103.log").exists()
 
 
 def _check_source(tmp_path, stack, *flags: str):

@@ -87,7 +87,7 @@ def test_a_misspelt_variable_is_refused_before_any_download_with_the_closest_nam
                             env={**os.environ, **stack.client_env()})
     assert result.returncode == 2
     assert "'ACSWDN' is not a variable of the source (did you mean ACSWDNB" in result.stderr
-    assert not (tmp_path / "logs" / "subprocesses").exists()
+    assert not (tmp_path / "data" / "logs").exists()
 
 
 def test_staggered_winds_are_marked_as_not_made_and_levels_as_needing_allow_3d():

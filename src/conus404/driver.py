@@ -20,6 +20,7 @@ import numpy as np
 
 from conus404 import daily_file, disk_space, prefetch, series, verified_files
 from conus404 import settings as settings_mod
+from conus404.data_folder import qc_dir
 from conus404.exceptions import (
     ConfigurationError,
 )
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"driver.py: {exc}", file=sys.stderr)
         return 2
     exit_on_sigterm("driver")
-    prefetcher = None
+    prefetcher, accepted = None, False
     try:
         settings = settings_mod.load(args)
         close_unused_launch_template(settings)
@@ -266,14 +267,22 @@ def main(argv: list[str] | None = None) -> int:
         for warning in checked.warnings:
             log.warning("%s", warning)
         verdict.send({"warnings": checked.warnings})  # a Dask cluster that cannot start is the run's failure, in its log
+        accepted = True
         executor = open_executor(settings)
-    except ConfigurationError as exc:
+    except Exception as exc:  # a request that cannot be checked is refused as one that fails its check
+        if accepted and not isinstance(exc, ConfigurationError):
+            raise  # the request was accepted: what failed after is the run's own failure
         if prefetcher is not None:
             from conus404.chunk_cache import cache_root
 
             prefetcher.abandon(cache_root(settings.data_dir))
-        log.error("usage error: %s", exc)
-        verdict.send({"refused": str(exc)})
+        if isinstance(exc, ConfigurationError):
+            log.error("usage error: %s", exc)
+            verdict.send({"refused": str(exc)})
+        else:
+            log.exception("the check of the request failed")
+            verdict.send({"refused": f"the request could not be checked: {type(exc).__name__}: {exc} "
+                                     f"(the details are in {options.log_dir / 'driver_main_run.log'})"})
         return 2
     try:
         return run(settings, signer, options, executor, prefetcher, checked.unavailable)
@@ -372,9 +381,9 @@ def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=N
     outcomes = {**scheduler.run(days), **not_run}
     write_run_outputs(settings)
     quarantined, wall_s = len(_quarantined(settings) - kept_aside), time.monotonic() - started
-    lines = summary_lines(title, len(all_days), outcomes, quarantined, wall_s, qc_dir=options.log_dir / "qc")
+    lines = summary_lines(title, len(all_days), outcomes, quarantined, wall_s, qc_dir=qc_dir(settings.data_dir))
     short = summary_lines(title, len(all_days), outcomes, quarantined, wall_s, every_failure=False,
-                          qc_dir=options.log_dir / "qc")
+                          qc_dir=qc_dir(settings.data_dir))
     if scheduler.disk_full:
         stop = (f"stopped: {disk_space.describe(settings.data_dir)}; {len(scheduler.not_started)} day(s) not "
                 "started. Free space there and rerun the same command: it resumes where this run stopped")

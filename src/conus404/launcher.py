@@ -140,7 +140,7 @@ def start_run(args: argparse.Namespace, settings: settings_mod.Settings, verdict
         f"{shlex.join(driver)} </dev/null; rc=$?; exec {verdict_fd}>&-; "  # the verdict's pipe ends with the driver
         f"if [ $rc -ne 2 ] && [ $rc -ne {EXIT_DISK_FULL} ] && [ $rc -lt 128 ]; then {shlex.join(retry)} </dev/null; retry_rc=$?; "
         f"if [ $rc -ne {EXIT_DRIVER_FAILED} ]; then rc=$retry_rc; fi; fi; "
-        f"rm -f {shlex.quote(str(pid_file))}; exit $rc"
+        f"{run_status.outcome_command(settings.data_dir)}rm -f {shlex.quote(str(pid_file))}; exit $rc"
     )
     lock_fd = run_lock.acquire(settings.data_dir, log_dir)  # held by the run's group from here on
     try:
@@ -153,6 +153,7 @@ def start_run(args: argparse.Namespace, settings: settings_mod.Settings, verdict
     atomic_write_text(pid_file, f"{proc.pid}\n")
     atomic_write_text(log_dir / "pipeline.data_dir", f"{settings.data_dir}\n")  # for kill_all.sh
     run_status.record_run(log_dir, common)  # for --status
+    proc.run_flags = common  # recorded in the data folder once the request is accepted
     return proc
 
 
@@ -166,6 +167,46 @@ def read_verdict(verdict_r: int) -> dict | None:
     except ValueError:
         return None
     return verdict if isinstance(verdict, dict) else None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+class Untouched:
+    """What folders held before a run was started, so that a refused request can leave them as they
+    were: what did not exist (a new folder and its parents, new entries) is removed."""
+
+    def __init__(self, *folders: Path) -> None:
+        self.folders = {}
+        for folder in folders:
+            folder = Path(folder)
+            if folder.is_dir():
+                self.folders[folder] = ("entries", {entry.name for entry in folder.iterdir()})
+            else:
+                top = folder
+                while not top.parent.exists() and top.parent != top:
+                    top = top.parent
+                self.folders[folder] = ("new", top)
+
+    def restore(self) -> None:
+        for folder, (kind, what) in self.folders.items():
+            try:
+                if kind == "new":
+                    shutil.rmtree(what, ignore_errors=True)
+                    continue
+                for entry in folder.iterdir():
+                    if entry.name in what:
+                        continue
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
+            except OSError:
+                pass  # a folder that cannot be tidied keeps what the refused request left: never an error
 
 
 def cancel_run(proc: subprocess.Popen, log_dir: Path) -> None:
@@ -295,14 +336,16 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_mod.load(args)
         check_retry_options(args)
         log_dir = run_options(args).log_dir
-        ensure_writable(log_dir, "log folder")
         if args.status:
-            return run_status.print_report(run_status.report(settings, log_dir, active_run(log_dir), build_parser))
+            given = run_status.request_flags(sys.argv[1:] if argv is None else list(argv))
+            return run_status.print_report(run_status.report(settings, log_dir, active_run(log_dir), build_parser, given))
         pgid = active_run(log_dir) if args.list_variables is None and not args.check_source else None
         if pgid:
             print(f"run_pipeline.sh: a run from this checkout is already active (process group {pgid}); "
                   "see ./run_pipeline.sh --status, or stop it with ./kill_all.sh", file=sys.stderr)
             return EXIT_ANOTHER_RUN
+        before = Untouched(settings.data_dir)  # a refused request leaves it as it was (the log says why it was refused)
+        ensure_writable(log_dir, "log folder")
         if args.demo:
             scratch = Path(tempfile.mkdtemp(prefix="conus404-demo-"))
             print("demo: starting the local Planetary Computer emulator ...", flush=True)
@@ -317,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             return check_source(settings)
         run_started = time.time()
         ensure_writable(daily_file.daily_dir(settings.data_dir), "data folder")  # before its lock is taken
+        log_start = _size(log_dir / "driver_main_run.log")  # a foreground run shows what its driver logs from here
         verdict_r, verdict_w = os.pipe()
         try:
             proc = start_run(args, settings, verdict_w)
@@ -336,10 +380,12 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 pass
             cancel_run(proc, log_dir)
+            before.restore()
             if verdict is None:
                 raise ConfigurationError(f"the run ended before its checks did (exit {proc.returncode}); see "
                                          f"{log_dir / 'driver_main_run.log'} and {log_dir / 'pipeline_console.log'}")
             raise ConfigurationError(verdict["refused"])
+        run_status.record_data_run(settings.data_dir, proc.run_flags, log_dir, proc.pid)
         warnings = verdict.get("warnings", [])
         for warning in warnings:
             print(f"run_pipeline.sh: warning: {warning}", flush=True)
@@ -348,7 +394,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(f"running {settings.start_date}..{settings.end_date} in the foreground; log: "
               f"{log_dir / 'driver_main_run.log'}", flush=True)
-        code = wait_foreground(proc)
+        from conus404.terminal_progress import TerminalProgress
+
+        shown = TerminalProgress(log_dir / "driver_main_run.log", log_start, len(settings.days)).start()
+        try:
+            code = wait_foreground(proc)
+        finally:
+            shown.stop()
         for line in run_report.written_since(log_dir, run_started):
             print(line)
         if code == EXIT_DISK_FULL:

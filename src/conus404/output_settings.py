@@ -21,6 +21,9 @@ def add_arguments(group, date_range: bool) -> None:
                        help="also make a daily series per point (gauge): a CSV id,lon,lat or a vector file of points "
                        "(POINTS); '' = none")
     group.add_argument("--point-id", metavar="FIELD", help="the points' id field, for a vector file (POINT_ID)")
+    group.add_argument("--skip-off-grid", action="store_true", default=None,
+                       help="leave out the polygons and points wholly off the grid (or the box's window), or that "
+                       "reach a pole, with a warning naming them; without it such a file is refused (SKIP_OFF_GRID)")
     group.add_argument("--series-only", action="store_true", default=None,
                        help="keep only the polygon/point series, not the gridded daily files; only the window "
                        "covering them is read (SERIES_ONLY)")
@@ -56,6 +59,7 @@ def from_config(values: Mapping[str, Any], project_path: Callable[[str], Path]) 
         "points": _optional_path(values.get("POINTS"), project_path),
         "point_id": values.get("POINT_ID") or None,
         "series_only": bool(values.get("SERIES_ONLY", False)),
+        "skip_off_grid": bool(values.get("SKIP_OFF_GRID", False)),
         "rollups": _rollups(values.get("ROLLUPS", ()), "ROLLUPS"),
         "allow_partial": bool(values.get("ALLOW_PARTIAL", False)),
         "day_boundary": _day_boundary(values.get("DAY_BOUNDARY", "UTC"), "DAY_BOUNDARY"),
@@ -79,6 +83,8 @@ def changes_from(args: argparse.Namespace, user_path: Callable[[str], Path]) -> 
             changes[name] = getattr(args, name).strip() or None
     if getattr(args, "series_only", None):
         changes["series_only"] = True
+    if getattr(args, "skip_off_grid", None):
+        changes["skip_off_grid"] = True
     if getattr(args, "day_boundary", None) is not None:
         changes["day_boundary"] = _day_boundary(args.day_boundary, "--day-boundary")
     if getattr(args, "zarr", None) is not None:
@@ -129,6 +135,7 @@ def worker_flags(settings) -> list[str]:
                         ("--points", settings.points), ("--point-id", settings.point_id)):
         flags += [flag, str(value or "")]
     flags += ["--series-only"] if settings.series_only else []
+    flags += ["--skip-off-grid"] if settings.skip_off_grid else []
     flags += ["--cell-corners"] if settings.cell_corners else []
     from conus404.output_units import format_units
 

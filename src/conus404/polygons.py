@@ -73,6 +73,10 @@ def read_features(path: Path, id_field: str | None, flag: str, id_flag: str):
         frame = geopandas.read_file(path, engine="pyogrio")
     except Exception as exc:  # GDAL's own message says what is wrong with the file
         raise ConfigurationError(f"{flag} {path} cannot be read as a vector file: {exc}") from None
+    if not isinstance(frame, geopandas.GeoDataFrame) or frame.geometry is None:
+        columns = ", ".join(map(str, frame.columns)) or "none"
+        hint = " (a CSV of id,lon,lat is a point file: --points)" if flag == "--polygons" else ""
+        raise ConfigurationError(f"{flag} {path} holds a table without geometries (its columns: {columns}){hint}")
     if len(frame) == 0:
         raise ConfigurationError(f"{flag} {path} holds no features")
     if frame.crs is None:
@@ -105,19 +109,28 @@ def _id_text(value) -> str:
     return str(value)
 
 
-def read_polygons(path: Path, id_field: str | None) -> tuple[list[str], list]:
-    """(ids, shapely polygons in the CONUS404 projection plane), each repaired if it was invalid."""
+def read_polygons(path: Path, id_field: str | None, skip_unprojectable: bool = False) -> tuple[list[str], list, list[str]]:
+    """(ids, shapely polygons in the CONUS404 projection plane, ids skipped), each repaired if it was
+    invalid. A polygon that cannot be projected into the Lambert conformal plane (one reaching a pole,
+    e.g. Antarctica: its coordinates become infinite) is refused by name, or skipped with
+    ``skip_unprojectable`` (--skip-off-grid: it is off the grid)."""
     import shapely
 
     frame = read_features(path, id_field, "--polygons", "--polygon-id")
-    ids = list(frame[id_field])
-    geometries = []
-    for feature_id, geometry in zip(ids, frame.geometry.to_crs(conus404_crs()), strict=True):
+    geometries, kept, skipped = [], [], []
+    for feature_id, geometry in zip(list(frame[id_field]), frame.geometry.to_crs(conus404_crs()), strict=True):
         if geometry is None or geometry.is_empty:
             raise ConfigurationError(f"--polygons {path}: feature {feature_id} has no geometry")
         if geometry.geom_type not in ("Polygon", "MultiPolygon"):
             raise ConfigurationError(f"--polygons {path}: feature {feature_id} is a {geometry.geom_type}, not a polygon "
                                      "(points go to --points)")
+        if not np.isfinite(shapely.bounds(geometry)).all():
+            if skip_unprojectable:
+                skipped.append(feature_id)
+                continue
+            raise ConfigurationError(f"--polygons {path}: feature {feature_id} cannot be projected into CONUS404's "
+                                     "Lambert conformal plane (it reaches a pole); it is off the grid: "
+                                     "--skip-off-grid drops such features")
         if not geometry.is_valid:
             why = shapely.is_valid_reason(geometry)
             geometry = _polygonal_part(shapely.make_valid(geometry))
@@ -125,7 +138,10 @@ def read_polygons(path: Path, id_field: str | None) -> tuple[list[str], list]:
                 raise ConfigurationError(f"--polygons {path}: feature {feature_id} is not a valid polygon ({why}) "
                                          "and cannot be repaired into one")
         geometries.append(geometry)
-    return ids, geometries
+        kept.append(feature_id)
+    if not kept:
+        raise ConfigurationError(f"--polygons {path}: none of its {len(skipped)} polygons can be projected onto the grid")
+    return kept, geometries, skipped
 
 
 def _polygonal_part(geometry):

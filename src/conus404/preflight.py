@@ -245,17 +245,23 @@ def preflight(settings: Settings, signer: AssetSigner, replace_different: bool =
     """
     from conus404 import source
 
+    # the request itself first (URLs, names, statistics, units, its own files), so that the first line a
+    # user sees names their mistake; only then what the data folder already holds is compared with it
     ensure_writable(daily_file.daily_dir(settings.data_dir), "data folder")
-    if not replace_different and not settings.output_url and not settings.series_only:
-        existing_files.refuse_other_fields(settings)
     if settings.output_url:
         from conus404.remote_output import RemoteOutput
 
         RemoteOutput.of(settings).check_writable()
+    if settings.executor == DASK and settings.dask_scheduler:
+        from conus404.dask_executor import check_scheduler
+
+        check_scheduler(settings.dask_scheduler)
     try:
         verdict = _check_against_source(settings, signer)
     finally:
         source.release_storage_clients()
+    if not replace_different and not settings.output_url and not settings.series_only:
+        existing_files.refuse_other_fields(settings)
     if not settings.series_only:  # after the polygons' weights: they decide the cells a run covers
         existing_files.refuse_other_coverage(settings)
         existing_files.refuse_other_day_boundary(settings)
@@ -264,8 +270,4 @@ def preflight(settings: Settings, signer: AssetSigner, replace_different: bool =
         from conus404.zarr_output import ZarrOutput
 
         ZarrOutput.of(settings).check(settings, output_names(settings), bbox_text(settings))
-    if settings.executor == DASK and settings.dask_scheduler:
-        from conus404.dask_executor import check_scheduler
-
-        check_scheduler(settings.dask_scheduler)
     return verdict

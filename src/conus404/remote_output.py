@@ -31,7 +31,7 @@ class RemoteOutput:
         self.url = url.rstrip("/")
         try:
             self.fs, self.root = fsspec.core.url_to_fs(self.url, **dict(storage_options or {}))
-        except (ValueError, ImportError) as exc:
+        except Exception as exc:  # an unknown scheme, a missing backend, a host that does not answer (ftp://)
             raise ConfigurationError(f"OUTPUT_URL {url!r} cannot be used ({type(exc).__name__}: {exc})") from None
         self.root = self.root.rstrip("/")
         from fsspec.implementations.local import LocalFileSystem

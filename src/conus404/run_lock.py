@@ -56,3 +56,21 @@ def _holder(fd: int) -> str:
         return str(json.loads(os.pread(fd, 4096, 0) or b"{}").get("log_dir") or "")
     except (OSError, ValueError):
         return ""
+
+
+def active_holder(data_dir: Path) -> str | None:
+    """The log folder of the run holding the data folder's lock ('' if unnamed), or None if none does.
+    Reads only: the lock file is never created here."""
+    try:
+        fd = os.open(lock_path(data_dir), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(fd)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

@@ -1,14 +1,17 @@
-"""``./run_pipeline.sh --status``: how far the active run is (its own range, data folder and log),
-or, with no run active, the range the configuration and flags describe.
+"""``./run_pipeline.sh --status``: the active or last run of the data folder (its own range,
+variables, flags, outcome and last progress line), and says which; flags given with ``--status``
+beyond ``--data-dir``/``--log-dir`` select another request (on top of the last run's settings).
 
-The launcher records each run's settings (as the flags it gave the driver) in
-``logs/pipeline.run.json``; the status of an active run is read with exactly those. A daily file
-counts as done only when its record in ``.verified.jsonl`` still matches it (one ``stat``); a
-file without one is "present, not verified" until a run checks it.
+The launcher records each accepted run's settings (as the flags it gave the driver) in
+``logs/pipeline.run.json`` and in the data folder (``DATA_DIR/.pipeline.run.json``, with its log
+folder and start); the run's process group writes its exit code beside it when it ends
+(``.pipeline.run.exit``). A daily file counts as done only when its record in ``.verified.jsonl``
+still matches it (one ``stat``); a file without one is "present, not verified" until a run checks it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -20,11 +23,73 @@ from conus404.atomic import atomic_write_json
 from conus404.ledgers import Ledger
 
 RUN_RECORD = "pipeline.run.json"
+DATA_RECORD = ".pipeline.run.json"  # in the data folder: its last run's flags, log folder, start
+DATA_OUTCOME = ".pipeline.run.exit"  # beside it: that run's exit code, written as it ends
 DRIVER_HEADER = " INFO driver (pid "  # the first line a driver logs for its run
+OUTCOMES = {0: "every day published or already valid", 1: "some day failed (see ultimate_failures.json)",
+            70: "the driver itself failed", 73: "the data folder's disk was full", 130: "interrupted (Ctrl-C)"}
 
 
 def record_run(log_dir: Path, flags: list[str]) -> None:
     atomic_write_json(Path(log_dir) / RUN_RECORD, {"flags": flags})
+
+
+def record_data_run(data_dir: Path, flags: list[str], log_dir: Path, pgid: int) -> None:
+    """The run accepted for ``data_dir``; its group writes ``pgid exit-code`` to DATA_OUTCOME as it ends."""
+    atomic_write_json(Path(data_dir) / DATA_RECORD, {"flags": flags, "log_dir": str(log_dir), "pgid": pgid,
+                                                     "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%MZ")})
+
+
+def outcome_command(data_dir: Path) -> str:
+    """What the run's bash leader runs last, with ``$rc`` its exit code (a refusal, exit 2, writes nothing)."""
+    import shlex
+
+    return f'if [ $rc -ne 2 ]; then echo "$$ $rc" > {shlex.quote(str(Path(data_dir) / DATA_OUTCOME))} 2>/dev/null; fi; '
+
+
+def last_run(data_dir: Path) -> dict | None:
+    """The data folder's last recorded run: flags, log_dir, started, and exit/ended once it has ended."""
+    try:
+        record = json.loads((Path(data_dir) / DATA_RECORD).read_text())
+        if not isinstance(record.get("flags"), list):
+            return None
+    except (OSError, ValueError, AttributeError):
+        return None
+    outcome = Path(data_dir) / DATA_OUTCOME
+    try:
+        pgid, code = (int(v) for v in outcome.read_text().split())
+        if pgid == record.get("pgid"):  # this run's, not an earlier one's
+            record["exit"] = code
+            record["ended"] = dt.datetime.fromtimestamp(outcome.stat().st_mtime, dt.UTC).strftime("%Y-%m-%d %H:%MZ")
+    except (OSError, ValueError):
+        pass
+    return record
+
+
+def _outcome(record: dict, active: bool) -> str:
+    if active:
+        return f"active (started {record.get('started', '?')})"
+    if "exit" not in record:
+        return f"started {record.get('started', '?')}, ended without an exit code (stopped by kill_all.sh or a crash?)"
+    code = record["exit"]
+    meaning = OUTCOMES.get(code) or (f"stopped by signal {code - 128}" if code > 128 else f"exit {code}")
+    return f"started {record.get('started', '?')}, ended {record['ended']}: exit {code}, {meaning}"
+
+
+def request_flags(argv: list[str]) -> list[str]:
+    """The flags given with --status that select a request (all but --status, --data-dir, --log-dir)."""
+    out, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        if token in ("--status", "--data-dir", "--log-dir"):
+            skip = token != "--status"
+            continue
+        if token.startswith(("--data-dir=", "--log-dir=")):
+            continue
+        out.append(token)
+    return out
 
 
 def active_run_settings(log_dir: Path, parser_factory) -> settings_mod.Settings | None:
@@ -84,15 +149,32 @@ def _day_counts(settings: settings_mod.Settings) -> tuple[list, list, list]:
     return done, unverified, failed
 
 
-def report(settings: settings_mod.Settings, log_dir: Path, pgid: int | None, parser_factory) -> list[str]:
+def report(settings: settings_mod.Settings, log_dir: Path, pgid: int | None, parser_factory,
+           given: list[str] | None = None) -> list[str]:
+    """The status lines: of the active run of ``log_dir`` (``pgid``), else of the data folder's last run,
+    else of the configured range; ``given`` (flags given with --status) select another request."""
+    from conus404 import run_lock
+
     lines = []
-    if pgid:
+    record = last_run(settings.data_dir)
+    holder = run_lock.active_holder(settings.data_dir)
+    if pgid and not given:
         run = active_run_settings(log_dir, parser_factory)
         settings = run or settings
         lines.append(f"run: active (process group {pgid})" + ("" if run else "; its settings are not recorded, "
                                                                 "so this is the configured range"))
+    elif record is not None and not given:
+        settings = _settings_of(record["flags"], parser_factory) or settings
+        log_dir = Path(record.get("log_dir") or log_dir)
+        lines.append(f"run: the {'active' if holder is not None else 'last'} run of {settings.data_dir}: "
+                     f"{_outcome(record, holder is not None)}; log {log_dir / 'driver_main_run.log'}")
+        lines.append(f"variables {','.join(settings.variables)}; flags {' '.join(_shown_flags(record['flags']))}")
+    elif given:
+        settings = (_settings_of(record["flags"] + given, parser_factory) if record else None) or settings
+        lines.append("run: the request given with --status" + (" (on top of the last run's settings)" if record else "")
+                     + (f"; a run of {settings.data_dir} is active" if holder is not None else ""))
     else:
-        lines.append("run: not active; the configured range:")
+        lines.append(f"run: none recorded for {settings.data_dir}; the configured range:")
     done, unverified, failed = _day_counts(settings)
     days = settings.days
     pending = len(days) - len(done) - len(unverified) - len(failed)
@@ -101,9 +183,9 @@ def report(settings: settings_mod.Settings, log_dir: Path, pgid: int | None, par
     if unverified:
         counts += f"; present, not verified {len(unverified)} (a run checks them)"
     lines.append(f"range {settings.start_date}..{settings.end_date} ({len(days)} days) in {where}: {counts}")
-    last_run = _last_run_lines(log_dir / "driver_main_run.log")
-    progress = [line for line in last_run if "progress:" in line]
-    header = last_run[0].split(DRIVER_HEADER, 1)[1].partition("): ")[2] if last_run else ""  # "A..B (N days), ..."
+    logged = _last_run_lines(log_dir / "driver_main_run.log")
+    progress = [line for line in logged if "progress:" in line]
+    header = logged[0].split(DRIVER_HEADER, 1)[1].partition("): ")[2] if logged else ""  # "A..B (N days), ..."
     this_run = bool(pgid) or header.startswith(f"{settings.start_date}..{settings.end_date} ")
     if progress and this_run:
         lines.append(f"last progress: {progress[-1]}")
@@ -114,6 +196,28 @@ def report(settings: settings_mod.Settings, log_dir: Path, pgid: int | None, par
     if failed:
         lines.append("failed days: " + ", ".join(d.isoformat() for d in failed[:10]) + (" ..." if len(failed) > 10 else ""))
     return lines
+
+
+def _settings_of(flags: list[str], parser_factory) -> settings_mod.Settings | None:
+    try:
+        return settings_mod.load(parser_factory().parse_args(flags))
+    except (SystemExit, settings_mod.ConfigurationError, OSError, ValueError):
+        return None
+
+
+def _shown_flags(flags: list[str]) -> list[str]:
+    """The run's flags a reader cares about (not the ones every run is given, nor empty values)."""
+    shown, i = [], 0
+    while i < len(flags):
+        name = flags[i]
+        value = flags[i + 1] if i + 1 < len(flags) and not flags[i + 1].startswith("--") else None
+        i += 2 if value is not None else 1
+        if name in ("--variables", "--data-dir", "--log-dir", "--start", "--end") or value == "":
+            continue
+        if "=" in name and name.split("=", 1)[1] == "":
+            continue
+        shown.append(name if value is None else f"{name} {value}")
+    return shown
 
 
 def print_report(lines: list[str]) -> int:

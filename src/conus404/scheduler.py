@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conus404 import source
+from conus404.data_folder import day_log_dir, qc_dir
 from conus404.executors import Executor, Job, SubprocessExecutor, WorkerExit, WorkerLaunch
 from conus404.settings import PROJECT_ROOT, WORKER_ENVIRONMENT, Settings, worker_flags
 from conus404.template_warmup import touches_remote_storage
@@ -88,7 +89,7 @@ class AssetSigner:
 
 def worker_argv(days: list[dt.date], settings: Settings, options: RunOptions, signed: bool) -> list[str]:
     argv = [sys.executable, str(WORKER_SCRIPT), *(day.isoformat() for day in days), *worker_flags(settings),
-            "--qc-dir", str(options.log_dir / "qc")]
+            "--qc-dir", str(qc_dir(settings.data_dir))]
     argv += ["--force"] if options.force else []
     argv += ["--signed-asset-stdin"] if signed else []
     return argv
@@ -261,7 +262,7 @@ class DayScheduler:
     def _launch(self, days: list[dt.date]) -> _Running:
         asset = self.signer.current()
         name = f"{days[0]:%Y%m%d}" + (f"-{days[-1]:%Y%m%d}" if len(days) > 1 else "")
-        log_path = self.options.log_dir / "subprocesses" / f"download_{name}.log"
+        log_path = day_log_dir(self.settings.data_dir) / f"download_{name}.log"
         which = ", ".join(day.isoformat() for day in days)
         argv = worker_argv(days, self.settings, self.options, signed=asset is not None)
         stdin_text = json.dumps(asset.to_json()) if asset is not None else None

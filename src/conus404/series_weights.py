@@ -88,8 +88,8 @@ def grid_fingerprint(lat: np.ndarray, lon: np.ndarray) -> str:
     return json.dumps([ny, nx, [[float(lat[j, i]), float(lon[j, i])] for j, i in probes]])
 
 
-def _key(kind: str, path: Path, id_field: str | None, fingerprint: str) -> str:
-    digest = hashlib.sha256(json.dumps([CACHE_VERSION, kind, id_field, fingerprint]).encode())
+def _key(kind: str, path: Path, id_field: str | None, fingerprint: str, skip: bool = False) -> str:
+    digest = hashlib.sha256(json.dumps([CACHE_VERSION, kind, id_field, fingerprint] + (["skip"] if skip else [])).encode())
     for part in _content_files(path):
         with open(part, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
@@ -104,14 +104,15 @@ def prepare(settings, lat: np.ndarray, lon: np.ndarray) -> list[SeriesTarget]:
     found = []
     window = subset.index_window(lat, lon, settings.bbox) if settings.bbox is not None else None
     fingerprint = grid_fingerprint(lat, lon)
+    skip = settings.skip_off_grid
     for kind, path, id_field in configured(settings):
         cache = cache_path(settings.data_dir, kind, path)
-        loaded = _load(cache, path, id_field, fingerprint)
-        target, windows, same_stat = loaded or (_compute(kind, path, id_field, lat, lon, fingerprint), {}, False)
+        loaded = _load(cache, path, id_field, fingerprint, skip)
+        target, windows, same_stat = loaded or (_compute(kind, path, id_field, lat, lon, fingerprint, skip), {}, False)
         box = _box_text(settings)
-        found.append(_restricted(target, window, refuse=True))  # refused before anything is cached
+        found.append(_restricted(target, window, refuse=True, skip=skip))  # refused before anything is cached
         if not same_stat or windows.get(box, False) != _window_list(window):
-            _save(cache, target, id_field, fingerprint, {**windows, box: _window_list(window)})
+            _save(cache, target, id_field, fingerprint, {**windows, box: _window_list(window)}, skip)
     return found
 
 
@@ -120,11 +121,12 @@ def cached(settings) -> list[SeriesTarget] | None:
     run's end); None when a cache is missing or stale (:func:`prepare` then makes it)."""
     found = []
     for kind, path, id_field in configured(settings):
-        loaded = _load(cache_path(settings.data_dir, kind, path), path, id_field, None)
+        loaded = _load(cache_path(settings.data_dir, kind, path), path, id_field, None, settings.skip_off_grid)
         if loaded is None or not loaded[2] or _box_text(settings) not in loaded[1]:
             return None
         window = loaded[1][_box_text(settings)]
-        found.append(_restricted(loaded[0], subset.Window(*window) if window else None, refuse=False))
+        found.append(_restricted(loaded[0], subset.Window(*window) if window else None, refuse=False,
+                                 skip=settings.skip_off_grid))
     return found
 
 
@@ -161,7 +163,7 @@ def read_window(settings, found: list[SeriesTarget]) -> subset.Window | None:
                          min(w.i0 for w in windows), max(w.i1 for w in windows))
 
 
-def _compute(kind: str, path: Path, id_field: str | None, lat, lon, fingerprint: str) -> SeriesTarget:
+def _compute(kind: str, path: Path, id_field: str | None, lat, lon, fingerprint: str, skip: bool = False) -> SeriesTarget:
     from conus404 import points, polygons
 
     try:
@@ -169,16 +171,19 @@ def _compute(kind: str, path: Path, id_field: str | None, lat, lon, fingerprint:
     except Exception as exc:
         raise ConfigurationError(f"--{FOLDERS[kind]} {path}: {exc}") from None
     if kind == POLYGON:
-        ids, geometries = polygons.read_polygons(path, id_field)
+        ids, geometries, unprojectable = polygons.read_polygons(path, id_field, skip)
+        if unprojectable:
+            log.warning("--skip-off-grid: %d polygon(s) of %s reach a pole and are left out: %s", len(unprojectable),
+                        path.name, _listed(unprojectable))
         weights = polygons.exact_weights(geometries, fitted)
         extra = {"polygon_area_m2": (np.array([g.area for g in geometries]), {
             "long_name": "area of the polygon in the CONUS404 Lambert conformal plane", "units": "m2"})}
     else:
         ids, x, y = points.read_points(path, id_field)
         row, col, on_grid = points.containing_cells(x, y, fitted)
-        problem = points.off_grid_message(path, ids, on_grid)
+        problem = None if skip else points.off_grid_message(path, ids, on_grid)
         if problem:
-            raise ConfigurationError(problem)
+            raise ConfigurationError(problem + "; --skip-off-grid drops them")
         weights = points.point_weights(row, col, on_grid)
         extra = {
             "point_x": (x, {"long_name": "x of the point in the CONUS404 projection plane", "units": "m"}),
@@ -190,13 +195,13 @@ def _compute(kind: str, path: Path, id_field: str | None, lat, lon, fingerprint:
             "cell_lon": (np.asarray(lon, np.float64)[row, col], {"standard_name": "longitude",
                 "long_name": "longitude of the centre of the cell holding the point", "units": "degree_east"}),
         }
-    key = _key(kind, path, id_field, fingerprint)
+    key = _key(kind, path, id_field, fingerprint, skip)
     return SeriesTarget(kind, output_name(path), path, ids, weights, key, extra)
 
 
-def _restricted(target: SeriesTarget, window: subset.Window | None, refuse: bool) -> SeriesTarget:
+def _restricted(target: SeriesTarget, window: subset.Window | None, refuse: bool, skip: bool = False) -> SeriesTarget:
     """``target`` on the cells the run reads, with its coverage of them; a feature wholly outside
-    them is refused (``refuse``) with one line naming it."""
+    them is refused (``refuse``) with one line naming it, or left out (``skip``: --skip-off-grid)."""
     weights = target.weights.within(window) if window is not None else target.weights
     extra = dict(target.extra)
     where = f"the box's window ({window})" if window is not None else "the source's grid"
@@ -213,16 +218,39 @@ def _restricted(target: SeriesTarget, window: subset.Window | None, refuse: bool
         inside = np.zeros(weights.count, bool)
         inside[weights.target] = True
         off = [target.ids[k] for k in np.flatnonzero(~inside)]
+    if off and skip:
+        if refuse:  # said once, when the run is checked
+            log.warning("--skip-off-grid: %d %s(s) of %s lie wholly outside %s and are left out: %s", len(off),
+                        target.kind, target.path.name, where, _listed(off))
+        return _without(SeriesTarget(target.kind, target.name, target.path, target.ids, weights, target.key, extra,
+                                     window), set(off))
     if off and refuse:
-        more = f" and {len(off) - 5} more" if len(off) > 5 else ""
-        raise ConfigurationError(f"--{FOLDERS[target.kind]} {target.path}: {', '.join(off[:5])}{more} "
-                                 f"lie{'s' if len(off) == 1 else ''} wholly outside {where}")
+        raise ConfigurationError(f"--{FOLDERS[target.kind]} {target.path}: {_listed(off)} "
+                                 f"lie{'s' if len(off) == 1 else ''} wholly outside {where}; --skip-off-grid drops them")
     return SeriesTarget(target.kind, target.name, target.path, target.ids, weights, target.key, extra, window)
 
 
+def _listed(names: list[str], shown: int = 5) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def _without(target: SeriesTarget, dropped: set[str]) -> SeriesTarget:
+    """``target`` without the features named in ``dropped`` (their cells' weights renumbered)."""
+    keep = np.array([name not in dropped for name in target.ids])
+    renumber = np.cumsum(keep) - 1
+    w = target.weights
+    cells = keep[w.target]
+    weights = CellWeights(renumber[w.target[cells]].astype(np.int32), w.row[cells], w.col[cells], w.area[cells],
+                          int(keep.sum()))
+    extra = {name: (np.asarray(values)[keep], attrs) for name, (values, attrs) in target.extra.items()}
+    ids = [name for name, kept in zip(target.ids, keep, strict=True) if kept]
+    return SeriesTarget(target.kind, target.name, target.path, ids, weights, target.key, extra, target.window)
+
+
 def _save(cache: Path, target: SeriesTarget, id_field: str | None, fingerprint: str,
-          windows: dict[str, list[int] | None]) -> None:
+          windows: dict[str, list[int] | None], skip: bool = False) -> None:
     meta = {"version": CACHE_VERSION, "kind": target.kind, "path": str(target.path), "id_field": id_field,
+            "skip_off_grid": skip,
             "key": target.key, "fingerprint": fingerprint, "stat": _stat(target.path), "windows": windows,
             "extra": {name: attrs for name, (_, attrs) in target.extra.items()}}
     arrays = {"target": target.weights.target, "row": target.weights.row, "col": target.weights.col,
@@ -234,8 +262,8 @@ def _save(cache: Path, target: SeriesTarget, id_field: str | None, fingerprint: 
         tmp.write_bytes(buffer.getvalue())
 
 
-def _load(cache: Path, path: Path, id_field: str | None,
-          fingerprint: str | None) -> tuple[SeriesTarget, dict[str, list[int] | None], bool] | None:
+def _load(cache: Path, path: Path, id_field: str | None, fingerprint: str | None,
+          skip: bool = False) -> tuple[SeriesTarget, dict[str, list[int] | None], bool] | None:
     """The cached target (the windows recorded for it, whether its file's size and time are those
     recorded) if it was made from this file (same
     size and time; with ``fingerprint``, else the same content) for this id field and grid (None:
@@ -245,10 +273,12 @@ def _load(cache: Path, path: Path, id_field: str | None,
             meta = json.loads(str(data["meta"]))
             if meta.get("version") != CACHE_VERSION or meta.get("id_field") != id_field or meta.get("path") != str(path):
                 return None
+            if bool(meta.get("skip_off_grid", False)) != skip:
+                return None
             if fingerprint is not None and meta.get("fingerprint") != fingerprint:
                 return None
             if meta.get("stat") != _stat(path) and (
-                    fingerprint is None or meta.get("key") != _key(meta["kind"], path, id_field, fingerprint)):
+                    fingerprint is None or meta.get("key") != _key(meta["kind"], path, id_field, fingerprint, skip)):
                 return None
             ids = [str(v) for v in data["ids"]]
             weights = CellWeights(data["target"], data["row"], data["col"], data["area"], len(ids))

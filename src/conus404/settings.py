@@ -111,6 +111,7 @@ class Settings:
     points: Path | None = None  # gauges: a CSV id,lon,lat or a vector file of points (conus404.points)
     point_id: str | None = None  # the points' id field (vector files)
     series_only: bool = False  # keep the polygon/point series, not the gridded daily files
+    skip_off_grid: bool = False  # leave out (with a warning) series features wholly off the grid, not refuse the file
     rollups: tuple[str, ...] = ()  # "monthly", "annual", "water-year" files from the daily ones (conus404.rollups)
     allow_partial: bool = False  # write a roll-up period before all its days are done
     cell_corners: bool = False  # lat_bnds/lon_bnds in the daily files, for conservative regridding (conus404.cf)
@@ -303,6 +304,12 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
     if args.variables is not None:
         changes["variables"], inline = parse_variable_statistics(args.variables, "--variables")
         changes["statistics"] = merge_statistics(changes.get("statistics", settings.statistics), inline)
+    if args.statistics:  # the flag's own names must be asked for (config's EXTRA_STATISTICS may name others)
+        variables = changes.get("variables", settings.variables)
+        stray = [name for name in parse_statistics(args.statistics, "--statistics") if name not in variables]
+        if stray:
+            raise ConfigurationError(f"--statistics names {', '.join(stray)}, not among the variables asked for "
+                                     f"({', '.join(variables)}): add {'them' if len(stray) > 1 else 'it'} to --variables")
     if args.source is not None:
         changes["source"] = source_from_command_line(args.source)
     if args.data_dir is not None:
@@ -324,8 +331,26 @@ def check(settings: Settings) -> Settings:
         )
     if not settings.source:
         raise ConfigurationError("the source is empty: use planetary-computer or a Zarr URL or path")
+    _refuse_writing_into_the_source(settings)
     output_settings.check(settings)
     return settings
+
+
+def _refuse_writing_into_the_source(settings: Settings) -> None:
+    """A local source is read, never written: no data folder (or Zarr output) equal to it, inside it
+    or holding it (the pipeline would write its folders, lock and ledgers into the store, or clean_data.sh
+    would reach it)."""
+    if settings.source in KNOWN_SOURCES or "://" in settings.source:
+        return
+    store = Path(settings.source).expanduser().resolve()
+    for what, path in (("--data-dir", settings.data_dir), ("--zarr", settings.output_zarr)):
+        if not path or "://" in str(path):
+            continue
+        folder = Path(path).expanduser().resolve()
+        if folder == store or store in folder.parents or folder in store.parents:
+            relation = "is" if folder == store else ("is inside" if store in folder.parents else "holds")
+            raise ConfigurationError(f"{what} {folder} {relation} the source {store}: the source is only read; "
+                                     f"choose a {'data folder' if what == '--data-dir' else 'Zarr path'} apart from it")
 
 
 def _config_file() -> str:

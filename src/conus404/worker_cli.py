@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from conus404 import setting_values
+from conus404 import data_folder, setting_values
 from conus404 import settings as settings_mod
 from conus404.exceptions import ConfigurationError
 from conus404.failures import EXIT_CODES, EXIT_DONE, failure_class
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("dates", nargs="+", metavar="date", help="a UTC day, YYYY-MM-DD (several: run in turn)")
     parser.add_argument("--force", action="store_true", help="redo the day even if its file verifies")
-    parser.add_argument("--qc-dir", type=Path, help="where the QC report goes (default logs/qc)")
+    parser.add_argument("--qc-dir", type=Path, help="where the QC report goes (default DATA_DIR/qc)")
     parser.add_argument(
         "--signed-asset-stdin", action="store_true",
         help="read the already-signed asset as JSON from standard input (how the driver hands it over)",
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 code = _report_failure(text, exc, time.monotonic(), quiet=index > 0)
             return code
 
-        qc_dir = args.qc_dir or settings_mod.PROJECT_ROOT / "logs" / "qc"
+        qc_dir = args.qc_dir or data_folder.qc_dir(settings.data_dir)
 
         def open_source(fresh: bool):
             if fresh:  # the token was refused: ask the token service, not the SDK's cache
