@@ -2,11 +2,12 @@
 # Move every log under logs/ into a new timestamped folder archive/logs_YYYYmmdd_HHMMSS/.
 #   ./archive_logs.sh
 #   ./archive_logs.sh --help
-# Refuses while a pipeline run from this checkout is active (it is still writing its logs).
+# The runs' logs only: each data folder keeps its own day logs, QC reports and pictures (DATA_DIR/logs,
+# qc, pictures), which stay with its data. Refuses while a run from this checkout is active.
 set -euo pipefail
 cd "$(dirname "$0")"
 case "${1:-}" in
-    -h|--help) sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     "") ;;
     *) echo "archive_logs.sh: unknown option '$1' (see ./archive_logs.sh --help)" >&2; exit 2 ;;
 esac

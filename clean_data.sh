@@ -4,22 +4,25 @@
 #   ./clean_data.sh --yes                 delete without asking
 #   ./clean_data.sh --data-dir DIR        clean DIR (default: DATA_DIR of src/config.py, as the pipeline reads it)
 #   ./clean_data.sh --include-quarantine  also delete daily/quarantine/ (files that failed verification)
+#   ./clean_data.sh --include-pictures    also delete pictures/ (the overview and quick looks)
 #   ./clean_data.sh --help
 # Deletes unprocessed/daily (with its .verified.jsonl), unprocessed/24hours, the roll-ups
 # (unprocessed/monthly, annual, water_year), polygons/ and points/ (series, weights) and .chunk_cache;
-# a --zarr store lives where you put it and is not touched.
-# Never deletes quarantine/ unless asked, logs or ledgers. Refuses while a run is active.
+# a --zarr store lives where you put it and is not touched. Keeps the ledgers, the QC reports (qc/),
+# the day logs (logs/) and, unless asked, quarantine/ and pictures/. Refuses while a run is active.
 set -euo pipefail
 caller_dir="$PWD"
 cd "$(dirname "$0")"
 assume_yes=0
 include_quarantine=0
+include_pictures=0
 data_dir=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -y|--yes) assume_yes=1 ;;
         --include-quarantine) include_quarantine=1 ;;
+        --include-pictures) include_pictures=1 ;;
         --data-dir)
             [ $# -ge 2 ] && [ -n "$2" ] || { echo "clean_data.sh: --data-dir needs a folder" >&2; exit 2; }
             case "$2" in /*) data_dir="$2" ;; *) data_dir="$caller_dir/$2" ;; esac
@@ -58,7 +61,9 @@ if [ -f "$data_dir/.pipeline.lock" ] && command -v flock >/dev/null && ! flock -
 fi
 
 files=()
-for sub in unprocessed/daily unprocessed/24hours unprocessed/monthly unprocessed/annual unprocessed/water_year polygons points .chunk_cache; do
+subs=(unprocessed/daily unprocessed/24hours unprocessed/monthly unprocessed/annual unprocessed/water_year polygons points .chunk_cache)
+[ "$include_pictures" -eq 1 ] && subs+=(pictures)
+for sub in "${subs[@]}"; do
     [ -d "$data_dir/$sub" ] || continue
     if [ "$sub" = unprocessed/daily ] && [ "$include_quarantine" -ne 1 ]; then
         mapfile -t -O "${#files[@]}" files < <(find "$data_dir/$sub" -path "$data_dir/$sub/quarantine" -prune -o \( -type f -o -type l \) -print | sort)
@@ -82,6 +87,9 @@ for f in "${files[@]}"; do
 done
 [ "${#files[@]}" -gt 50 ] && echo "  ... and $(( ${#files[@]} - 50 )) more"
 [ "$kept" -gt 0 ] && echo "Kept: $kept quarantined file(s) in unprocessed/daily/quarantine/ (--include-quarantine deletes them too)."
+if [ "$include_pictures" -ne 1 ] && [ -d "$data_dir/pictures" ] && [ -n "$(ls -A "$data_dir/pictures")" ]; then
+    echo "Kept: the pictures in pictures/ (--include-pictures deletes them too)."
+fi
 if [ "$assume_yes" -ne 1 ]; then
     if [ ! -t 0 ]; then
         echo "clean_data.sh: not asking without a terminal; rerun with --yes to confirm" >&2

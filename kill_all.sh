@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 grace=20
 while [ $# -gt 0 ]; do
     case "$1" in
-        -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         --log-dir) [ $# -ge 2 ] || { echo "kill_all.sh: --log-dir needs a folder" >&2; exit 2; }; case "$2" in /*) CONUS404_LOG_DIR="$2" ;; *) CONUS404_LOG_DIR="$caller_dir/$2" ;; esac; export CONUS404_LOG_DIR; shift ;;
         --grace) [[ "${2:-}" =~ ^[0-9]+$ ]] || { echo "kill_all.sh: --grace needs whole seconds" >&2; exit 2; }; grace="$2"; shift ;;
         *) echo "kill_all.sh: unknown option '$1' (see ./kill_all.sh --help)" >&2; exit 2 ;;
@@ -47,10 +47,11 @@ if kill -0 -- "-$pgid" 2>/dev/null; then
     fi
 fi
 rm -f "$PID_FILE"
-# Temporaries of workers stopped mid-write (a new run would remove them too).
+# Temporaries of writers stopped mid-write, anywhere in the data folder (daily and hourly files, series
+# parts, roll-ups, ledgers, QC reports; conus404/data_folder.py); the run's chunk cache is not walked.
 data_dir="$(cat "$LOG_DIR/pipeline.data_dir" 2>/dev/null || echo "$PROJECT_ROOT/data")"
-for sub in daily 24hours; do
-    [ -d "$data_dir/unprocessed/$sub" ] && find "$data_dir/unprocessed/$sub" -maxdepth 1 -name '.tmp-conus404_*' -delete
-done
+if [ -d "$data_dir" ]; then
+    find "$data_dir" -path "$data_dir/.chunk_cache" -prune -o -type f -name '.tmp-*' -exec rm -f {} +
+fi
 echo "Stopped process group $pgid (driver, retry pass and day workers)."
 echo "Finished daily files are kept; a new run resumes where this one ended."

@@ -67,7 +67,7 @@ DAY_BOUNDARY = "UTC"
 # the hourly records each and a field to compress and write, so they are asked for, not assumed.
 EXTRA_STATISTICS = {}
 KEEP_HOURLY = False  # also keep each day's hourly records in data/unprocessed/24hours/
-OVERVIEW = False  # at the end of a run, draw logs/overview_START_END.png: each field's mean per day
+OVERVIEW = False  # at the end of a run, draw DATA_DIR/pictures/overview_START_END.png: each field's mean per day
 CHUNK_CACHE = True  # stores with multi-day chunks (HyTEST): fetch each chunk once per run, not once per day
 PREFETCH = True  # remote sources: one process fetches the next days' chunks while the day processes work
 ALLOW_3D = False  # variables with levels (P, TK, QVAPOR, ...) are ~6 GB a day each: opt in
@@ -77,6 +77,10 @@ MAX_NAN_FRACTION = 0.01  # share of missing cells a record or day may have befor
 # humidities and amounts WRF leaves, values outside climatology): a flagged day is published unchanged
 # and says what was flagged (its QC report, the file's conus404_qc_flags). True refuses flagged days too.
 STRICT_QC = False
+# Real stores lose chunks (hytest-org/hytest#395). 0: a lost hour refuses its day. N: up to N lost hours a
+# day of an instantaneous variable are filled by linear interpolation in time (never sums or running
+# totals, never the day's first or last record), each named in the QC report and the file.
+FILL_MISSING_HOURS = 0
 
 # --- How to run -----------------------------------------------------------------------------
 MAX_CONCURRENT_PROCESSES = 2  # day workers running at once

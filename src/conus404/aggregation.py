@@ -118,10 +118,11 @@ _RUNNING_TOTAL_WORDS = re.compile(
 
 def daily_long_name(long_name: str, var_class: VariableClass, statistic: str) -> str:
     """The daily field's long_name: a day's difference of a running total, or sum of hourly amounts,
-    is the day's total, not the source's "accumulated since ..." (instantaneous fields keep theirs;
-    cell_methods says how the day was made)."""
+    is the day's total, not the source's "accumulated since ..."; an instantaneous field's mean keeps
+    its name (cell_methods says how the day was made), its minimum and maximum say so."""
     if var_class == VariableClass.INSTANTANEOUS:
-        return long_name
+        extreme = {"min": "minimum", "max": "maximum"}.get(statistic)
+        return f"daily {extreme} (over the UTC day's hourly values) of {long_name}" if extreme else long_name
     what = _RUNNING_TOTAL_WORDS.sub("", " ".join(long_name.replace(" ,", ",").split()))
     what = re.sub(r"^(accumulated\s+)?(total\s+)?", "", what, flags=re.IGNORECASE).strip(" ,")
     if var_class == VariableClass.PRIOR_HOUR and statistic == "max":

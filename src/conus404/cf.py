@@ -128,14 +128,30 @@ def field_attributes(name: str, attrs: dict[str, Any]) -> dict[str, Any]:
     out = dict(attrs)
     base = name if name in STATE_NAMES or name in AMOUNT_NAMES else name.split("_")[0]
     method = out.get("cell_methods")
-    if base in STATE_NAMES and method in ("time: mean", "time: minimum", "time: maximum", "time: point"):
+    if "conus404_units_conversion" in out:  # a water mass given as a depth: its standard name is the mass's
+        pass
+    elif base in STATE_NAMES and method in ("time: mean", "time: minimum", "time: maximum", "time: point"):
         out.setdefault("standard_name", STATE_NAMES[base])
     elif name in AMOUNT_NAMES and method == "time: sum":
         out.setdefault("standard_name", AMOUNT_NAMES[name])
     out.setdefault("coverage_content_type", "modelResult")
-    if out.get("units") in TEMPERATURE_UNITS:
+    if is_temperature(out.get("units")):
         out.setdefault("units_metadata", "temperature: on_scale")
     return out
+
+
+def is_temperature(units: Any) -> bool:
+    """Units of temperature (K, degC, Celsius, degree_F ...): CF 1.11's units_metadata applies."""
+    if units in TEMPERATURE_UNITS:
+        return True
+    if not units:
+        return False
+    try:
+        import cf_units
+
+        return cf_units.Unit(str(units)).is_convertible("K")
+    except Exception:  # noqa: BLE001 - a unit cf-units cannot read is not a temperature it knows
+        return False
 
 
 def discovery_attributes(title: str, summary: str, lat: np.ndarray | None, lon: np.ndarray | None,

@@ -51,17 +51,51 @@ def refused_token_as_authentication_error(what: str):
         raise
 
 
-def read_records(ds, name: str, positions: np.ndarray) -> np.ndarray:
+def read_records(ds, name: str, positions: np.ndarray, fill_up_to: int = 0,
+                 filled: dict[str, list[str]] | None = None) -> np.ndarray:
     """The variable's records at ``positions`` (one read of exactly those time chunks); MissingDataError
-    naming the hour where the store lacks a chunk of them."""
+    naming the hour where the store lacks a chunk of them, unless ``fill_up_to`` allows filling such
+    hours in time (:func:`filled_in_time`; the filled hours' stamps go to ``filled[name]``)."""
     try:
-        with refused_token_as_authentication_error(f"the records of {name}"):
-            direct = read_hours(ds, name, positions)  # straight from the run's decoded multi-hour chunks, where it can
-            if direct is None:  # or from a local copy's chunk files
-                direct = read_local_hours(ds, name, positions)
-            return direct if direct is not None else np.asarray(ds[name].isel(time=as_slice(positions)).values)
+        return _read(ds, name, positions)
     except LostChunkError as lost:
+        if fill_up_to > 0 and len(positions) > 2:
+            return filled_in_time(ds, name, positions, fill_up_to, lost, filled if filled is not None else {})
         raise as_missing_data(ds, name, positions, lost) from None
+
+
+def _read(ds, name: str, positions: np.ndarray) -> np.ndarray:
+    with refused_token_as_authentication_error(f"the records of {name}"):
+        direct = read_hours(ds, name, positions)  # straight from the run's decoded multi-hour chunks, where it can
+        if direct is None:  # or from a local copy's chunk files
+            direct = read_local_hours(ds, name, positions)
+        return direct if direct is not None else np.asarray(ds[name].isel(time=as_slice(positions)).values)
+
+
+def filled_in_time(ds, name: str, positions: np.ndarray, fill_up_to: int, lost: LostChunkError,
+                   filled: dict[str, list[str]]) -> np.ndarray:
+    """The records with the hours the store lost (up to ``fill_up_to``, never the first or the last)
+    filled by linear interpolation in time from the nearest hours it has (--fill-missing-hours); the
+    day's MissingDataError otherwise. Only for instantaneous values: the caller asks for nothing else."""
+    hours: list[np.ndarray | None] = []
+    for position in positions:
+        try:
+            hours.append(_read(ds, name, np.array([position]))[0])
+        except LostChunkError:
+            hours.append(None)
+    gaps = [k for k, hour in enumerate(hours) if hour is None]
+    if len(gaps) > fill_up_to or gaps[0] == 0 or gaps[-1] == len(hours) - 1:
+        raise as_missing_data(ds, name, positions, lost)
+    have = [k for k, hour in enumerate(hours) if hour is not None]
+    for k in gaps:
+        before, after = max(i for i in have if i < k), min(i for i in have if i > k)
+        share = (k - before) / (after - before)
+        hours[k] = (hours[before] * (1 - share) + hours[after] * share).astype(hours[before].dtype)
+    times = ds.indexes["time"]
+    filled[name] = [f"{times[int(positions[k])]:%Y-%m-%dT%HZ}" for k in gaps]
+    log.warning("%s: the store lacks %d hour(s) of the day (%s): filled by linear interpolation in time",
+                name, len(gaps), ", ".join(filled[name]))
+    return np.stack(hours)
 
 
 def reading_order(count: int, day_number: int, processes: int) -> list[int]:
@@ -90,8 +124,10 @@ class DayReader:
 
     def __init__(self, ds, wanted: Sequence[tuple[Sequence[str], np.ndarray]],
                  reopen: Callable[[], Any] | None = None, timings: dict[str, float] | None = None,
-                 read_ahead: bool = True) -> None:
+                 read_ahead: bool = True, fill_up_to: Sequence[int] | None = None) -> None:
         self.ds, self.wanted, self.reopen = ds, list(wanted), reopen
+        self.fill_up_to = list(fill_up_to) if fill_up_to is not None else [0] * len(self.wanted)
+        self.filled: dict[str, list[str]] = {}  # variable -> the hours filled in time
         self.timings = timings if timings is not None else {}
         self.resigns = 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="read-ahead") if read_ahead and len(self.wanted) > 1 else None
@@ -99,7 +135,7 @@ class DayReader:
 
     def _read(self, index: int, ds) -> dict[str, np.ndarray]:
         names, positions = self.wanted[index]
-        return {name: read_records(ds, name, positions) for name in names}
+        return {name: read_records(ds, name, positions, self.fill_up_to[index], self.filled) for name in names}
 
     def records(self, index: int) -> dict[str, np.ndarray]:
         """The records of ``wanted[index]`` (called for 0, 1, 2, ... in turn)."""

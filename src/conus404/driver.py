@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conus404 import daily_file, disk_space, prefetch, series, verified_files
+from conus404 import daily_file, data_folder, disk_space, prefetch, series, verified_files
 from conus404 import settings as settings_mod
 from conus404.data_folder import qc_dir
 from conus404.exceptions import (
@@ -380,6 +380,9 @@ def run(settings: Settings, signer: AssetSigner, options: RunOptions, executor=N
     scheduler = DayScheduler(settings, signer, options, record, Progress(total=len(days)), check, executor, prefetcher)
     outcomes = {**scheduler.run(days), **not_run}
     write_run_outputs(settings)
+    left = data_folder.remove_temporaries(settings.data_dir)  # of days stopped mid-write (a timeout)
+    if left:
+        log.info("removed %d temporary file(s) of stopped writers", len(left))
     quarantined, wall_s = len(_quarantined(settings) - kept_aside), time.monotonic() - started
     lines = summary_lines(title, len(all_days), outcomes, quarantined, wall_s, qc_dir=qc_dir(settings.data_dir))
     short = summary_lines(title, len(all_days), outcomes, quarantined, wall_s, every_failure=False,

@@ -245,7 +245,7 @@ def wait_foreground(proc: subprocess.Popen) -> int:
     code = proc.wait()
     if received:
         _wait_until_gone(proc.pid)
-        return 128 + received[0]
+        return 128 + received[0]  # the caller removes what the stopped writers left
     if code in (0, 1, 2, EXIT_DRIVER_FAILED, EXIT_DISK_FULL):
         return code
     return 1
@@ -392,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.foreground:
             print(BANNER.format(log=log_dir / "driver_main_run.log", pgid=proc.pid))
             return 0
-        print(f"running {settings.start_date}..{settings.end_date} in the foreground; log: "
+        origin = "" if args.start or args.end else " (START_DATE..END_DATE of src/config.py)"
+        print(f"running {settings.start_date}..{settings.end_date}{origin} in the foreground; log: "
               f"{log_dir / 'driver_main_run.log'}", flush=True)
         from conus404.terminal_progress import TerminalProgress
 
@@ -401,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
             code = wait_foreground(proc)
         finally:
             shown.stop()
+        if code > 128:  # stopped (Ctrl-C): no temporary of a writer stopped mid-write is left behind
+            from conus404.data_folder import remove_temporaries
+
+            remove_temporaries(settings.data_dir)
         for line in run_report.written_since(log_dir, run_started):
             print(line)
         if code == EXIT_DISK_FULL:

@@ -131,6 +131,9 @@ def open_checked(settings: Settings, signer: AssetSigner):
     from conus404 import source
 
     what = settings.stac_url if settings.uses_planetary_computer else settings.source
+    local = Path(settings.source) if not settings.uses_planetary_computer and "://" not in settings.source else None
+    if local is not None and local.is_file():
+        raise ConfigurationError(f"--source {local} is a file; a Zarr store is a folder (e.g. .../conus404_hourly.zarr)")
     try:
         try:
             ds, _ = source.open_source(settings, signer.current(), record_metadata=True)
@@ -140,8 +143,24 @@ def open_checked(settings: Settings, signer: AssetSigner):
     except (CatalogError, AuthenticationError, SourceLayoutError) as exc:
         raise ConfigurationError(f"cannot read the source: {exc}") from None
     except Exception as exc:  # whatever the storage stack raises, the answer is "unreadable source"
+        if type(exc).__name__ in ("GroupNotFoundError", "FileNotFoundError", "NodeNotFoundError"):
+            raise ConfigurationError(f"the source {what} is not a Zarr store: no Zarr metadata (.zmetadata, .zgroup) "
+                                     "is there") from None
         raise ConfigurationError(f"cannot read the source {what}: {type(exc).__name__}: {exc}") from None
+    _refuse_daily_store(ds, what)
     return ds
+
+
+def _refuse_daily_store(ds, what: str) -> None:
+    """A store of days (this pipeline's own --zarr output, say) is not an hourly CONUS404 source: every day
+    would fail on its missing hours."""
+    times = ds.indexes["time"]
+    if len(times) > 1:
+        step = np.median(np.diff(times.values.astype("datetime64[s]")).astype(np.int64))
+        if step != 3600:
+            mine = " (this pipeline's own daily Zarr store?)" if "conus404_first_day" in ds.attrs else ""
+            raise ConfigurationError(f"the source {what} is not an hourly CONUS404 store{mine}: its time steps are "
+                                     f"{step / 3600:g} h, not 1 h")
 
 
 def _check_against_source(settings: Settings, signer: AssetSigner) -> Verdict:

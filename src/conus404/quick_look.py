@@ -50,9 +50,16 @@ def render_map(path: Path, variable: str | None = None, out: Path | None = None)
         units = str(field.attrs.get("units", ""))
         label = colour_bar_label(str(field.attrs.get("long_name", name)), units)
         day = ds.attrs.get("conus404_day", "")
-        title = f"{name}, {day} UTC ({field.attrs.get('cell_methods', '')})"
+        boundary = ds.attrs.get("conus404_day_boundary", "UTC")  # e.g. UTC-06:00: the day is local, not UTC
+        title = f"{name}, {day} {boundary} ({field.attrs.get('cell_methods', '')})"
         box = ds.attrs.get("conus404_bbox")
-    out = Path(out) if out else Path(path).with_name(f"{Path(path).stem}_{name}.png")
+    if not out:  # a published daily file's picture goes to its data folder's pictures/, any other beside it
+        from conus404.data_folder import data_folder_of, pictures_dir
+
+        folder = data_folder_of(Path(path))
+        out = (pictures_dir(folder) if folder else Path(path).parent) / f"{Path(path).stem}_{name}.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=MAP_SIZE_IN, dpi=DPI)
     try:
@@ -145,5 +152,6 @@ def render_overview(paths: Iterable[Path], out: Path, title: str) -> Path | None
 
 
 def _save(fig, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
     with temporary_sibling(out) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI)

@@ -38,4 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigurationError as exc:
             print(f"quick_look.py: {exc}", file=sys.stderr)
             return 2
+        except OSError as exc:  # the image cannot be written there (read-only, no such folder, full)
+            where = args.out or exc.filename or "its folder"
+            print(f"quick_look.py: cannot write the image to {where}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     return 0

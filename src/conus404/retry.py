@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
             executor.close()
     if to_retry and args.rounds > 0:
         write_run_outputs(settings)  # with the days this pass mended
+        from conus404.data_folder import remove_temporaries
+
+        remove_temporaries(settings.data_dir)  # of days stopped mid-write (a timeout)
     target = args.ultimate_failures or ultimate_failures_path(settings.data_dir)
     listed = {**_kept_outside(target, in_range), **{day: asdict(e) for day, e in ultimate.items()}}
     atomic_write_json(target, dict(sorted(listed.items())))
@@ -146,7 +149,9 @@ def draw_overview(settings, log_dir: Path) -> None:
     from conus404.quick_look import render_overview
 
     paths = [p for p in (daily_file.daily_path(settings.data_dir, d) for d in settings.days) if p.exists()]
-    out = log_dir / f"overview_{settings.start_date:%Y%m%d}_{settings.end_date:%Y%m%d}.png"
+    from conus404.data_folder import pictures_dir
+
+    out = pictures_dir(settings.data_dir) / f"overview_{settings.start_date:%Y%m%d}_{settings.end_date:%Y%m%d}.png"
     try:
         drawn = render_overview(paths, out, f"CONUS404 daily means over the cells, {settings.start_date}..{settings.end_date}")
     except Exception as exc:  # an image is a convenience: the data are what matter

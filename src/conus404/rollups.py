@@ -36,6 +36,20 @@ _OVER_DAYS = {"time: mean": ("mean", "mean"), "time: sum": ("sum", "sum"),
               "time: minimum": ("min", "minimum"), "time: maximum": ("max", "maximum")}
 
 
+MEAN_OF_EXTREME = "_mean"  # T2_max -> T2_max_mean: the mean daily maximum, beside the period's maximum
+
+
+def mean_of_extreme_attrs(name: str, field_attrs: dict, kind: str) -> dict:
+    """The attributes of a daily extreme's period mean (the climatologist's mean daily maximum): CF 7.4's
+    within/over days cell_methods."""
+    word = _rule(field_attrs)[1]
+    attrs = {k: v for k, v in field_attrs.items() if k not in ("conus404_rollup_rule", "long_name")}
+    attrs["cell_methods"] = f"time: {word} within days time: mean over days"
+    attrs["long_name"] = f"{kind} mean of the daily {word} of {field_attrs.get('long_name', name)}"
+    attrs["conus404_rollup_rule"] = f"the mean of the period's daily {word}s"
+    return attrs
+
+
 def _rule(field_attrs: dict) -> tuple[str, str]:
     """How a field's days combine (mean, sum, min, max) and that word for cell_methods, from its
     daily cell_methods (a mean when it has none)."""
@@ -137,6 +151,7 @@ def _write(period: Period, paths: list[Path], names: list[str], digest: str, use
     import xarray as xr
 
     totals: dict[str, np.ndarray | None] = dict.fromkeys(names)
+    sums: dict[str, np.ndarray | None] = dict.fromkeys(names)  # of the daily extremes, for their mean
     missing: dict[str, np.ndarray | None] = dict.fromkeys(names)
     rules: dict[str, tuple[str, str]] = {}
     with xr.open_dataset(paths[0], engine="netcdf4") as first:
@@ -153,6 +168,8 @@ def _write(period: Period, paths: list[Path], names: list[str], digest: str, use
                 gap = np.isnan(values)  # a cell missing on any day is missing for the period
                 missing[name] = gap if missing[name] is None else missing[name] | gap
                 totals[name] = _combine(rules[name][0], totals[name], np.nan_to_num(values))
+                if rules[name][0] in ("min", "max"):
+                    sums[name] = _combine("sum", sums[name], np.nan_to_num(values))
     offset = daily_file.day_boundary_of(global_attrs) or 0
     start, end = daily_file.day_start_utc(period.start, offset), daily_file.day_start_utc(period.end, offset)
     data_vars = {"time_bnds": (("time", "nv"), np.array([[start, end]])), "crs": template["crs"]}
@@ -168,6 +185,10 @@ def _write(period: Period, paths: list[Path], names: list[str], digest: str, use
         field_attrs["conus404_rollup_rule"] = f"the {word} of the period's daily values"
         field_attrs["long_name"] = f"{period.kind} {word} of the days' {attrs[name].get('long_name', name)}"
         data_vars[name] = (("time", "south_north", "west_east"), values[None], field_attrs)
+        if sums[name] is not None:
+            mean = np.where(missing[name], np.nan, sums[name] / used).astype(np.float32)
+            data_vars[name + MEAN_OF_EXTREME] = (("time", "south_north", "west_east"), mean[None],
+                                                 mean_of_extreme_attrs(name, attrs[name], period.kind))
     lat, lon = template["lat"].values, template["lon"].values
     coords = {"time": ("time", [start], {"standard_name": "time", "long_name": f"start of the {period.kind} period",
                                          "bounds": "time_bnds", "axis": "T"}),
@@ -188,7 +209,8 @@ def _write(period: Period, paths: list[Path], names: list[str], digest: str, use
         "conus404_days_sha256": digest,
         "conus404_variables": " ".join(sorted(names)),
     })
-    encoding = {name: {"zlib": True, "complevel": 4, "shuffle": True, "_FillValue": np.float32(np.nan)} for name in names}
+    encoding = {name: {"zlib": True, "complevel": 4, "shuffle": True, "_FillValue": np.float32(np.nan)}
+                for name in ds.data_vars if name not in ("time_bnds", "crs")}
     encoding.update(daily_file.days_time_encoding())
     encoding.update(cf.coordinate_encoding(ds))
     with temporary_sibling(target) as tmp:
@@ -220,6 +242,8 @@ def write_series_rollups(settings, targets, names: list[str]) -> list[Path]:
                     block = values[name][have]
                     rows[name].append({"mean": block.mean(axis=0), "sum": block.sum(axis=0),
                                        "min": block.min(axis=0), "max": block.max(axis=0)}[how])
+                    if how in ("min", "max"):
+                        rows.setdefault(name + MEAN_OF_EXTREME, []).append(block.mean(axis=0))
             if not starts:
                 continue
             time = np.array([daily_file.day_start_utc(p.start, settings.day_boundary) for p in starts])
@@ -231,6 +255,10 @@ def write_series_rollups(settings, targets, names: list[str]) -> list[Path]:
                 word = _rule(field_attrs)[1]
                 field_attrs["conus404_rollup_rule"] = f"the {word} of the period's daily values"  # cell_methods holds
                 data_vars[name] = ((target.kind, "time"), np.array(rows[name], np.float32).T, field_attrs)  # CF H.2.1
+                if name + MEAN_OF_EXTREME in rows:
+                    data_vars[name + MEAN_OF_EXTREME] = ((target.kind, "time"),
+                                                         np.array(rows[name + MEAN_OF_EXTREME], np.float32).T,
+                                                         mean_of_extreme_attrs(name, attrs.get(name, {}), kind))
             ds = xr.Dataset(data_vars, coords={
                 "time": ("time", time, {"standard_name": "time", "bounds": "time_bnds", "axis": "T",
                                         "long_name": f"start of the {kind} period"}),
@@ -238,7 +266,7 @@ def write_series_rollups(settings, targets, names: list[str]) -> list[Path]:
                 attrs={**cf.discovery_attributes(f"CONUS404 {kind} roll-up of the series of {target.path.name}",
                                                  f"The {kind} mean, total, minimum or maximum (as each field's daily "
                                                  f"statistic) of the daily {target.kind} series.", None, None,
-                                                 time[0], ends[-1]),
+                                                 time[0], ends[-1], _source_text(settings)),
                        "featureType": "timeSeries"})
             out = target.folder(settings.data_dir) / f"{target.name}_{_PREFIXES[kind].split('_')[1]}.nc"
             encoding = daily_file.days_time_encoding()
@@ -248,3 +276,9 @@ def write_series_rollups(settings, targets, names: list[str]) -> list[Path]:
             log.info("%s roll-up of the %s series of %s: %d period(s) -> %s", kind, target.kind, target.path.name,
                      len(starts), out)
     return written
+
+
+def _source_text(settings) -> str:
+    from conus404.source import describe  # the storage side is not imported for the tables' sake
+
+    return describe(settings)

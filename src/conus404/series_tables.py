@@ -72,7 +72,7 @@ def build_dataset(settings, target: SeriesTarget, names: list[str]):
     last = time[-1] + np.timedelta64(1, "D") if len(time) else first
     where = (target.extra["cell_lat"][0], target.extra["cell_lon"][0]) if "cell_lat" in target.extra else (None, None)
     ds = xr.Dataset(data_vars, coords=coords, attrs={
-        **cf.discovery_attributes(title, summary, *where, first, last),
+        **cf.discovery_attributes(title, summary, *where, first, last, _source_text(settings)),
         "featureType": "timeSeries",
         "title": title,
         "conus404_series_of": str(target.path),
@@ -117,3 +117,9 @@ def _csv_cell(text: str) -> str:
 
 def _number(value: np.float32) -> str:
     return "" if not np.isfinite(value) else np.format_float_positional(value, unique=True, trim="-")
+
+
+def _source_text(settings) -> str:
+    from conus404.source import describe  # the storage side is not imported for the tables' sake
+
+    return describe(settings)

@@ -70,6 +70,10 @@ def parse_days_per_worker(value: Any, what: str = "DAYS_PER_WORKER") -> int:
     return _whole_number(value, what, 1, 31, "use 1 (a process per day) to 31")
 
 
+def parse_fill_missing_hours(value: Any, what: str = "FILL_MISSING_HOURS") -> int:
+    return _whole_number(value, what, 0, 22, "use 0 (never fill) up to 22 (a day's hours but its first and last)")
+
+
 def _whole_number(value: Any, what: str, low: int, high: int, advice: str) -> int:
     try:
         number = int(str(value).strip())

@@ -27,6 +27,7 @@ from conus404.setting_values import (
     parse_date,
     parse_days_per_worker,
     parse_executor,
+    parse_fill_missing_hours,
     parse_fraction,
     parse_launch,
     parse_max_processes,
@@ -96,9 +97,10 @@ class Settings:
     allow_3d: bool = False
     max_nan_fraction: float = 0.01
     strict_qc: bool = False  # QC flags (possible in the model, unusual for a person) refuse the day (conus404.validation)
+    fill_missing_hours: int = 0  # an instantaneous variable's lost hours filled in time, up to this many a day (day_reader)
     output_url: str | None = None  # also publish daily files here (an fsspec URL), see conus404.remote_output
     output_storage_options: Mapping[str, Any] = field(default_factory=dict)
-    overview: bool = False  # the retry pass (a run's last step) draws logs/overview_START_END.png
+    overview: bool = False  # the retry pass (a run's last step) draws DATA_DIR/pictures/overview_START_END.png
     bbox: Any = None  # conus404.subset.BBox: only the grid window covering it; None = the whole domain
     chunk_cache: bool = True  # share chunks that several days read through a disk cache (conus404.chunk_cache)
     prefetch: bool = True  # a remote source's chunks fetched ahead of the day processes (conus404.prefetch)
@@ -149,6 +151,7 @@ def worker_flags(settings: Settings) -> list[str]:
     flags += ["--keep-hourly"] if settings.keep_hourly else []
     flags += ["--allow-3d"] if settings.allow_3d else []
     flags += ["--strict-qc"] if settings.strict_qc else []
+    flags += ["--fill-missing-hours", str(settings.fill_missing_hours)] if settings.fill_missing_hours else []
     flags += [] if settings.chunk_cache else ["--no-chunk-cache"]
     return flags + output_settings.worker_flags(settings)
 
@@ -184,10 +187,34 @@ def source_from_command_line(value: str) -> str:
     return str(path)
 
 
+CONFIG_KEYS = frozenset({
+    "START_DATE", "END_DATE", "VARIABLE_AGG_MAP", "VARIABLES", "EXTRA_STATISTICS", "MAX_CONCURRENT_PROCESSES",
+    "DAYS_PER_WORKER", "DATA_DIR", "SOURCE", "STAC_URL", "SAS_URL", "COLLECTION", "ASSET", "STORAGE_OPTIONS",
+    "KEEP_HOURLY", "ALLOW_3D", "MAX_NAN_FRACTION", "STRICT_QC", "FILL_MISSING_HOURS", "CHUNK_CACHE", "PREFETCH",
+    "BBOX", "OVERVIEW", "OUTPUT_URL", "OUTPUT_STORAGE_OPTIONS", "EXECUTOR", "DASK_SCHEDULER_ADDRESS", "LAUNCH",
+    "RETRY", "POLYGONS", "POLYGON_ID", "POINTS", "POINT_ID", "SERIES_ONLY", "SKIP_OFF_GRID", "ROLLUPS",
+    "ALLOW_PARTIAL", "DAY_BOUNDARY", "CELL_CORNERS", "COMPRESSION_LEVEL", "UNITS", "OUTPUT_ZARR", "ZARR_CHUNKS",
+})
+
+
+def _refuse_misspelt_keys(values: Mapping[str, Any]) -> None:
+    """A name in config.py that is nearly a setting's (VARIABLE_AGG_MAPP) would silently leave the setting
+    at its default: refused, naming the setting. Other names of the user's own are left alone."""
+    import difflib
+
+    for name in values:
+        if name.isupper() and name not in CONFIG_KEYS:
+            close = difflib.get_close_matches(name, sorted(CONFIG_KEYS), n=1, cutoff=0.85)
+            if close:
+                raise ConfigurationError(f"{name} is not a setting (did you mean {close[0]}?); as written it is "
+                                         f"ignored and {close[0]} keeps its default")
+
+
 def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
     """Settings from a config module (or mapping of its names), with environment overrides."""
     values = config if isinstance(config, Mapping) else vars(config)
     env = os.environ if env is None else env
+    _refuse_misspelt_keys(values)
     hints = dict(values.get("VARIABLE_AGG_MAP", {}))
     if not all(isinstance(v, bool) for v in hints.values()):
         raise ConfigurationError("VARIABLE_AGG_MAP values must be True (mean) or False (sum)")
@@ -212,6 +239,7 @@ def from_config(config: ModuleType | Mapping[str, Any], env: Mapping[str, str] |
         allow_3d=bool(values.get("ALLOW_3D", False)),
         max_nan_fraction=parse_fraction(values.get("MAX_NAN_FRACTION", 0.01), "MAX_NAN_FRACTION"),
         strict_qc=bool(values.get("STRICT_QC", False)),
+        fill_missing_hours=parse_fill_missing_hours(values.get("FILL_MISSING_HOURS", 0)),
         chunk_cache=bool(values.get("CHUNK_CACHE", True)),
         prefetch=bool(values.get("PREFETCH", True)),
         bbox=parse_bbox(values.get("BBOX"), "BBOX"),
@@ -241,7 +269,8 @@ def add_arguments(parser: argparse.ArgumentParser, date_range: bool = True) -> N
     group.add_argument("--statistics", metavar="T2:min,max;Q2:max", help="extra daily statistics (EXTRA_STATISTICS)")
     group.add_argument("--source", metavar="NAME_OR_URL",
                        help="planetary-computer, hytest-osn, or a Zarr URL or path (SOURCE)")
-    group.add_argument("--data-dir", metavar="DIR", help="where data/ lives (DATA_DIR)")
+    group.add_argument("--data-dir", metavar="DIR", help="the data folder: the daily files, their ledgers, QC reports, "
+                       "day logs and pictures go there (DATA_DIR, default data/)")
     group.add_argument("--output-url", metavar="URL",
                        help="also publish the daily files to this fsspec URL, e.g. s3://bucket/conus404/daily "
                        "(OUTPUT_URL; options in CONUS404_OUTPUT_STORAGE_OPTIONS); '' = DATA_DIR only")
@@ -254,11 +283,16 @@ def add_arguments(parser: argparse.ArgumentParser, date_range: bool = True) -> N
     group.add_argument("--strict-qc", action="store_true", default=None,
                        help="refuse days the QC only flags (supersaturated 2-m air, tiny negatives, values outside "
                        "climatology), instead of publishing them unchanged with the flags said (STRICT_QC)")
+    group.add_argument("--fill-missing-hours", metavar="N",
+                       help="fill up to N hours a day that the store lost (lost chunks) of an instantaneous variable "
+                       "by linear interpolation in time from the hours around them (never sums or running totals, "
+                       "never the day's first or last record); each filled hour is named in the QC report and the "
+                       "file (FILL_MISSING_HOURS, default 0: a lost hour refuses its day)")
     group.add_argument("--no-chunk-cache", action="store_true", default=None,
                        help="fetch every day's chunks afresh, without the shared disk cache (CHUNK_CACHE = False)")
     if date_range:
         group.add_argument("--overview", action="store_true", default=None,
-                           help="draw logs/overview_START_END.png at the end of the run: each field's mean per day (OVERVIEW)")
+                           help="draw DATA_DIR/pictures/overview_START_END.png at the end of the run: each field's mean per day (OVERVIEW)")
         group.add_argument("--executor", metavar="NAME",
                            help="where day workers run: subprocess (children of the driver) or dask (EXECUTOR)")
         group.add_argument("--dask-scheduler", metavar="ADDRESS_OR_FILE",
@@ -289,6 +323,8 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
         changes["allow_3d"] = True
     if getattr(args, "strict_qc", None):
         changes["strict_qc"] = True
+    if getattr(args, "fill_missing_hours", None) is not None:
+        changes["fill_missing_hours"] = parse_fill_missing_hours(args.fill_missing_hours, "--fill-missing-hours")
     if getattr(args, "no_chunk_cache", None):
         changes["chunk_cache"] = False
     if getattr(args, "no_prefetch", None):
@@ -301,6 +337,9 @@ def apply_arguments(settings: Settings, args: argparse.Namespace) -> Settings:
         changes["launch"] = parse_launch(args.launch, "--launch")
     if getattr(args, "dask_scheduler", None) is not None:
         changes["dask_scheduler"] = parse_dask_scheduler(args.dask_scheduler, "--dask-scheduler")
+        if changes["dask_scheduler"] and changes.get("executor", settings.executor) != "dask":
+            raise ConfigurationError("--dask-scheduler goes with --executor dask (the days would otherwise run here, "
+                                     "ignoring the scheduler)")
     if args.variables is not None:
         changes["variables"], inline = parse_variable_statistics(args.variables, "--variables")
         changes["statistics"] = merge_statistics(changes.get("statistics", settings.statistics), inline)
@@ -375,6 +414,10 @@ def load(args: argparse.Namespace | None = None, config: ModuleType | Mapping[st
             line = f", line {exc.lineno}" if syntax and exc.lineno else ""
             detail = exc.msg if syntax else str(exc)
             raise ConfigurationError(f"{where}{line} cannot be loaded: {type(exc).__name__}: {detail}") from None
-        config = user_config
-    settings = from_config(config)
+        try:
+            settings = from_config(user_config)
+        except ConfigurationError as exc:  # say where the value comes from: the user did not type it just now
+            raise ConfigurationError(f"{_config_file()}: {exc}") from None
+    else:
+        settings = from_config(config)
     return apply_arguments(settings, args) if args is not None else settings

@@ -216,17 +216,11 @@ def open_source(settings, signed: SignedAsset | None = None, record_metadata: bo
         asset = signed or sign_collection_asset(
             settings.stac_url, settings.collection, settings.asset, settings.sas_url, settings.retry
         )
-        description = {
-            "source": f"Microsoft Planetary Computer STAC collection {settings.collection!r}, asset {settings.asset!r}",
-            "source_stac_url": settings.stac_url,
-            "source_href": asset.public_href,
-        }
+        description = {"source": describe(settings), "source_stac_url": settings.stac_url,
+                       "source_href": asset.public_href}
     else:
         asset = unsigned_asset(settings)
-        description = {"source": "Zarr store", "source_href": asset.public_href}
-        if settings.source == HYTEST_OSN:
-            endpoint = os.environ.get(OSN_ENDPOINT_ENV) or OSN_ENDPOINT
-            description["source"] = f"USGS HyTEST hourly store on the Open Storage Network ({endpoint})"
+        description = {"source": describe(settings), "source_href": asset.public_href}
     cache_dir = None
     if settings.chunk_cache:
         from conus404.chunk_cache import cache_root
@@ -234,6 +228,18 @@ def open_source(settings, signed: SignedAsset | None = None, record_metadata: bo
         cache_dir = cache_root(settings.data_dir)
     ds = open_dataset(asset, settings.retry, cache_dir, record_metadata, chunks=None)  # no dask: zarr fetches exactly the chunks a read needs
     return normalise(ds), description
+
+
+def describe(settings) -> str:
+    """The source in words, for the outputs' ``source`` attribute."""
+    if settings.uses_planetary_computer:
+        return (f"CONUS404 hourly WRF reanalysis: Microsoft Planetary Computer STAC collection {settings.collection!r}, "
+                f"asset {settings.asset!r}")
+    if settings.source == HYTEST_OSN:
+        endpoint = os.environ.get(OSN_ENDPOINT_ENV) or OSN_ENDPOINT
+        return f"CONUS404 hourly WRF reanalysis: USGS HyTEST hourly store on the Open Storage Network ({endpoint})"
+    where = "a local copy" if "://" not in settings.source else "a Zarr store"
+    return f"CONUS404 hourly WRF reanalysis: {where} at {settings.source}"
 
 
 def unsigned_asset(settings) -> SignedAsset:

@@ -36,6 +36,7 @@ class QcReport:
     variables: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     flags: list[dict[str, Any]] = field(default_factory=list)
+    filled: dict[str, list[str]] = field(default_factory=dict)  # variable -> hours filled in time (--fill-missing-hours)
     grid: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)  # lat, lon: to say where
 
     def entry(self, name: str) -> dict[str, Any]:
@@ -83,11 +84,19 @@ class QcReport:
         return {name: "; ".join(messages) for name, messages in flagged.items()}
 
     def file_attributes(self) -> dict[str, str]:
-        """What the day's checks concluded, for the daily file: ``passed``, or ``flagged`` and each flag."""
+        """What the day's checks concluded, for the daily file: ``passed``, or ``flagged`` and each flag,
+        and the hours filled in time."""
         attrs = {"conus404_qc": self.status(failed=False)}
         if self.flags:
             attrs["conus404_qc_flags"] = "; ".join(self.flag_messages())
+        if self.filled:
+            attrs["conus404_filled_hours"] = self.filled_text(list(self.filled)) + (
+                " (lost by the store; filled by linear interpolation in time from the hours around them)")
         return attrs
+
+    def filled_text(self, names: list[str]) -> str:
+        """'U10: 2021-01-02T05Z, 2021-01-02T06Z' for those of ``names`` with filled hours ('' if none)."""
+        return "; ".join(f"{name}: {', '.join(self.filled[name])}" for name in names if name in self.filled)
 
     def status(self, failed: bool) -> str:
         return "failed" if failed else ("flagged" if self.flags else "passed")
@@ -100,6 +109,7 @@ class QcReport:
             "strict_qc": self.strict,
             "failures": self.failures,
             "flags": self.flags,
+            "filled_hours": self.filled,
             "variables": self.variables,
         }
 

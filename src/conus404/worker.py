@@ -100,11 +100,11 @@ def upload(remote: RemoteOutput, final: Path, day: dt.date, settings: Settings) 
 def plan_variables(ds, settings: Settings) -> tuple[list[VariablePlan], list[str]]:
     """Classify each requested variable; refuse unknown, 3-D and counter variables (usage errors)."""
     plans, warnings = [], []
-    known = set(ds.data_vars) | set(DERIVED)
-    unknown = [v for v in settings.variables if v not in known]
+    unknown = [v for v in settings.variables if v not in ds.data_vars and v not in DERIVED]
     if unknown:
-        raise ConfigurationError(
-            "; ".join(f"{v!r} is not a variable of the source{suggest(v, known)}" for v in unknown)
+        makeable = set(ds.data_vars) | {name for name, spec in DERIVED.items() if set(spec.inputs) <= set(ds.data_vars)}
+        raise ConfigurationError(  # suggested: only what this source can give (a derived one needs its inputs)
+            "; ".join(f"{v!r} is not a variable of the source{suggest(v, makeable)}" for v in unknown)
         )
     for name in settings.variables:
         if name in DERIVED:
@@ -218,8 +218,10 @@ def open_and_read_grid(open_source: Callable[[bool], tuple[Any, dict[str, str]]]
 def _field_attrs(plan: VariablePlan, statistic: str, window: aggregation.HourWindow) -> dict[str, Any]:
     attrs = {k: plan.attrs[k] for k in ("units", "long_name", "description", "conus404_formula") if k in plan.attrs}
     spec = DERIVED.get(plan.name)
-    if "long_name" in attrs and spec is None:
-        attrs["long_name"] = aggregation.daily_long_name(attrs["long_name"], plan.var_class, statistic)
+    if "long_name" in attrs or statistic != plan.statistics[0]:  # an extra statistic says which it is (T2_max)
+        named = attrs.get("long_name") or attrs.get("description") or plan.name
+        attrs["long_name"] = aggregation.daily_long_name(
+            named, VariableClass.INSTANTANEOUS if spec is not None else plan.var_class, statistic)
     attrs["cell_methods"] = aggregation.cell_methods(statistic)
     attrs["conus404_class"] = "derived" if spec is not None else plan.var_class.value
     rule = spec.rule() if spec is not None else aggregation_rule(plan.var_class)
@@ -232,7 +234,7 @@ def _field_attrs(plan: VariablePlan, statistic: str, window: aggregation.HourWin
 def aggregate_day(
     ds, day: dt.date, plans: list[VariablePlan], report: validation.QcReport, hourly_sink=None, reopen=None,
     timings: dict[str, float] | None = None, offset_hours: int = 0, lat=None, lon=None,
-    read_ahead: bool = False, processes: int = 1,
+    read_ahead: bool = False, processes: int = 1, fill_missing_hours: int = 0,
 ):
     """Read, check and aggregate each variable in turn. Returns (fields, bytes read).
 
@@ -248,7 +250,8 @@ def aggregate_day(
     positions = [locate_hours(time_index, window, f"{plan.name} of {day}") for plan, window in zip(plans, windows, strict=True)]
     # Hourly files keep the variables in the request's order; without them neighbouring days read in different orders.
     order = list(range(len(plans))) if hourly_sink is not None else reading_order(len(plans), day.toordinal(), processes)
-    reader = DayReader(ds, [(plans[i].inputs, positions[i]) for i in order], reopen, timings, read_ahead)
+    fill = [fill_missing_hours if plans[i].var_class == VariableClass.INSTANTANEOUS else 0 for i in order]
+    reader = DayReader(ds, [(plans[i].inputs, positions[i]) for i in order], reopen, timings, read_ahead, fill)
     by_plan: dict[int, list[daily_file.DailyField]] = {}
     try:
         for index, i in enumerate(order):
@@ -258,6 +261,7 @@ def aggregate_day(
                                               hourly_sink, grid_shape, lat, lon)
     finally:
         reader.close()
+    report.filled.update(reader.filled)
     fields = [field for i in range(len(plans)) for field in by_plan[i]]
     validation.check_dew_point(report, daily_by_name)
     return fields, bytes_read
@@ -393,12 +397,15 @@ def _run_day_alone(day: dt.date, settings: Settings, open_source, qc_dir: Path, 
             reopen=lambda: open_source(True)[0].isel(window.selection if window else {}),
             timings=timings, offset_hours=settings.day_boundary, lat=lat, lon=lon,
             read_ahead=reads_remote_source(settings), processes=settings.max_processes,
+            fill_missing_hours=settings.fill_missing_hours,
         )
         timings["aggregate"] = time.monotonic() - step - (timings.get("read", 0.0) - read_before)
         report.raise_if_failed()
         flagged = report.flags_by_field()  # each flagged field says so itself (its values are never altered)
         fields = [replace(f, attrs={**f.attrs, "conus404_qc_flags": flagged[f.name]}) if f.name in flagged else f
                   for f in fields]
+        fields = [replace(f, attrs={**f.attrs, "conus404_filled_hours": filled}) if (filled := report.filled_text(
+            f.attrs.get("conus404_source_variables", "").split())) else f for f in fields]
         if settings.output_units:  # checked in the source's units; converted last
             fields = output_units.converted_fields(fields, settings.output_units, {p.name: field_names(p) for p in plans})
         step = time.monotonic()
