@@ -110,7 +110,7 @@ def processes_mentioning(text: str) -> list[tuple[int, str]]:
 
 # The longest files first (measured with --durations), so that two xdist workers finish together.
 # by measured time per file (./run_tests.sh --junitxml), longest first: three workers then finish together
-SLOW_FIRST = ("test_pipeline", "test_untidy_stores", "test_reliability", "test_worker", "test_benchmarks", "test_bad_input",
+SLOW_FIRST = ("test_pipeline", "test_untidy_stores", "test_new_user", "test_reliability", "test_worker", "test_benchmarks", "test_bad_input",
               "test_dask_executor", "test_series_run", "test_remote_output", "test_zarr_output", "test_rollups",
               "test_day_boundary", "test_quick_look", "test_sources", "test_days_per_worker",
               "test_emulator_stack", "test_bbox_run", "test_launch_template", "test_executors",

@@ -44,6 +44,41 @@ def _plain_file(tmp: Path) -> str:
     return str(path)
 
 
+def _point_csv(tmp: Path) -> str:
+    path = tmp / "gauges.csv"
+    path.write_text("id,lon,lat\n09380000,-111.59,36.86\n")
+    return str(path)
+
+
+_STORE_ENTRIES = (".zmetadata", "PREC_ACC_NC", "T2", "lat", "lat_u", "lat_v", "lon", "lon_u", "lon_v", "time")
+
+
+def _local_store(tmp: Path) -> str:
+    path = tmp / "store.zarr"
+    if not path.exists():
+        from conus404.emulator.synthetic_store import write_store
+
+        write_store(StoreSpec.for_days("2021-01-01", 2, ny=6, nx=7, variables=("T2", "PREC_ACC_NC")), str(path))
+    return str(path)
+
+
+def _daily_store(tmp: Path) -> str:
+    """A store of days (as this pipeline's --zarr output is)."""
+    path = tmp / "daily.zarr"
+    times = np.array(["2021-01-01", "2021-01-02", "2021-01-03"], dtype="datetime64[ns]")
+    lat, lon = np.meshgrid(np.linspace(30, 40, 7), np.linspace(-110, -100, 6), indexing="ij")
+    xr.Dataset({"T2": (("time", "south_north", "west_east"), np.full((3, 7, 6), 280.0, np.float32))},
+               coords={"time": times, "lat": (("south_north", "west_east"), lat.astype(np.float32)),
+                       "lon": (("south_north", "west_east"), lon.astype(np.float32))},
+               attrs={"conus404_first_day": "2021-01-01"}).to_zarr(path, zarr_format=2, consolidated=True)
+    return str(path)
+
+
+def _empty_folder(tmp: Path) -> str:
+    (tmp / "empty").mkdir()
+    return str(tmp / "empty")
+
+
 def _folder_of_notes(tmp: Path) -> str:
     (tmp / "notes").mkdir()
     (tmp / "notes" / "todo.txt").write_text("someone's notes")
@@ -104,18 +139,30 @@ USAGE_ERRORS = [
     # sources and folders
     (("--source", "/nonexistent/store.zarr"), "cannot read the source /nonexistent/store.zarr"),
     (("--source", "WRONG_LAYOUT"), "not a CONUS404 layout"),
-    (("--source", "PLAIN_FILE"), "cannot read the source"),
+    (("--source", "PLAIN_FILE"), "is a file; a Zarr store is a folder"),
     (("--source", " "), "source is empty"),
     (("--data-dir", "/proc/conus404-data"), "cannot write to the data folder"),
     (("--data-dir", "A_FILE"), "cannot write to the data folder"),
     ((), "cannot read the source: "),  # unreachable STAC URL, via the environment below
+    # what a new user tripped on (issue 36): each one line, exit 2, nothing written, no retry pass
+    (("--polygons", "A_POINT_CSV", "--polygon-id", "id"), "holds a table without geometries (its columns: id, lon, lat)"),
+    (("--output-url", "ftp://127.0.0.1:9/x"), "OUTPUT_URL 'ftp://127.0.0.1:9/x' cannot be used"),
+    (("--dask-scheduler", "tcp://127.0.0.1:9"), "--dask-scheduler goes with --executor dask"),
+    (("--statistics", "T2:min;Q2:max"), "--statistics names Q2, not among the variables asked for (T2, PREC_ACC_NC)"),
+    (("--source", "LOCAL_STORE", "--data-dir", "INSIDE_LOCAL_STORE"), "is inside the source"),
+    (("--source", "LOCAL_STORE", "--data-dir", "LOCAL_STORE"), "is the source"),
+    (("--source", "A_DAILY_STORE"), "is not an hourly CONUS404 store (this pipeline's own daily Zarr store?)"),
+    (("--source", "AN_EMPTY_FOLDER"), "is not a Zarr store: no Zarr metadata"),
 ]
 
 
 @pytest.mark.parametrize(("flags", "message"), USAGE_ERRORS, ids=[m for _, m in USAGE_ERRORS])
 def test_usage_errors_are_one_line_and_exit_2(stack, tmp_path, flags, message):
     replacements = {"WRONG_LAYOUT": _wrong_layout, "PLAIN_FILE": _plain_file, "A_FILE": _plain_file,
-                    "A_FOLDER_OF_NOTES": _folder_of_notes, "NO_FILE": lambda tmp: str(tmp / "basins.gpkg")}
+                    "A_FOLDER_OF_NOTES": _folder_of_notes, "NO_FILE": lambda tmp: str(tmp / "basins.gpkg"),
+                    "A_POINT_CSV": _point_csv, "LOCAL_STORE": _local_store, "A_DAILY_STORE": _daily_store,
+                    "INSIDE_LOCAL_STORE": lambda tmp: str(tmp / "store.zarr" / "data"),
+                    "AN_EMPTY_FOLDER": _empty_folder}
     flags = tuple(replacements[f](tmp_path) if f in replacements else f for f in flags)
     env = {"CONUS404_STAC_URL": "http://127.0.0.1:9/api/stac/v1"} if not flags else None
     result = run(tmp_path, stack, *flags, env=env)
@@ -123,7 +170,12 @@ def test_usage_errors_are_one_line_and_exit_2(stack, tmp_path, flags, message):
     assert result.returncode == 2, result.stdout + result.stderr
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert "Traceback" not in result.stdout + result.stderr
-    assert not (tmp_path / "data" / "logs").exists(), "nothing was downloaded"
+    assert not (tmp_path / "data").exists(), "a refused request writes nothing: no data folder, lock or cache"
+    assert "retry pass" not in result.stdout and not (tmp_path / "logs" / "retry_run.log").exists()
+    store = tmp_path / "store.zarr"
+    if store.exists():  # the source is only read
+        assert sorted(p.name for p in store.iterdir() if not p.name.startswith(".") or p.name == ".zmetadata") == \
+            sorted(_STORE_ENTRIES)
 
 
 def test_a_corrupt_failure_ledger_is_kept_aside_and_the_run_goes_on(stack, tmp_path):

@@ -25,7 +25,7 @@ def test_status_counts_an_unverified_file_apart_and_ignores_another_runs_progres
     result = _status(tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "run: not active; the configured range:"
+    assert lines[0] == "run: the request given with --status"
     assert lines[1] == (f"range 2021-01-01..2021-01-04 (4 days) in {tmp_path / 'data'}: done 0, failed 0, pending 3; "
                         "present, not verified 1 (a run checks them)")
     assert lines[2] == "last progress: (none for this range; the last run logged was 2020-06-01..2020-06-02 (2 days), variables T2)"

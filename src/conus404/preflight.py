@@ -134,6 +134,8 @@ def open_checked(settings: Settings, signer: AssetSigner):
     local = Path(settings.source) if not settings.uses_planetary_computer and "://" not in settings.source else None
     if local is not None and local.is_file():
         raise ConfigurationError(f"--source {local} is a file; a Zarr store is a folder (e.g. .../conus404_hourly.zarr)")
+    if local is not None and not local.exists():
+        raise ConfigurationError(f"cannot read the source {local}: there is no such folder")
     try:
         try:
             ds, _ = source.open_source(settings, signer.current(), record_metadata=True)

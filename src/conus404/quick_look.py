@@ -72,6 +72,7 @@ def render_map(path: Path, variable: str | None = None, out: Path | None = None)
         ax.set_ylabel("latitude (degrees north)")
         ax.set_aspect(1.0 / np.cos(np.radians(float(np.nanmean(lat)))))  # degrees of equal length at mid-latitude
         ax.set_title(title + (f"\nbox {box}" if box else ""))
+        fig.conus404_title = title  # also in the PNG's own Title
         _save(fig, out)
     finally:
         plt.close(fig)
@@ -142,6 +143,7 @@ def render_overview(paths: Iterable[Path], out: Path, title: str) -> Path | None
             ax.xaxis.set_major_locator(AutoDateLocator(minticks=2, maxticks=8))
             ax.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
         axes[0, 0].set_title(title)
+        fig.conus404_title = title
         axes[-1, 0].set_xlabel("UTC day")
         fig.autofmt_xdate()
         fig.tight_layout()
@@ -154,4 +156,4 @@ def render_overview(paths: Iterable[Path], out: Path, title: str) -> Path | None
 def _save(fig, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     with temporary_sibling(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
+        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Title": getattr(fig, "conus404_title", out.stem)})
