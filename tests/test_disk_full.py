@@ -55,8 +55,8 @@ def test_a_full_disk_stops_the_run_in_one_line_and_a_rerun_after_freeing_space_c
     assert len(lines) == 1 and f"the disk of the data folder {data} is full" in lines[0], full.stderr
     assert "day(s) not started" in full.stdout, "the summary says what was left for the rerun"
     assert re.search(r"failed\s+\d\s+\(transient 0, permanent 0, disk full \d\)", full.stdout), full.stdout
-    started = list((tmp_path / "data" / "logs").iterdir())
-    assert 1 <= len(started) <= 2, "no day was started once one found the disk full"
+    started = list((data / "logs").iterdir()) if (data / "logs").is_dir() else []  # the day logs are on that disk
+    assert len(started) <= 2, "no day was started once one found the disk full"
     ledger = data / "failed_jobs.json"
     if ledger.exists():
         json.loads(ledger.read_text())  # whole, valid JSON

@@ -38,8 +38,11 @@ def test_values_convert_as_worked_out_by_hand():
 def test_incompatible_units_are_refused_with_both_named():
     with pytest.raises(ConfigurationError, match="PREC_ACC_NC is in 'mm', which cannot be converted to 'K'"):
         output_units.check_convertible("PREC_ACC_NC", "mm", "K")
-    with pytest.raises(ConfigurationError, match="ACSNOM is in 'kg m-2', which cannot be converted to 'in'"):
-        output_units.check_convertible("ACSNOM", "kg m-2", "in")  # a mass per area is not a depth to UDUNITS
+    with pytest.raises(ConfigurationError, match="ACSNOM is in 'kg m-2', which cannot be converted to 'K'"):
+        output_units.check_convertible("ACSNOM", "kg m-2", "K")
+    output_units.check_convertible("ACSNOM", "kg m-2", "in")  # water: a mass per area is a depth at 1000 kg m-3
+    np.testing.assert_allclose(output_units.convert(np.array([25.4]), "kg m-2", "in"), [1.0])
+    np.testing.assert_allclose(output_units.convert(np.array([0.5]), "in", "kg m-2"), [12.7])
     with pytest.raises(ConfigurationError, match="has no units in the source"):
         output_units.check_convertible("X", None, "m")
     output_units.check_convertible("T2", "K", "degC")  # no error

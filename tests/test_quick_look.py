@@ -79,7 +79,7 @@ def test_a_map_of_a_demo_file_is_a_real_png_of_the_expected_size(demo, tmp_path)
     result = quick_look(str(daily))
     assert result.returncode == 0, result.stderr
     out = Path(result.stdout.strip())
-    assert out == daily.with_name("conus404_daily_20210102_T2.png")
+    assert out == demo / "data" / "pictures" / "conus404_daily_20210102_T2.png"  # with the data, not among the files
     assert_a_real_picture(out, (900, 600), 0.15)  # 9 x 6 inches at 100 dpi; the map fills a good part
 
     chosen = quick_look(str(daily), "--variable", "PREC_ACC_NC", "--out", str(tmp_path / "rain.png"))
@@ -89,7 +89,7 @@ def test_a_map_of_a_demo_file_is_a_real_png_of_the_expected_size(demo, tmp_path)
 
 
 def test_the_overview_has_one_panel_per_field(demo):
-    overview = demo / "logs" / "overview_20210101_20210103.png"
+    overview = demo / "data" / "pictures" / "overview_20210101_20210103.png"
     assert_a_real_picture(overview, (900, int(round((1.6 * DEMO_FIELDS + 1.0) * 100))), 0.002)  # thin blue lines
     assert f"overview of 3 daily file(s): {overview}" in (demo / "logs" / "retry_run.log").read_text()
 

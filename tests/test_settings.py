@@ -105,9 +105,11 @@ def test_executor_and_dask_scheduler_from_config_and_flags(tmp_path):
     assert (s.executor, s.dask_scheduler) == ("dask", "tcp://10.0.0.5:8786")
     scheduler_file = tmp_path / "scheduler.json"
     scheduler_file.write_text("{}")
-    s = settings.apply_arguments(s, _flags("--executor", "subprocess", "--dask-scheduler", str(scheduler_file)))
-    assert (s.executor, s.dask_scheduler) == ("subprocess", str(scheduler_file))
+    s = settings.apply_arguments(s, _flags("--dask-scheduler", str(scheduler_file)))
+    assert (s.executor, s.dask_scheduler) == ("dask", str(scheduler_file))
     assert settings.apply_arguments(s, _flags("--dask-scheduler", "")).dask_scheduler is None
+    with pytest.raises(ConfigurationError, match="--dask-scheduler goes with --executor dask"):  # not silently ignored
+        settings.apply_arguments(s, _flags("--executor", "subprocess", "--dask-scheduler", str(scheduler_file)))
 
 
 @pytest.mark.parametrize(("config", "message"), [

@@ -385,7 +385,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigurationError(f"the run ended before its checks did (exit {proc.returncode}); see "
                                          f"{log_dir / 'driver_main_run.log'} and {log_dir / 'pipeline_console.log'}")
             raise ConfigurationError(verdict["refused"])
-        run_status.record_data_run(settings.data_dir, proc.run_flags, log_dir, proc.pid)
+        try:
+            run_status.record_data_run(settings.data_dir, proc.run_flags, log_dir, proc.pid)
+        except OSError:  # the record is for --status only: a full disk is the run's to say
+            pass
         warnings = verdict.get("warnings", [])
         for warning in warnings:
             print(f"run_pipeline.sh: warning: {warning}", flush=True)

@@ -131,7 +131,9 @@ def open_checked(settings: Settings, signer: AssetSigner):
     from conus404 import source
 
     what = settings.stac_url if settings.uses_planetary_computer else settings.source
-    local = Path(settings.source) if not settings.uses_planetary_computer and "://" not in settings.source else None
+    from conus404.settings import KNOWN_SOURCES
+
+    local = Path(settings.source) if settings.source not in KNOWN_SOURCES and "://" not in settings.source else None
     if local is not None and local.is_file():
         raise ConfigurationError(f"--source {local} is a file; a Zarr store is a folder (e.g. .../conus404_hourly.zarr)")
     if local is not None and not local.exists():

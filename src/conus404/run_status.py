@@ -158,11 +158,13 @@ def report(settings: settings_mod.Settings, log_dir: Path, pgid: int | None, par
     lines = []
     record = last_run(settings.data_dir)
     holder = run_lock.active_holder(settings.data_dir)
-    if pgid and not given:
+    if pgid:
         run = active_run_settings(log_dir, parser_factory)
-        settings = run or settings
+        recorded = json.loads((Path(log_dir) / RUN_RECORD).read_text()).get("flags", []) if run else []
+        settings = (_settings_of(recorded + given, parser_factory) if given and run else run) or settings
         lines.append(f"run: active (process group {pgid})" + ("" if run else "; its settings are not recorded, "
-                                                                "so this is the configured range"))
+                                                                "so this is the configured range")
+                     + ("; the counts are of the request given with --status" if given else ""))
     elif record is not None and not given:
         settings = _settings_of(record["flags"], parser_factory) or settings
         log_dir = Path(record.get("log_dir") or log_dir)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conus404 import source
+from conus404 import disk_space, source
 from conus404.data_folder import day_log_dir, qc_dir
 from conus404.executors import Executor, Job, SubprocessExecutor, WorkerExit, WorkerLaunch
 from conus404.settings import PROJECT_ROOT, WORKER_ENVIRONMENT, Settings, worker_flags
@@ -193,7 +193,18 @@ class DayScheduler:
                     free = self.settings.max_processes - len(running)
                     batch, out_of_time = self._next_batch(pending, outcomes, progress, checks_until, free)
                     if batch:
-                        running.append(self._launch(batch))
+                        try:
+                            running.append(self._launch(batch))
+                        except OSError as exc:  # the day's log, on the data folder's disk, cannot be opened
+                            if not disk_space.is_disk_full(exc, self.settings.data_dir):
+                                raise
+                            for day in batch:
+                                outcomes[day] = DayOutcome(day, "failed", "disk_full", f"{type(exc).__name__}: {exc}")
+                                progress.failed += 1
+                                self.on_outcome(outcomes[day])
+                            self.disk_full = True
+                            log.error("the disk of the data folder %s is full: no new day starts; the %d running "
+                                      "finish", self.settings.data_dir, len(running))
                     if out_of_time:
                         break
                 time.sleep(0.1)
