@@ -54,7 +54,7 @@ if pgid="$(active_run_pgid)"; then
     echo "clean_data.sh: a pipeline run is active (process group $pgid); stop it first with ./kill_all.sh" >&2
     exit 1
 fi
-# a run with another log folder holds the data folder's lock (src/conus404/run_lock.py)
+# a run with another log folder holds the data folder's lock (src/conus404/run/run_lock.py)
 if [ -f "$data_dir/.pipeline.lock" ] && command -v flock >/dev/null && ! flock -n "$data_dir/.pipeline.lock" true; then
     echo "clean_data.sh: a pipeline run is active on $data_dir; stop it first with ./kill_all.sh --log-dir ITS_LOG_FOLDER" >&2
     exit 1

@@ -48,7 +48,7 @@ if kill -0 -- "-$pgid" 2>/dev/null; then
 fi
 rm -f "$PID_FILE"
 # Temporaries of writers stopped mid-write, anywhere in the data folder (daily and hourly files, series
-# parts, roll-ups, ledgers, QC reports; conus404/data_folder.py); the run's chunk cache is not walked.
+# parts, roll-ups, ledgers, QC reports; conus404/config/data_folder.py); the run's chunk cache is not walked.
 data_dir="$(cat "$LOG_DIR/pipeline.data_dir" 2>/dev/null || echo "$PROJECT_ROOT/data")"
 if [ -d "$data_dir" ]; then
     find "$data_dir" -path "$data_dir/.chunk_cache" -prune -o -type f -name '.tmp-*' -exec rm -f {} +

@@ -23,4 +23,4 @@ for arg in "$@"; do
 done
 if [ "$needs_emulator" = 1 ]; then ensure_venv_and_emulator_packages; else ensure_venv; fi
 cd src
-exec "$PYTHON" -m conus404.launcher "$@"
+exec "$PYTHON" -m conus404.run.launcher "$@"

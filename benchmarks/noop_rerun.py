@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import xarray as xr
 
-    from conus404 import daily_file
     from conus404.emulator.synthetic_store import StoreSpec, write_store
+    from conus404.outputs import daily_file
 
     first = dt.date(2001, 1, 1)
     days = [first + dt.timedelta(days=i) for i in range(args.days)]

@@ -23,8 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from conus404 import grid, series, series_weights  # noqa: E402
-from conus404.settings import Settings  # noqa: E402
+from conus404.config.settings import assemble  # noqa: E402
+from conus404.core import grid
+from conus404.outputs.series import days as series
+from conus404.outputs.series import weights as series_weights
 
 
 def huc_like_polygons(count: int, seed: int = 15):
@@ -57,22 +59,22 @@ def main() -> int:
         tmp = Path(tmp_name)
         path = tmp / "huc10.gpkg"
         huc_like_polygons(args.polygons).to_file(path, driver="GPKG")
-        settings = Settings(start_date=dt.date(2021, 1, 1), end_date=dt.date(2021, 1, 1), variables=("T2",),
+        settings = assemble(start_date=dt.date(2021, 1, 1), end_date=dt.date(2021, 1, 1), variables=("T2",),
                             data_dir=tmp / "data", polygons=path, polygon_id="huc10")
         started = time.perf_counter()
-        target = series_weights.prepare(settings, lat, lon)[0]
+        target = series_weights.prepare(settings.series, settings.outputs.data_dir, None, lat, lon)[0]
         weights_s = time.perf_counter() - started
         print(json.dumps({"measure": "weights", "polygons": args.polygons, "cells_weighted": int(target.weights.area.size),
                           "seconds": round(weights_s, 2), "goal_s": 30, "share_of_goal": round(weights_s / 30, 3)}))
         started = time.perf_counter()
-        cached = series_weights.cached(settings)[0]
+        cached = series_weights.cached(settings.series, settings.outputs.data_dir, None)[0]
         print(json.dumps({"measure": "weights from cache (each worker)", "seconds": round(time.perf_counter() - started, 3)}))
         rng = np.random.default_rng(1)
         fields = [(f"F{k}", rng.normal(280, 10, lat.shape).astype(np.float32), {"units": "K"}) for k in range(args.fields)]
         per_day = []
         for day in range(args.days):
             started = time.perf_counter()
-            series.publish_day(settings, [cached], dt.date(2021, 1, 1) + dt.timedelta(days=day), fields, None)
+            series.publish_day(settings.outputs.data_dir, [cached], dt.date(2021, 1, 1) + dt.timedelta(days=day), fields, None)
             per_day.append(time.perf_counter() - started)
         median = float(np.median(per_day))
         print(json.dumps({"measure": "series per day", "polygons": args.polygons, "fields": args.fields,

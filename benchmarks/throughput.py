@@ -86,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def store_variables(variables: list[str], layout: str) -> tuple[str, ...]:
     """What the synthetic store must hold: the variables, their bucket counters (PC), WSPD10's inputs."""
-    from conus404.derived import DERIVED
+    from conus404.day.derived import DERIVED
     from conus404.emulator.synthetic_store import supported_variables
 
     names: list[str] = []
@@ -101,9 +101,9 @@ def needed_keys(zmeta: dict, blobs: dict[str, int], first_hour: int, days: list[
     """Distinct chunk keys that the days' hour windows touch, plus lat/lon and .zmetadata."""
     import pandas as pd
 
-    from conus404.aggregation import hour_window
-    from conus404.derived import DERIVED
-    from conus404.variables import VariableClass, classify
+    from conus404.core.day_windows import hour_window
+    from conus404.core.variables import VariableClass, classify
+    from conus404.day.derived import DERIVED
 
     meta = zmeta["metadata"]
     keys = {".zmetadata"} | {k for k in blobs if k.split("/")[0] in ("lat", "lon") and not k.split("/")[-1].startswith(".")}
@@ -222,9 +222,9 @@ def run_notebook(ctx: dict, work: Path, local: bool = False) -> dict:
 # ---- the run ----------------------------------------------------------------------------------
 
 def measure_layout(stack, layout: str, args, work: Path, progress) -> list[dict]:
+    from conus404.config.settings import assemble
     from conus404.emulator.synthetic_store import StoreSpec
-    from conus404.settings import Settings
-    from conus404.source import sign_collection_asset
+    from conus404.sources.source import sign_collection_asset
 
     variables = [v.strip() for v in args.variables.split(",") if v.strip()]
     days = [args.first + dt.timedelta(days=i) for i in range(args.days)]
@@ -240,7 +240,7 @@ def measure_layout(stack, layout: str, args, work: Path, progress) -> list[dict]
     keys = needed_keys(zmeta, blobs, spec.first_hour, days, variables)
     needed_bytes = sum(blobs[k] for k in keys)
     env = {**os.environ, **stack.client_env(), "PYTHONPATH": str(ROOT / "src")}
-    defaults = Settings(start_date=days[0], end_date=days[-1], variables=tuple(variables))
+    defaults = assemble(start_date=days[0], end_date=days[-1], variables=tuple(variables))
     asset = sign_collection_asset(env["CONUS404_STAC_URL"], "conus404", "zarr-abfs", env["PC_SDK_SAS_URL"])
     ctx = {"args": args, "days": days, "env": env, "proxy": stack.proxy, "zmeta": zmeta, "blobs": blobs,
            "asset": asset.to_json(), "settings": defaults, "local_store": local}

@@ -3,7 +3,7 @@
 
 import sys
 
-from conus404.worker_cli import main
+from conus404.launch.worker_cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -139,8 +139,8 @@ def parent_command_line(pid: int) -> str:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from conus404.launch_template import close_shared_template
-    from conus404.source import release_storage_clients
+    from conus404.launch.launch_template import close_shared_template
+    from conus404.sources.source import release_storage_clients
 
     release_storage_clients()  # close adlfs clients while their event loop still runs
     close_shared_template()  # the launch template of tests that started workers in this process
@@ -244,7 +244,7 @@ def run_driver(stack, tmp, days, variables: str, *flags: str, timeout: float = 3
 def run_prewarmed(argv: list[str], env: dict[str, str], stdin: str | None = None, timeout: float = 300):
     """Run ``python SCRIPT ARGS`` as the pipeline does by default: forked from a launch template that
     has done the imports (cwd src/, as the driver's workers). Returns (returncode, stdout, stderr)."""
-    from conus404.launch_template import shared_template
+    from conus404.launch.launch_template import shared_template
 
     # pytest names the running test in the environment: left in, every test would start its own
     # template (2-3 s of imports each), since a template serves one environment only

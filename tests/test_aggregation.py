@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conus404 import aggregation
-from conus404.variables import VariableClass
+from conus404.core.variables import VariableClass
+from conus404.day import aggregation
 
 DAY = dt.date(2021, 3, 14)
 

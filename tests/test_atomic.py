@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conus404.atomic import TEMP_PREFIX, atomic_write_json, atomic_write_text, temporary_sibling
+from conus404.core.atomic import TEMP_PREFIX, atomic_write_json, atomic_write_text, temporary_sibling
 
 
 def test_replaces_the_file_and_leaves_no_temporary(tmp_path):

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conus404 import daily_file, subset
+from conus404.core import subset
 from conus404.emulator.synthetic_store import StoreSpec
+from conus404.outputs import daily_file
 from tests import conftest
 
 pytestmark = pytest.mark.emulator

@@ -14,11 +14,11 @@ import xarray as xr
 import zarr
 from zarr.storage import LocalStore, WrapperStore
 
-from conus404 import source
-from conus404.cached_hours import ENCODING_KEY, read_hours, remember_cache
-from conus404.chunk_cache_store import SharedChunkCache
-from conus404.day_reader import read_records
-from conus404.exceptions import LostChunkError
+from conus404.core.exceptions import LostChunkError
+from conus404.day.day_reader import read_records
+from conus404.sources import source
+from conus404.sources.cached_hours import ENCODING_KEY, read_hours, remember_cache
+from conus404.sources.chunk_cache_store import SharedChunkCache
 
 STEPS, NY, NX = 100, 12, 16
 

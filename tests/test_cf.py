@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conus404 import cf, daily_file, grid
+from conus404.core import grid
+from conus404.outputs import cf, daily_file
 from tests.conftest import cf_findings as findings
 
 NY, NX = 20, 24

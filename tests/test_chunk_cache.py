@@ -19,10 +19,10 @@ import zarr
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import LocalStore, WrapperStore
 
-from conus404 import prefetch_spool
-from conus404.chunk_cache import forget_metadata, prune
-from conus404.chunk_cache_store import SharedChunkCache, cacheable_arrays
 from conus404.emulator.synthetic_store import StoreSpec, write_store
+from conus404.sources import prefetch_spool
+from conus404.sources.chunk_cache import forget_metadata, prune
+from conus404.sources.chunk_cache_store import SharedChunkCache, cacheable_arrays
 
 
 class CountingStore(WrapperStore):

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conus404 import daily_file
-from conus404.grid import grid_latlon
+from conus404.core.grid import grid_latlon
+from conus404.outputs import daily_file
 
 DAY = dt.date(2021, 1, 1)
 
@@ -106,14 +106,14 @@ def test_written_file_is_what_to_netcdf_writes(tmp_path, level):
 def test_publishing_does_not_import_distributed(tmp_path):
     """The launch template leaves ``distributed`` out (0.1-0.3 s of every run's start): a day must not need it."""
     code = ("import sys, datetime as dt, numpy as np\n"
-            "from conus404 import daily_file\nfrom conus404.grid import grid_latlon\n"
+            "from conus404.outputs import daily_file\nfrom conus404.core.grid import grid_latlon\n"
             "lat, lon = grid_latlon(4, 5)\n"
             "f = daily_file.DailyField('T2', np.full((4, 5), 280.0, np.float32), {'units': 'K'})\n"
             "ds = daily_file.build_dataset(dt.date(2021, 1, 1), lat, lon, [f], {'source': 'test'})\n"
             f"path = daily_file.daily_path({str(tmp_path)!r}, dt.date(2021, 1, 1))\n"
             "daily_file.publish(ds, path)\n"
             "print(daily_file.verify(path, dt.date(2021, 1, 1), ['T2']), 'distributed' in sys.modules)\n")
-    src = Path(daily_file.__file__).resolve().parents[1]
+    src = Path(daily_file.__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(src)})
     assert out.returncode == 0, out.stderr

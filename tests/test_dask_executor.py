@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from conus404 import daily_file
+from conus404.core.processes import free_loopback_port, start_process_group, stop_process_group, wait_for_port
 from conus404.emulator.fault_proxy import FaultRule
 from conus404.emulator.stack import EmulatorStack
 from conus404.emulator.synthetic_store import StoreSpec
-from conus404.processes import free_loopback_port, start_process_group, stop_process_group, wait_for_port
+from conus404.outputs import daily_file
 from tests import conftest
 from tests.conftest import group_alive, processes_mentioning
 
@@ -142,7 +142,7 @@ def test_a_dask_worker_killed_mid_task_ends_with_its_day_published_exactly_once(
             day_process = held[0]
             template = ppid_of(day_process)
             dask_worker = ppid_of(template)
-            assert "conus404.launch_template" in Path(f"/proc/{template}/cmdline").read_text()
+            assert "conus404.launch.launch_template" in Path(f"/proc/{template}/cmdline").read_text()
             os.kill(dask_worker, signal.SIGKILL)
             deadline = time.monotonic() + 30
             while any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
@@ -235,7 +235,7 @@ def test_kill_all_stops_a_dask_run_with_its_cluster_and_day_processes(stack, tmp
         while not day_processes(tmp_path):
             assert time.monotonic() < deadline, "no day started"
             time.sleep(0.2)
-        assert all("conus404.launch_template" in conftest.parent_command_line(pid) for pid, _ in day_processes(tmp_path)), \
+        assert all("conus404.launch.launch_template" in conftest.parent_command_line(pid) for pid, _ in day_processes(tmp_path)), \
             "each Dask worker forked its day processes from its own launch template"
         assert len(processes_of_run(tmp_path)) >= 5, "the run, its LocalCluster (scheduler + 2 nannies + 2 workers) and days"
         stopped = subprocess.run([str(ROOT / "kill_all.sh"), "--log-dir", str(tmp_path / "logs"), "--grace", "10"],

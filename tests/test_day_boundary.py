@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from conus404 import daily_file, day_boundary
-from conus404.aggregation import hour_window
+from conus404.config import day_boundary
+from conus404.core.day_windows import hour_window
+from conus404.core.exceptions import ConfigurationError
+from conus404.core.variables import VariableClass
 from conus404.emulator.synthetic_store import StoreSpec, build_dataset
-from conus404.exceptions import ConfigurationError
-from conus404.variables import VariableClass
+from conus404.outputs import daily_file
 from tests import conftest
 
 SPEC = StoreSpec.for_days("2021-01-01", 3, ny=6, nx=8, variables=("T2", "PREC_ACC_NC", "ACSNOM"))

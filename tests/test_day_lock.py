@@ -12,13 +12,13 @@ import sys
 import threading
 from pathlib import Path
 
-from conus404 import day_lock
+from conus404.day import day_lock
 
 DAY = dt.date(2021, 1, 2)
 HOLDER = """
 import datetime as dt, sys, time
 from pathlib import Path
-from conus404 import day_lock
+from conus404.day import day_lock
 with day_lock.working_on(Path(sys.argv[1]), dt.date.fromisoformat(sys.argv[2])):
     print("held", flush=True)
     sys.stdin.read()
@@ -27,7 +27,7 @@ with day_lock.working_on(Path(sys.argv[1]), dt.date.fromisoformat(sys.argv[2])):
 
 def hold(data_dir: Path, day: dt.date) -> subprocess.Popen:
     """Another process holding ``day``'s lock until its standard input closes (or it is killed)."""
-    env = {**os.environ, "PYTHONPATH": str(Path(day_lock.__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(day_lock.__file__).resolve().parents[2])}
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(data_dir), day.isoformat()], env=env,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conus404.day_reader import DayReader, as_slice, reading_order
+from conus404.day.day_reader import DayReader, as_slice, reading_order
 
 
 @pytest.fixture()

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from conus404 import daily_file
 from conus404.emulator.stack import EmulatorStack
 from conus404.emulator.synthetic_store import Defect, StoreSpec
+from conus404.outputs import daily_file
 from tests import conftest
 
 pytestmark = pytest.mark.emulator

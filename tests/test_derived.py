@@ -1,4 +1,4 @@
-"""Derived variables (conus404.derived, humidity, winds, reference_et) against references written
+"""Derived variables (conus404.day.derived, humidity, winds, reference_et) against references written
 here or published: MetPy-style moist-air formulas at fixed points, pyproj's meridian convergence and
 projected north, FAO-56 worked examples, and an ASCE hourly Penman-Monteith written out below."""
 
@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from pyproj import Proj, Transformer
 
-from conus404 import derived, grid, humidity, reference_et, winds
+from conus404.core import grid
+from conus404.day import derived
+from conus404.day.formulas import humidity, reference_et, winds
 from tests import references
 from tests.references import asce_day, etsz, ra_hourly
 

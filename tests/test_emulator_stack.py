@@ -19,9 +19,9 @@ import pytest
 import xarray as xr
 from azure.core.exceptions import HttpResponseError
 
-from conus404 import source
+from conus404.core.exceptions import AuthenticationError
 from conus404.emulator.synthetic_store import build_dataset
-from conus404.exceptions import AuthenticationError
+from conus404.sources import source
 from tests.conftest import processes_mentioning
 
 pytestmark = pytest.mark.emulator

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conus404 import executors
-from conus404.executors import SubprocessExecutor, WorkerLaunch, run_worker_process, stop_worker_processes
+from conus404.launch.executors import SubprocessExecutor, WorkerLaunch, run_worker_process, stop_worker_processes
+from conus404.launch.executors import subprocess as executors
 
 SLEEP_60 = "import time; time.sleep(60)"
 ECHO_STDIN = "import sys; data = sys.stdin.read(); print('{\"got\": %d}' % len(data)); print('to the log', file=sys.stderr)"

@@ -7,8 +7,8 @@ import errno
 import aiohttp
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
 
-from conus404 import exceptions as ex
-from conus404.failures import failure_class
+from conus404.core import exceptions as ex
+from conus404.core.failures import failure_class
 
 
 def _http(status: int) -> HttpResponseError:

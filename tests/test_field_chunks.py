@@ -11,9 +11,9 @@ import netCDF4
 import numpy as np
 import pytest
 
-from conus404 import daily_file
-from conus404.field_chunks import shuffled_deflate
-from conus404.grid import grid_latlon
+from conus404.core.grid import grid_latlon
+from conus404.outputs import daily_file
+from conus404.outputs.field_chunks import shuffled_deflate
 
 DAY = dt.date(2021, 1, 1)
 NY, NX = 30, 40

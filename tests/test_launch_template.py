@@ -14,21 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from conus404 import launch_template
-from conus404.executors import WorkerLaunch, WorkerProcess, run_worker_process
-from conus404.processes import start_process_group, stop_process_group
+from conus404.core.processes import start_process_group, stop_process_group
+from conus404.launch import launch_template
+from conus404.launch.executors import WorkerLaunch, WorkerProcess, run_worker_process
 
 pytestmark = pytest.mark.skipif(not launch_template.supported(), reason="needs fork and pidfds (Linux 5.3+)")
 
 REPORT = """
 import json, os, sys
-import conus404.worker as worker
+import conus404.day.worker as worker
 print(json.dumps({"pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgid(0), "argv": sys.argv,
                   "resigns": worker.MAX_RESIGNS_PER_DAY, "cwd": os.getcwd(), "stdin": sys.stdin.read(),
                   "preloaded": "xarray" in sys.modules and "netCDF4" in sys.modules}))
 """
 CRASH = """
-import ctypes, conus404.worker as worker
+import ctypes, conus404.day.worker as worker
 worker.MAX_RESIGNS_PER_DAY = 99          # damage the module state this process was forked with
 ctypes.string_at(0)                      # then crash hard (SIGSEGV)
 """
@@ -125,7 +125,7 @@ def test_a_template_that_dies_stops_its_workers_and_the_next_launch_starts_a_new
 LAUNCHER = """
 import sys, time
 from pathlib import Path
-from conus404.executors import WorkerLaunch, WorkerProcess
+from conus404.launch.executors import WorkerLaunch, WorkerProcess
 tmp = Path(sys.argv[1])
 process = WorkerProcess(WorkerLaunch([sys.executable, str(tmp / "slow.py")], None, tmp / "slow.log", 600, "slow",
                                      tmp, None, prewarmed=True))
@@ -145,7 +145,7 @@ def gone(pid: int) -> bool:
 def start_launcher(tmp: Path) -> tuple[subprocess.Popen, int, int]:
     """A process that forked a long worker from its template, as a Dask worker does: (it, worker, template)."""
     (tmp / "slow.py").write_text("import time; time.sleep(600)")
-    env = {**os.environ, "PYTHONPATH": str(Path(launch_template.__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(launch_template.__file__).resolve().parents[2])}
     launcher = start_process_group([sys.executable, "-c", LAUNCHER, str(tmp)], tmp / "launcher.log", env=env)
     deadline = time.monotonic() + 120
     while not (tmp / "launcher.log").read_text().strip():
@@ -153,7 +153,7 @@ def start_launcher(tmp: Path) -> tuple[subprocess.Popen, int, int]:
         time.sleep(0.05)
     worker = int((tmp / "launcher.log").read_text().split()[0])
     template = int(Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    assert template != launcher.pid and "conus404.launch_template" in command_line(template)
+    assert template != launcher.pid and "conus404.launch.launch_template" in command_line(template)
     return launcher, worker, template
 
 

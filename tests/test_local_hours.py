@@ -12,10 +12,10 @@ import pytest
 import xarray as xr
 import zarr
 
-from conus404 import source
-from conus404.day_reader import read_records
-from conus404.exceptions import LostChunkError, MissingDataError
-from conus404.local_hours import ENCODING_KEY, read_hours, remember_local_store
+from conus404.core.exceptions import LostChunkError, MissingDataError
+from conus404.day.day_reader import read_records
+from conus404.sources import source
+from conus404.sources.local_hours import ENCODING_KEY, read_hours, remember_local_store
 
 STEPS, NY, NX = 60, 12, 16
 
@@ -108,7 +108,7 @@ def test_a_local_source_is_opened_with_its_folder_remembered_and_read_through_it
         served.append(got is not None)
         return got
 
-    monkeypatch.setattr("conus404.day_reader.read_local_hours", spy)
+    monkeypatch.setattr("conus404.day.day_reader.read_local_hours", spy)
     np.testing.assert_array_equal(read_records(ds, "TD2", np.arange(4, 28)), values["TD2"][4:28])
     assert served == [True], "the day's records came from the chunk files, not through zarr"
     with pytest.raises(MissingDataError, match=r"TD2 at 2021-01-01T03Z.*lacks its chunk TD2/3.0.1"):

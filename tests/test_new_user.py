@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conus404 import daily_file
 from conus404.emulator.synthetic_store import Defect, StoreSpec, write_store
+from conus404.outputs import daily_file
 from tests import conftest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -257,7 +257,7 @@ def test_11_the_smaller_things(store, tmp_path):
 def test_11_a_misspelt_config_key_is_named_and_config_values_say_where_they_come_from(tmp_path):
     config = tmp_path / "config.py"
     config.write_text((ROOT / "src" / "config.py").read_text().replace("VARIABLE_AGG_MAP = {", "VARIABLE_AGG_MAPP = {"))
-    probe = ("import sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(1, sys.argv[2]); from conus404 import settings\n"
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(1, sys.argv[2]); from conus404.config import settings\n"
              "try:\n    settings.load()\nexcept settings.ConfigurationError as exc:\n    print(exc)")
     said = subprocess.run([sys.executable, "-c", probe, str(tmp_path), str(ROOT / "src")], capture_output=True,
                           text=True, timeout=60).stdout

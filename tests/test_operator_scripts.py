@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conus404.processes import start_process_group, stop_process_group
+from conus404.core.processes import start_process_group, stop_process_group
 from tests.conftest import group_alive
 
 ROOT = Path(__file__).resolve().parents[1]

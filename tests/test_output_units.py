@@ -1,19 +1,21 @@
-"""--units (conus404.output_units): conversions against values worked out here, and the refusals."""
+"""--units (conus404.day.output_units): conversions against values worked out here, and the refusals."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from conus404 import daily_file, output_units
-from conus404.exceptions import ConfigurationError
+from conus404.config import output_values
+from conus404.core.exceptions import ConfigurationError
+from conus404.day import output_units
+from conus404.outputs import daily_file
 
 
 def test_a_spec_is_parsed_and_formatted_back():
-    units = output_units.parse("T2:degC, PREC_ACC_NC:in")
+    units = output_values.parse_units("T2:degC, PREC_ACC_NC:in")
     assert units == {"T2": "degC", "PREC_ACC_NC": "in"}
-    assert output_units.parse(output_units.format_units(units)) == units
-    assert output_units.parse("") == {} and output_units.parse({"T2": "degF"}) == {"T2": "degF"}
+    assert output_values.parse_units(output_values.format_units(units)) == units
+    assert output_values.parse_units("") == {} and output_values.parse_units({"T2": "degF"}) == {"T2": "degF"}
 
 
 @pytest.mark.parametrize(("spec", "message"), [
@@ -23,7 +25,7 @@ def test_a_spec_is_parsed_and_formatted_back():
 ])
 def test_malformed_specs_are_refused_in_one_line(spec, message):
     with pytest.raises(ConfigurationError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        output_units.parse(spec, "--units")
+        output_values.parse_units(spec, "--units")
 
 
 def test_values_convert_as_worked_out_by_hand():

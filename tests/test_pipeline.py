@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from conus404 import daily_file
+from conus404.core.processes import start_process_group, stop_process_group
 from conus404.emulator.fault_proxy import FaultRule
 from conus404.emulator.stack import EmulatorStack
 from conus404.emulator.synthetic_store import Defect, StoreSpec
-from conus404.processes import start_process_group, stop_process_group
+from conus404.outputs import daily_file
 from tests import conftest
 from tests.conftest import group_alive
 
@@ -186,7 +186,7 @@ def test_kill_all_stops_the_run_spares_a_decoy_and_the_next_run_completes(stack,
         while not (days := day_processes_of(pgid)):
             assert time.monotonic() < deadline, "no day process"
             time.sleep(0.2)
-        assert all("conus404.launch_template" in conftest.parent_command_line(pid) for pid in days), \
+        assert all("conus404.launch.launch_template" in conftest.parent_command_line(pid) for pid in days), \
             "the days were forked from the run's launch template (the default launch)"
         again = pipeline(tmp_path, stack)
         assert again.returncode == 75 and "already active" in again.stderr

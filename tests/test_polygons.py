@@ -10,8 +10,8 @@ import pytest
 import shapely
 from shapely.geometry import MultiPolygon, Polygon
 
-from conus404.polygons import CellWeights, exact_weights
-from conus404.subset import FittedGrid, Window
+from conus404.core.subset import FittedGrid, Window
+from conus404.outputs.series.polygons import CellWeights, exact_weights
 
 GRID = FittedGrid(x0=-22_000.0, y0=-14_000.0, dx=4_000.0, dy=4_000.0, ny=9, nx=12)  # cell (j, i) centred at x0 + i dx
 SAMPLES = 160  # per cell side: a boundary cell's sampled share is within ~1/SAMPLES of the truth

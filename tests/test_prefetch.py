@@ -20,9 +20,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conus404 import daily_file, failures, prefetch, prefetch_spool
+from conus404.core import failures
+from conus404.core.exceptions import ChunkFetchError
 from conus404.emulator.synthetic_store import StoreSpec
-from conus404.exceptions import ChunkFetchError
+from conus404.outputs import daily_file
+from conus404.run import prefetch
+from conus404.sources import prefetch_spool
 from tests import conftest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,7 +210,7 @@ def test_the_prefetcher_is_in_the_runs_process_group_and_ends_with_its_driver(pc
     try:
         deadline, fetcher = time.monotonic() + 60, None
         while fetcher is None and time.monotonic() < deadline:
-            fetcher = next((pid for pid, cmd in conftest.live_children(driver.pid) if "conus404.prefetch" in cmd), None)
+            fetcher = next((pid for pid, cmd in conftest.live_children(driver.pid) if "conus404.run.prefetch" in cmd), None)
             time.sleep(0.05)
         assert fetcher is not None, "no prefetch process started"
         assert os.getpgid(fetcher) == driver.pid  # kill_all.sh stops the run's group, the prefetcher with it
@@ -238,9 +241,9 @@ def _state(pid: int) -> str:
 
 
 def settings_of(**changes):
-    from conus404.settings import Settings
+    from conus404.config.settings import assemble
 
-    return Settings(start_date=DAYS[0], end_date=DAYS[-1], variables=("T2",), **changes)
+    return assemble(start_date=DAYS[0], end_date=DAYS[-1], variables=("T2",), **changes)
 
 
 @pytest.mark.parametrize("source", ["planetary-computer", "hytest-osn", "s3://bucket/store.zarr"])

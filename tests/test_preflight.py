@@ -1,4 +1,4 @@
-"""The request's check (conus404/preflight.py): run in a child of the launch template, its verdict
+"""The request's check (conus404/run/preflight.py): run in a child of the launch template, its verdict
 sent on ``driver.py --verdict-fd``; the driver itself never loads the storage stack."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conus404.processes import free_loopback_port, start_process_group, stop_process_group, wait_for_port
+from conus404.core.processes import free_loopback_port, start_process_group, stop_process_group, wait_for_port
 
 
 def _alive(pid: int) -> bool:

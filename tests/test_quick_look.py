@@ -107,7 +107,7 @@ def test_bad_files_and_fields_are_one_line_and_exit_2(demo, tmp_path, make, args
 
 
 def test_a_long_colour_bar_label_is_wrapped_to_fit_the_figure():
-    from conus404 import quick_look
+    from conus404.outputs import quick_look
 
     plt = quick_look._pyplot()
     long_name = ("daily total (over the UTC day) of Accumulated downwelling shortwave radiation flux at bottom, "

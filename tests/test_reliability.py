@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from conus404 import daily_file
 from conus404.emulator.fault_proxy import FaultRule
 from conus404.emulator.stack import EmulatorStack
 from conus404.emulator.synthetic_store import StoreSpec
+from conus404.outputs import daily_file
 from tests.conftest import group_alive
 
 pytestmark = pytest.mark.emulator

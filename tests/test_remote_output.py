@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from conus404 import daily_file
+from conus404.core.failures import failure_class
 from conus404.emulator.stack import EmulatorStack
 from conus404.emulator.synthetic_store import StoreSpec, write_store
-from conus404.failures import failure_class
-from conus404.remote_output import RemoteOutput
+from conus404.outputs import daily_file
+from conus404.outputs.remote_output import RemoteOutput
 from tests import conftest
 
 pytestmark = pytest.mark.emulator
@@ -109,7 +109,7 @@ def test_a_day_whose_upload_failed_is_uploaded_by_the_next_attempt(tmp_path):
     kept = sorted(p.name for p in (tmp_path / "out" / "quarantine").iterdir())
     assert [k.rsplit(".", 1)[0] for k in kept] == [local.name, local.name + ".json"]
     assert (tmp_path / "out" / "quarantine" / kept[0]).read_bytes() == content
-    from conus404.exceptions import OutputUploadError
+    from conus404.core.exceptions import OutputUploadError
 
     assert failure_class(OutputUploadError("uploading x failed", target)) == "transient"
 

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conus404 import daily_file, grid, rollups
+from conus404.config import output_values
+from conus404.config.settings import Settings, assemble
+from conus404.core import grid
+from conus404.core.exceptions import ConfigurationError
 from conus404.emulator.synthetic_store import StoreSpec, build_dataset
-from conus404.exceptions import ConfigurationError
-from conus404.settings import Settings
+from conus404.outputs import daily_file, rollups
 from tests import conftest
 
 NY, NX = 5, 7
@@ -38,13 +40,13 @@ def write_day(data_dir: Path, day: dt.date, shift: float = 0.0, corners: bool = 
 
 
 def settings(tmp: Path, first: dt.date, last: dt.date, kinds="monthly,annual,water-year", partial=False) -> Settings:
-    return Settings(start_date=first, end_date=last, variables=("T2", "PREC_ACC_NC"), data_dir=tmp,
-                    rollups=rollups.parse_rollups(kinds), allow_partial=partial)
+    return assemble(start_date=first, end_date=last, variables=("T2", "PREC_ACC_NC"), data_dir=tmp,
+                    rollups=output_values.parse_rollups(kinds), allow_partial=partial)
 
 
 def run(tmp: Path, first: dt.date, last: dt.date, **kwargs) -> list[Path]:
     s = settings(tmp, first, last, **kwargs)
-    return rollups.write_rollups(s, list(FIELDS), lambda d: daily_file.daily_path(tmp, d).exists())
+    return rollups.write_rollups(s.request, s.outputs, list(FIELDS), lambda d: daily_file.daily_path(tmp, d).exists())
 
 
 def days(first: dt.date, last: dt.date) -> list[dt.date]:
@@ -141,7 +143,7 @@ def test_a_period_is_redone_only_when_one_of_its_days_changed(tmp_path):
 @pytest.mark.parametrize("value", ["weekly", "monthly,seasonal", "Monthly"])
 def test_an_unknown_rollup_is_refused_naming_the_choices(value):
     with pytest.raises(ConfigurationError, match=r"unknown roll-up .*; use monthly, annual, water-year"):
-        rollups.parse_rollups(value, "--rollup")
+        output_values.parse_rollups(value, "--rollup")
 
 
 ROLLUP_SPEC = StoreSpec.for_days("2021-01-30", 31, ny=4, nx=5, variables=("T2", "PREC_ACC_NC"))

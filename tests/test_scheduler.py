@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conus404.scheduler import Progress
+from conus404.run.scheduler import Progress
 
 
 def test_progress_while_days_run_gives_a_rate_and_an_eta():

@@ -17,10 +17,11 @@ import pyproj
 import pytest
 from shapely.geometry import Point, Polygon
 
-from conus404 import grid, series_weights
-from conus404.exceptions import ConfigurationError
-from conus404.polygons import conus404_crs
-from conus404.settings import Settings
+from conus404.config.settings import Settings, assemble
+from conus404.core import grid
+from conus404.core.exceptions import ConfigurationError
+from conus404.outputs.series import weights as series_weights
+from conus404.outputs.series.polygons import conus404_crs
 
 LAT, LON = grid.grid_latlon(30, 40)  # the CONUS404 domain with cells of ~140 km
 BASINS = {  # lon/lat rings: a Colorado-sized basin, a non-convex one, one smaller than a cell
@@ -31,7 +32,7 @@ BASINS = {  # lon/lat rings: a Colorado-sized basin, a non-convex one, one small
 
 
 def settings(tmp: Path, **kwargs) -> Settings:
-    return Settings(start_date=dt.date(2021, 1, 1), end_date=dt.date(2021, 1, 2), variables=("T2",),
+    return assemble(start_date=dt.date(2021, 1, 1), end_date=dt.date(2021, 1, 2), variables=("T2",),
                     data_dir=tmp / "data", **kwargs)
 
 
@@ -50,7 +51,12 @@ def basins_geojson(tmp: Path, name: str = "basins.geojson") -> Path:
 
 
 def prepare(tmp: Path, **kwargs):
-    return series_weights.prepare(settings(tmp, **kwargs), LAT, LON)
+    s = settings(tmp, **kwargs)
+    return series_weights.prepare(s.series, s.outputs.data_dir, s.request.bbox, LAT, LON)
+
+
+def cached(s: Settings):
+    return series_weights.cached(s.series, s.outputs.data_dir, s.request.bbox)
 
 
 def as_dict(target) -> dict[tuple[str, int, int], float]:
@@ -59,7 +65,7 @@ def as_dict(target) -> dict[tuple[str, int, int], float]:
 
 
 def test_pyproj_and_the_grids_own_projection_agree():
-    """The polygons are projected with pyproj, the store's grid is fitted with conus404.grid:
+    """The polygons are projected with pyproj, the store's grid is fitted with conus404.core.grid:
     a datum shift between the two would move every basin."""
     x, y = pyproj.Transformer.from_crs("EPSG:4326", conus404_crs(), always_xy=True).transform(LON, LAT)
     gx, gy = grid.xy_from_latlon(LAT, LON)
@@ -93,16 +99,16 @@ def test_the_weights_cache_is_reused_and_follows_the_files_content(tmp_path):
     made = cache.stat().st_mtime_ns
     again = prepare(tmp_path, polygons=path, polygon_id="huc")[0]
     assert cache.stat().st_mtime_ns == made and again.key == first.key, "the same file: the cache is used as it is"
-    assert series_weights.cached(settings(tmp_path, polygons=path, polygon_id="huc"))[0].key == first.key
+    assert cached(settings(tmp_path, polygons=path, polygon_id="huc"))[0].key == first.key
     rings = dict(BASINS, **{"06": [(lon + 1.0, lat) for lon, lat in BASINS["06"]]})
     geojson(path, [feature({"huc": k}, r) for k, r in rings.items()])
-    assert series_weights.cached(settings(tmp_path, polygons=path, polygon_id="huc")) is None, "a changed file is not trusted"
+    assert cached(settings(tmp_path, polygons=path, polygon_id="huc")) is None, "a changed file is not trusted"
     moved = prepare(tmp_path, polygons=path, polygon_id="huc")[0]
     assert moved.key != first.key and as_dict(moved) != as_dict(first)
 
 
 def test_a_box_restricts_the_weights_and_reports_coverage(tmp_path):
-    from conus404.subset import parse_bbox
+    from conus404.core.subset import parse_bbox
 
     two = geojson(tmp_path / "two.geojson", [feature({"huc": k}, BASINS[k]) for k in ("06", "10")])
     target = prepare(tmp_path, polygons=two, polygon_id="huc", bbox=parse_bbox("-106,36,-90,46"))[0]
@@ -203,7 +209,7 @@ def test_the_cache_is_trusted_only_for_the_file_it_was_made_from(tmp_path):
     path = basins_geojson(tmp_path)
     prepare(tmp_path, polygons=path, polygon_id="huc")
     os.utime(path, ns=(1, 1))  # same content, other time: the content is checked again, and matches
-    assert series_weights.cached(settings(tmp_path, polygons=path, polygon_id="huc")) is None
+    assert cached(settings(tmp_path, polygons=path, polygon_id="huc")) is None
     prepare(tmp_path, polygons=path, polygon_id="huc")
-    assert series_weights.cached(settings(tmp_path, polygons=path, polygon_id="huc")) is not None
-    assert series_weights.cached(settings(tmp_path, polygons=path, polygon_id="area")) is None, "another id field"
+    assert cached(settings(tmp_path, polygons=path, polygon_id="huc")) is not None
+    assert cached(settings(tmp_path, polygons=path, polygon_id="area")) is None, "another id field"

@@ -17,9 +17,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from conus404 import daily_file, grid, subset
+from conus404.core import grid, subset
 from conus404.emulator.fault_proxy import FaultRule
 from conus404.emulator.synthetic_store import StoreSpec, build_dataset
+from conus404.outputs import daily_file
 from tests import conftest
 from tests.conftest import group_alive
 

@@ -7,8 +7,9 @@ import datetime as dt
 
 import pytest
 
-from conus404 import settings
-from conus404.exceptions import ConfigurationError
+from conus404.config import settings
+from conus404.config.parts import PART_OF_FIELD
+from conus404.core.exceptions import ConfigurationError
 
 CONFIG = {
     "START_DATE": "2021-01-01",
@@ -27,29 +28,29 @@ def _flags(*argv: str) -> argparse.Namespace:
 
 def test_config_values_and_planetary_computer_defaults():
     s = settings.from_config(CONFIG, env={})
-    assert s.start_date == dt.date(2021, 1, 1) and s.end_date == dt.date(2021, 1, 3)
-    assert s.days == [dt.date(2021, 1, 1), dt.date(2021, 1, 2), dt.date(2021, 1, 3)]
-    assert s.variables == ("T2", "PREC_ACC_NC")
-    assert s.aggregation_hints == {"T2": True, "PREC_ACC_NC": False}
-    assert s.max_processes == 3
-    assert s.data_dir == settings.PROJECT_ROOT / "data"
-    assert s.uses_planetary_computer
-    assert s.stac_url == "https://planetarycomputer.microsoft.com/api/stac/v1"
-    assert s.sas_url == "https://planetarycomputer.microsoft.com/api/sas/v1/token"
-    assert (s.collection, s.asset) == ("conus404", "zarr-abfs")
+    assert s.request.start_date == dt.date(2021, 1, 1) and s.request.end_date == dt.date(2021, 1, 3)
+    assert s.request.days == [dt.date(2021, 1, 1), dt.date(2021, 1, 2), dt.date(2021, 1, 3)]
+    assert s.request.variables == ("T2", "PREC_ACC_NC")
+    assert s.request.aggregation_hints == {"T2": True, "PREC_ACC_NC": False}
+    assert s.execution.max_processes == 3
+    assert s.outputs.data_dir == settings.PROJECT_ROOT / "data"
+    assert s.access.uses_planetary_computer
+    assert s.access.stac_url == "https://planetarycomputer.microsoft.com/api/stac/v1"
+    assert s.access.sas_url == "https://planetarycomputer.microsoft.com/api/sas/v1/token"
+    assert (s.access.collection, s.access.asset) == ("conus404", "zarr-abfs")
 
 
 def test_the_shipped_config_file_loads():
     import config
 
     s = settings.from_config(config, env={})
-    assert s.start_date <= s.end_date and s.variables
+    assert s.request.start_date <= s.request.end_date and s.request.variables
 
 
 def test_environment_points_the_pipeline_at_another_stac_and_sas():
     env = {"CONUS404_STAC_URL": "http://127.0.0.1:1/api/stac/v1", "PC_SDK_SAS_URL": "http://127.0.0.1:1/api/sas/v1/token"}
     s = settings.from_config(CONFIG, env=env)
-    assert (s.stac_url, s.sas_url) == (env["CONUS404_STAC_URL"], env["PC_SDK_SAS_URL"])
+    assert (s.access.stac_url, s.access.sas_url) == (env["CONUS404_STAC_URL"], env["PC_SDK_SAS_URL"])
 
 
 def test_flags_override_config(tmp_path):
@@ -58,10 +59,10 @@ def test_flags_override_config(tmp_path):
         _flags("--start", "2020-02-28", "--end", "2020-03-01", "--variables", "T2, Q2,T2",
                "--max-processes", "5", "--data-dir", str(tmp_path), "--source", "/some/store.zarr"),
     )
-    assert s.days == [dt.date(2020, 2, 28), dt.date(2020, 2, 29), dt.date(2020, 3, 1)]
-    assert s.variables == ("T2", "Q2")
-    assert s.max_processes == 5 and s.data_dir == tmp_path
-    assert s.source == "/some/store.zarr" and not s.uses_planetary_computer
+    assert s.request.days == [dt.date(2020, 2, 28), dt.date(2020, 2, 29), dt.date(2020, 3, 1)]
+    assert s.request.variables == ("T2", "Q2")
+    assert s.execution.max_processes == 5 and s.outputs.data_dir == tmp_path
+    assert s.access.source == "/some/store.zarr" and not s.access.uses_planetary_computer
 
 
 @pytest.mark.parametrize(
@@ -89,8 +90,8 @@ def test_aggregation_hints_must_be_booleans():
 
 def test_the_retry_policy_comes_from_config_and_bad_values_are_refused():
     s = settings.from_config({**CONFIG, "RETRY": {"attempts": 2, "max_backoff_s": 5}}, env={})
-    assert s.retry.attempts == 2 and s.retry.max_backoff_s == 5.0 and s.retry.initial_backoff_s == 0.1
-    retry = s.retry.urllib3_retry()
+    assert s.access.retry.attempts == 2 and s.access.retry.max_backoff_s == 5.0 and s.access.retry.initial_backoff_s == 0.1
+    retry = s.access.retry.urllib3_retry()
     assert retry.total == 2 and retry.respect_retry_after_header and 429 in retry.status_forcelist
     with pytest.raises(ConfigurationError, match="unknown key"):
         settings.from_config({**CONFIG, "RETRY": {"tries": 3}}, env={})
@@ -100,14 +101,14 @@ def test_the_retry_policy_comes_from_config_and_bad_values_are_refused():
 
 def test_executor_and_dask_scheduler_from_config_and_flags(tmp_path):
     s = settings.from_config(CONFIG, env={})
-    assert (s.executor, s.dask_scheduler) == ("subprocess", None)
+    assert (s.execution.executor, s.execution.dask_scheduler) == ("subprocess", None)
     s = settings.from_config({**CONFIG, "EXECUTOR": "Dask", "DASK_SCHEDULER_ADDRESS": "tcp://10.0.0.5:8786"}, env={})
-    assert (s.executor, s.dask_scheduler) == ("dask", "tcp://10.0.0.5:8786")
+    assert (s.execution.executor, s.execution.dask_scheduler) == ("dask", "tcp://10.0.0.5:8786")
     scheduler_file = tmp_path / "scheduler.json"
     scheduler_file.write_text("{}")
     s = settings.apply_arguments(s, _flags("--dask-scheduler", str(scheduler_file)))
-    assert (s.executor, s.dask_scheduler) == ("dask", str(scheduler_file))
-    assert settings.apply_arguments(s, _flags("--dask-scheduler", "")).dask_scheduler is None
+    assert (s.execution.executor, s.execution.dask_scheduler) == ("dask", str(scheduler_file))
+    assert settings.apply_arguments(s, _flags("--dask-scheduler", "")).execution.dask_scheduler is None
     with pytest.raises(ConfigurationError, match="--dask-scheduler goes with --executor dask"):  # not silently ignored
         settings.apply_arguments(s, _flags("--executor", "subprocess", "--dask-scheduler", str(scheduler_file)))
 
@@ -124,9 +125,9 @@ def test_bad_executor_settings_are_refused(config, message):
 
 def test_storage_options_from_the_environment_replace_the_configs():
     config = {**CONFIG, "SOURCE": "s3://bucket/store.zarr", "STORAGE_OPTIONS": {"anon": True, "key": "x"}}
-    assert settings.from_config(config, env={}).storage_options == {"anon": True, "key": "x"}
+    assert settings.from_config(config, env={}).access.storage_options == {"anon": True, "key": "x"}
     env = {settings.STORAGE_OPTIONS_ENV: '{"anon": false, "client_kwargs": {"endpoint_url": "https://127.0.0.1:9"}}'}
-    assert settings.from_config(config, env=env).storage_options == {
+    assert settings.from_config(config, env=env).access.storage_options == {
         "anon": False, "client_kwargs": {"endpoint_url": "https://127.0.0.1:9"}}
     with pytest.raises(ConfigurationError, match="STORAGE_OPTIONS must be a JSON object"):
         settings.from_config({**CONFIG, "STORAGE_OPTIONS": ["anon"]}, env={})
@@ -135,13 +136,13 @@ def test_storage_options_from_the_environment_replace_the_configs():
 def test_inline_statistics_in_variables_from_flags_and_config():
     s = settings.apply_arguments(settings.from_config(CONFIG, env={}),
                                  _flags("--statistics", "", "--variables", "T2:mean,min,max,PREC_ACC_NC:sum,max,Q2"))
-    assert s.variables == ("T2", "PREC_ACC_NC", "Q2")
-    assert s.statistics == {"T2": ("mean", "min", "max"), "PREC_ACC_NC": ("sum", "max")}
+    assert s.request.variables == ("T2", "PREC_ACC_NC", "Q2")
+    assert s.request.statistics == {"T2": ("mean", "min", "max"), "PREC_ACC_NC": ("sum", "max")}
     merged = settings.apply_arguments(settings.from_config(CONFIG, env={}),
                                       _flags("--statistics", "T2:max", "--variables", "T2:min"))
-    assert merged.statistics == {"T2": ("max", "min")}
+    assert merged.request.statistics == {"T2": ("max", "min")}
     s = settings.from_config({**CONFIG, "VARIABLES": ["T2:mean,min,max", "PREC_ACC_NC"], "EXTRA_STATISTICS": {}}, env={})
-    assert s.variables == ("T2", "PREC_ACC_NC") and s.statistics == {"T2": ("mean", "min", "max")}
+    assert s.request.variables == ("T2", "PREC_ACC_NC") and s.request.statistics == {"T2": ("mean", "min", "max")}
     with pytest.raises(ConfigurationError, match="--variables: unknown statistic 'median' for T2"):
         settings.apply_arguments(s, _flags("--variables", "T2:median"))
 
@@ -160,11 +161,12 @@ def test_worker_flags_reproduce_the_drivers_settings_over_any_config(tmp_path):
                                       parser.parse_args(settings.worker_flags(driver)))
     for name in ("variables", "statistics", "source", "data_dir", "bbox", "output_url", "keep_hourly", "allow_3d", "chunk_cache",
                  "cell_corners", "output_units", "compression_level"):
-        assert getattr(worker, name) == getattr(driver, name), name
-    assert driver.compression_level == 0 and settings.from_config(config, env={}).compression_level == 6
-    assert driver.output_units == {}  # emptied on the command line: the worker must not take config's
-    assert driver.cell_corners and not settings.from_config(config, env={}).cell_corners
-    assert worker.bbox is None and worker.output_url is None
+        part = PART_OF_FIELD[name]
+        assert getattr(getattr(worker, part), name) == getattr(getattr(driver, part), name), name
+    assert driver.outputs.compression_level == 0 and settings.from_config(config, env={}).outputs.compression_level == 6
+    assert driver.request.output_units == {}  # emptied on the command line: the worker must not take config's
+    assert driver.outputs.cell_corners and not settings.from_config(config, env={}).outputs.cell_corners
+    assert worker.request.bbox is None and worker.outputs.output_url is None
 
 
 def test_command_line_paths_are_relative_to_the_users_folder_not_the_project(tmp_path, monkeypatch):
@@ -172,11 +174,11 @@ def test_command_line_paths_are_relative_to_the_users_folder_not_the_project(tmp
     (tmp_path / "mine.zarr").mkdir()
     s = settings.apply_arguments(settings.from_config(CONFIG, env={}),
                                  _flags("--data-dir", "out/data", "--source", "mine.zarr"))
-    assert s.data_dir == tmp_path / "out" / "data"
-    assert s.source == str(tmp_path / "mine.zarr")
-    assert settings.from_config(CONFIG, env={}).data_dir == settings.PROJECT_ROOT / "data", "config.py: the project's"
+    assert s.outputs.data_dir == tmp_path / "out" / "data"
+    assert s.access.source == str(tmp_path / "mine.zarr")
+    assert settings.from_config(CONFIG, env={}).outputs.data_dir == settings.PROJECT_ROOT / "data", "config.py: the project's"
     kept = settings.apply_arguments(settings.from_config(CONFIG, env={}), _flags("--source", "s3://bucket/store.zarr"))
-    assert kept.source == "s3://bucket/store.zarr"
+    assert kept.access.source == "s3://bucket/store.zarr"
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -211,4 +213,4 @@ def test_a_broken_config_py_is_one_configuration_error_naming_the_file(tmp_path,
 def test_a_compression_level_outside_zlib_levels_is_refused(value):
     with pytest.raises(ConfigurationError, match="COMPRESSION_LEVEL .* must be a zlib level from 0"):
         settings.from_config({**CONFIG, "COMPRESSION_LEVEL": value}, env={})
-    assert settings.from_config({**CONFIG, "COMPRESSION_LEVEL": 9}, env={}).compression_level == 9
+    assert settings.from_config({**CONFIG, "COMPRESSION_LEVEL": 9}, env={}).outputs.compression_level == 9

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conus404 import daily_file
+from conus404.config.settings import HYTEST_OSN_URL, OSN_ENDPOINT_ENV, STORAGE_OPTIONS_ENV
 from conus404.emulator.stack import EmulatorStack
 from conus404.emulator.synthetic_store import StoreSpec, write_store
-from conus404.settings import HYTEST_OSN_URL, OSN_ENDPOINT_ENV, STORAGE_OPTIONS_ENV
+from conus404.outputs import daily_file
 from tests import conftest
 
 pytestmark = pytest.mark.emulator

@@ -12,8 +12,8 @@ from urllib.parse import parse_qs
 import pystac_client
 import pytest
 
+from conus404.core.reference_metadata import collection_document
 from conus404.emulator.stac_service import ServedCollection, StacSasService, StorageAccount
-from conus404.reference_metadata import collection_document
 
 ACCOUNT = StorageAccount("azureopendatastorage", base64.b64encode(b"k" * 64).decode(), "127.0.0.1:1/azureopendatastorage")
 

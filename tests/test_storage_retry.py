@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from conus404.retry_policy import RetrySettings
-from conus404.storage_retry import PacedRetry, RetryingBlobFileSystem
+from conus404.config.retry_policy import RetrySettings
+from conus404.sources.storage_retry import PacedRetry, RetryingBlobFileSystem
 
 
 def _settings(count: int, retry_after: str | None = None) -> dict:
@@ -42,8 +42,8 @@ def test_the_filesystem_carries_its_policy_in_json_serialisable_options():
 
 def test_blob_throttling_is_waited_out_within_the_budget_however_many_retries_it_takes(emulator, fresh_sdk):
     """503 ServerBusy ("Egress is over the account limit") for 4 s, against a policy of 1 retry."""
-    from conus404 import source
     from conus404.emulator.fault_proxy import FaultRule
+    from conus404.sources import source
     from tests.conftest import reset_faults
 
     service = emulator.service

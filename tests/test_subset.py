@@ -9,8 +9,8 @@ import functools
 import numpy as np
 import pytest
 
-from conus404 import grid, subset
-from conus404.exceptions import ConfigurationError, SourceLayoutError
+from conus404.core import grid, subset
+from conus404.core.exceptions import ConfigurationError, SourceLayoutError
 
 SAMPLES = 21  # per side of a cell's square
 

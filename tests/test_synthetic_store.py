@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from conus404.core.reference_metadata import collection_document
 from conus404.emulator.synthetic_store import DEFAULT_VARIABLES, Defect, StoreSpec, build_dataset, write_store
-from conus404.reference_metadata import collection_document
 
 SPEC = StoreSpec.for_days("2021-07-01", 2, ny=30, nx=42)
 
@@ -50,7 +50,7 @@ def test_consolidated_metadata_lists_every_array(pc_store):
 
 
 def test_grid_covers_the_published_conus404_extent():
-    from conus404.grid import grid_latlon
+    from conus404.core.grid import grid_latlon
 
     lat, lon = grid_latlon()  # full 1015 x 1367 grid
     dims = collection_document()["cube:dimensions"]

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from conus404 import launch_template
-from conus404.executors import WorkerLaunch, run_worker_process
-from conus404.settings import HYTEST_OSN, PLANETARY_COMPUTER, Settings
-from conus404.template_warmup import HIDDEN_FROM_DAYS, MALLOC_TUNING, REMOTE, touches_remote_storage
+from conus404.config.settings import HYTEST_OSN, PLANETARY_COMPUTER, assemble
+from conus404.launch import launch_template
+from conus404.launch.executors import WorkerLaunch, run_worker_process
+from conus404.launch.template_warmup import HIDDEN_FROM_DAYS, MALLOC_TUNING, REMOTE
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 pytestmark = pytest.mark.skipif(not launch_template.supported(), reason="needs fork and pidfds (Linux 5.3+)")
@@ -45,7 +45,7 @@ def report(tmp: Path, name: str, remote: bool) -> dict:
 
 def test_a_local_run_forks_without_the_remote_stack_and_a_remote_one_with_it(tmp_path):
     local = report(tmp_path, "local", remote=False)
-    assert {"xarray", "zarr", "netCDF4", "conus404.worker"} <= set(local["modules"])
+    assert {"xarray", "zarr", "netCDF4", "conus404.day.worker"} <= set(local["modules"])
     assert not set(REMOTE) & set(local["modules"]), "a local run's template imported the remote stack"
     assert local["frozen"] > 10_000, "the template's objects were not frozen before the fork"
 
@@ -80,9 +80,9 @@ def test_the_template_starts_with_the_allocator_tuned_unless_the_user_set_it(tmp
     ("/data/conus404.zarr", "s3://bucket/daily", True),
 ])
 def test_which_runs_touch_remote_storage(source, output_url, remote):
-    settings = Settings(start_date=dt.date(2021, 1, 1), end_date=dt.date(2021, 1, 1), variables=("T2",), source=source,
+    settings = assemble(start_date=dt.date(2021, 1, 1), end_date=dt.date(2021, 1, 1), variables=("T2",), source=source,
                         output_url=output_url)
-    assert touches_remote_storage(settings) is remote
+    assert settings.touches_remote_storage is remote
 
 
 def test_a_forked_day_publishes_the_file_a_cold_one_does(tmp_path):
@@ -90,8 +90,8 @@ def test_a_forked_day_publishes_the_file_a_cold_one_does(tmp_path):
     code = (
         "import sys, datetime as dt, numpy as np\n"
         "from pathlib import Path\n"
-        "from conus404.daily_file import DailyField, build_dataset, publish\n"
-        "from conus404.grid import grid_latlon\n"
+        "from conus404.outputs.daily_file import DailyField, build_dataset, publish\n"
+        "from conus404.core.grid import grid_latlon\n"
         "lat, lon = grid_latlon(6, 7)\n"
         "f = DailyField('T2', np.linspace(270, 290, 42, dtype=np.float32).reshape(6, 7), {'units': 'K', 'cell_methods': 'time: mean'})\n"
         "publish(build_dataset(dt.date(2021, 1, 1), lat, lon, [f], {'source': 'test'}), Path(sys.argv[1]))\n"

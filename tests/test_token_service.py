@@ -7,12 +7,12 @@ import time
 
 import pytest
 
+from conus404.config.retry_policy import RetrySettings
+from conus404.core.exceptions import CatalogError
+from conus404.core.failures import failure_class
 from conus404.emulator.stac_service import ServedCollection, StacSasService, StorageAccount
-from conus404.exceptions import CatalogError
-from conus404.failures import failure_class
-from conus404.retry_policy import RetrySettings
-from conus404.source import use_sas_endpoint
-from conus404.token_service import fetch_token, requested_wait_s
+from conus404.sources.source import use_sas_endpoint
+from conus404.sources.token_service import fetch_token, requested_wait_s
 
 ACCOUNT = StorageAccount("azureopendatastorage", "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
                          "K1SZFPTOtr/KBHBeksoGMGw==", "127.0.0.1:1/azureopendatastorage")

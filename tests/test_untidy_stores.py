@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conus404 import daily_file
 from conus404.emulator.synthetic_store import Defect, StoreSpec, write_store
+from conus404.outputs import daily_file
 from tests import conftest
 
 pytestmark = pytest.mark.emulator
@@ -42,7 +42,7 @@ def _store_values(stack, name: str) -> xr.DataArray:
     import pystac_client
     from planetary_computer import sas
 
-    from conus404.source import use_sas_endpoint
+    from conus404.sources.source import use_sas_endpoint
 
     use_sas_endpoint(stack.service.sas_url)
     sas.TOKEN_CACHE.clear()

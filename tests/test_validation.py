@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from conus404 import validation
-from conus404.variables import VariableClass
+from conus404.core.variables import VariableClass
+from conus404.day import validation
 
 STAMPS = [f"2021-01-01T{h:02d}Z" for h in range(24)]
 
@@ -160,8 +160,8 @@ def test_range_nan_share_and_infinities_per_record_match_a_direct_count():
 
 def test_every_bounded_variable_s_units_are_the_real_stores_own():
     """A bound in other units than the store's would refuse every day of that variable."""
-    from conus404 import qc_bounds
-    from conus404.reference_metadata import hytest_store_variables, pc_store_variables
+    from conus404.core.reference_metadata import hytest_store_variables, pc_store_variables
+    from conus404.day import qc_bounds
 
     checked = 0
     for listing in (pc_store_variables(), hytest_store_variables()):

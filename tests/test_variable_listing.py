@@ -63,7 +63,7 @@ def test_the_listing_states_what_the_store_holds(stack, tmp_path):
     assert listed["WDIR10"][2:5] == ["derived", "vector mean", "mean"]
     assert listed["RH2"][2:5] == ["derived", "mean", "mean,min,max"] and listed["RH2"][1] == "%"
     assert "needs ALLOW_3D" in result.stdout
-    from conus404.derived import DERIVED  # each derived variable whose inputs the store has
+    from conus404.day.derived import DERIVED  # each derived variable whose inputs the store has
 
     fed = [name for name, spec in DERIVED.items() if set(spec.inputs) <= set(ds.data_vars)]
     assert {"WSPD10", "RH2", "U10E", "ETO"} <= set(fed)
@@ -91,7 +91,7 @@ def test_a_misspelt_variable_is_refused_before_any_download_with_the_closest_nam
 
 
 def test_staggered_winds_are_marked_as_not_made_and_levels_as_needing_allow_3d():
-    from conus404.variable_listing import describe_variables, format_listing
+    from conus404.day.variable_listing import describe_variables, format_listing
 
     ds = build_dataset(StoreSpec.for_days("2021-01-01", 1, ny=6, nx=7, variables=("T2", "U", "V", "TK")))
     rows = {row.name: row for row in describe_variables(ds)}

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 
-from conus404.reference_metadata import hytest_store_variables
-from conus404.variables import VariableClass, builtin_classes, classify, contradicts_hint, is_surface_field, suggest
+from conus404.core.reference_metadata import hytest_store_variables
+from conus404.core.variables import (
+    VariableClass,
+    builtin_classes,
+    classify,
+    contradicts_hint,
+    is_surface_field,
+    suggest,
+)
 
 
 def test_the_published_collection_splits_into_the_documented_classes():

@@ -9,9 +9,10 @@ import os
 
 import numpy as np
 
-from conus404 import daily_file, driver, verified_files
-from conus404.grid import grid_latlon
-from conus404.settings import Settings
+from conus404.config.settings import assemble
+from conus404.core.grid import grid_latlon
+from conus404.outputs import daily_file, verified_files
+from conus404.run import driver
 
 DAYS = [dt.date(2021, 1, 1) + dt.timedelta(days=i) for i in range(5)]
 
@@ -28,7 +29,7 @@ def counting_checker(monkeypatch, data_dir):
     calls = []
     real = daily_file.verify
     monkeypatch.setattr(daily_file, "verify", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
-    settings = Settings(start_date=DAYS[0], end_date=DAYS[-1], variables=("T2",), data_dir=data_dir)
+    settings = assemble(start_date=DAYS[0], end_date=DAYS[-1], variables=("T2",), data_dir=data_dir)
     return driver.verified_on_disk(settings), calls
 
 

@@ -313,13 +313,13 @@ def test_keep_hourly_keeps_exactly_the_records_used_on_one_cf_time_axis(tmp_path
 def test_a_contradicting_seed_hint_is_warned_about_and_the_class_wins():
     import datetime as dt
 
-    from conus404.settings import Settings
-    from conus404.worker import plan_variables
+    from conus404.config.settings import Request
+    from conus404.day.plan import plan_variables
 
     ds = build_dataset(StoreSpec.for_days("2021-01-01", 1, ny=4, nx=5, variables=("T2", "PREC_ACC_NC")))
-    settings = Settings(dt.date(2021, 1, 1), dt.date(2021, 1, 1), ("T2", "PREC_ACC_NC"),
-                        aggregation_hints={"T2": True, "PREC_ACC_NC": True})
-    plans, warnings = plan_variables(ds, settings)
+    request = Request(dt.date(2021, 1, 1), dt.date(2021, 1, 1), ("T2", "PREC_ACC_NC"),
+                      aggregation_hints={"T2": True, "PREC_ACC_NC": True})
+    plans, warnings = plan_variables(ds, request)
     assert [p.statistics[0] for p in plans] == ["mean", "sum"]
     assert len(warnings) == 1 and warnings[0].startswith("PREC_ACC_NC: VARIABLE_AGG_MAP asks for a mean")
 
@@ -327,22 +327,22 @@ def test_a_contradicting_seed_hint_is_warned_about_and_the_class_wins():
 def test_a_static_field_is_refused_as_such_and_listed_as_static():
     import datetime as dt
 
-    from conus404.exceptions import ConfigurationError
-    from conus404.settings import Settings
-    from conus404.variable_listing import describe_variables
-    from conus404.worker import plan_variables
+    from conus404.config.settings import Request
+    from conus404.core.exceptions import ConfigurationError
+    from conus404.day.plan import plan_variables
+    from conus404.day.variable_listing import describe_variables
 
     ds = build_dataset(StoreSpec.for_days("2021-01-01", 1, ny=4, nx=5, variables=("T2",)))
     ds["HGT"] = (("south_north", "west_east"), np.zeros((4, 5), np.float32), {"units": "m", "description": "Terrain Height"})
     with pytest.raises(ConfigurationError, match="HGT has no time axis: it is a static field"):
-        plan_variables(ds, Settings(dt.date(2021, 1, 1), dt.date(2021, 1, 1), ("HGT",)))
+        plan_variables(ds, Request(dt.date(2021, 1, 1), dt.date(2021, 1, 1), ("HGT",)))
     [row] = [r for r in describe_variables(ds) if r.matches("terrain")]
     assert (row.name, row.var_class, row.units, row.has_levels) == ("HGT", "static", "m", False)
 
 
 @pytest.mark.emulator
 def test_a_signed_asset_on_stdin_is_used_without_signing_again(emulator, tmp_path, fresh_sdk):
-    from conus404 import source
+    from conus404.sources import source
 
     service = emulator.service
     asset = source.sign_collection_asset(service.stac_url, "conus404", "zarr-abfs", service.sas_url)
@@ -362,8 +362,8 @@ def test_garbage_on_stdin_is_a_usage_error(tmp_path):
 
 @pytest.mark.emulator
 def test_a_token_refused_mid_day_is_renewed_and_the_day_completes(emulator, tmp_path, fresh_sdk):
-    from conus404 import source
     from conus404.emulator.fault_proxy import FaultRule
+    from conus404.sources import source
 
     service = emulator.service
     proxy = emulator.inject_faults([FaultRule(r"/PREC_ACC_NC/30\.0\.0$", status=403, times=1)])
@@ -386,7 +386,7 @@ def test_a_token_refused_mid_day_is_renewed_and_the_day_completes(emulator, tmp_
 def test_a_worker_handed_an_expired_token_signs_again(emulator, tmp_path, fresh_sdk):
     import datetime as dt
 
-    from conus404 import source
+    from conus404.sources import source
 
     service = emulator.service
     service.token_lifetime = dt.timedelta(seconds=2)
@@ -476,7 +476,7 @@ def test_derived_variables_are_computed_hourly_then_reduced(tmp_path):
     store's hourly records here; the earth-relative rotation from pyproj's meridian convergence."""
     from pyproj import Proj
 
-    from conus404 import grid
+    from conus404.core import grid
     from tests import references
 
     store = tmp_path / "s.zarr"
@@ -583,7 +583,7 @@ def test_reading_lat_lon_counts_as_reading_not_as_opening(tmp_path):
 
     from zarr.storage import LocalStore, WrapperStore
 
-    from conus404.worker import open_and_read_grid
+    from conus404.day.worker import open_and_read_grid
 
     class SlowStore(WrapperStore):
         def _with_store(self, store):

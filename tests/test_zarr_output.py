@@ -18,9 +18,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conus404 import daily_file, grid, zarr_output
+from conus404.config import output_values
+from conus404.config.settings import assemble, changed
+from conus404.core import grid
 from conus404.emulator.synthetic_store import StoreSpec
-from conus404.settings import Settings
+from conus404.outputs import daily_file, zarr_output
 from tests import conftest
 
 DAYS = [dt.date(2021, 1, 1) + dt.timedelta(days=k) for k in range(4)]
@@ -77,12 +79,12 @@ def test_the_store_equals_the_daily_files_and_a_wider_range_appends(stack, tmp_p
 WRITER = """
 import datetime as dt, sys
 from pathlib import Path
-from conus404 import daily_file, zarr_output
-from conus404.settings import Settings
+from conus404.outputs import daily_file, zarr_output
+from conus404.config.settings import assemble
 data, store, days = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-settings = Settings(start_date=dt.date(2021, 1, 1), end_date=dt.date(2021, 1, 1) + dt.timedelta(days=days - 1),
+settings = assemble(start_date=dt.date(2021, 1, 1), end_date=dt.date(2021, 1, 1) + dt.timedelta(days=days - 1),
                     variables=("T2",), data_dir=data, output_zarr=store, zarr_chunks=(1, 4, 4))
-zarr_output.ZarrOutput.of(settings).write(settings, ["T2"], lambda d: True)
+zarr_output.ZarrOutput.of(settings.outputs).write(settings.request, settings.outputs.data_dir, ["T2"], lambda d: True)
 """
 
 
@@ -97,14 +99,14 @@ def write_days(data_dir: Path, days: list[dt.date], corners: bool = False) -> No
 
 
 def test_days_with_cell_corners_give_a_store_with_the_same_corners(tmp_path):
-    from conus404 import zarr_output
-    from conus404.settings import Settings
+    from conus404.config.settings import assemble
+    from conus404.outputs import zarr_output
 
     days = [dt.date(2021, 1, 1), dt.date(2021, 1, 2)]
     write_days(tmp_path / "data", days, corners=True)
-    settings = Settings(start_date=days[0], end_date=days[-1], variables=("T2",), data_dir=tmp_path / "data",
+    settings = assemble(start_date=days[0], end_date=days[-1], variables=("T2",), data_dir=tmp_path / "data",
                         output_zarr=str(tmp_path / "z.zarr"), zarr_chunks=(1, 4, 4))
-    zarr_output.ZarrOutput.of(settings).write(settings, ["T2"], lambda d: True)
+    zarr_output.ZarrOutput.of(settings.outputs).write(settings.request, settings.outputs.data_dir, ["T2"], lambda d: True)
     with xr.open_zarr(tmp_path / "z.zarr") as store, xr.open_dataset(daily_file.daily_path(tmp_path / "data", days[0])) as day:
         np.testing.assert_array_equal(store["lat_bnds"].values, day["lat_bnds"].values)
         np.testing.assert_array_equal(store["lon_bnds"].values, day["lon_bnds"].values)
@@ -129,7 +131,7 @@ def test_a_writer_killed_mid_write_leaves_correct_marked_days_and_the_rerun_fill
     held.unlink()
     os.mkfifo(held)
     store = tmp_path / "store.zarr"
-    env = {**os.environ, "PYTHONPATH": str(Path(zarr_output.__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(zarr_output.__file__).resolve().parents[2])}
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "data"), str(store), str(len(days)), "all"],
                               env=env)
     deadline = time.monotonic() + 120
@@ -160,26 +162,26 @@ def test_a_writer_killed_mid_write_leaves_correct_marked_days_and_the_rerun_fill
 
 
 def test_a_path_that_is_a_file_or_another_requests_store_is_refused(tmp_path):
-    from conus404.exceptions import ConfigurationError
+    from conus404.core.exceptions import ConfigurationError
 
-    settings = Settings(start_date=dt.date(2021, 1, 1), end_date=dt.date(2021, 1, 3), variables=("T2",),
+    settings = assemble(start_date=dt.date(2021, 1, 1), end_date=dt.date(2021, 1, 3), variables=("T2",),
                         data_dir=tmp_path / "data", output_zarr=str(tmp_path / "file.zarr"))
     (tmp_path / "file.zarr").write_text("not a store")
     with pytest.raises(ConfigurationError, match=r"is a file, not a Zarr store"):
-        zarr_output.ZarrOutput.of(settings).check(settings, ["T2"], None)
+        zarr_output.ZarrOutput.of(settings.outputs).check(settings.request, ["T2"], None)
     write_days(tmp_path / "data", [dt.date(2021, 1, 1)])
-    made = Settings(start_date=dt.date(2021, 1, 1), end_date=dt.date(2021, 1, 1), variables=("T2",),
+    made = assemble(start_date=dt.date(2021, 1, 1), end_date=dt.date(2021, 1, 1), variables=("T2",),
                     data_dir=tmp_path / "data", output_zarr=str(tmp_path / "s.zarr"))
-    zarr_output.ZarrOutput.of(made).write(made, ["T2"], lambda d: True)
+    zarr_output.ZarrOutput.of(made.outputs).write(made.request, made.outputs.data_dir, ["T2"], lambda d: True)
     stamp = (tmp_path / "s.zarr" / ".zmetadata").stat().st_mtime_ns
     for other, message in [(dict(variables=("T2", "Q2")), r"holds another request's store \(fields: T2, not Q2, T2\)"),
                            (dict(day_boundary=-6), r"\(day boundary: UTC, not UTC-06:00\)"),
                            (dict(start_date=dt.date(2020, 12, 31)), r"starts on 2021-01-01: a range from 2020-12-31")]:
-        asked = Settings(**{**made.__dict__, **other})
+        asked = changed(made, **other)
         with pytest.raises(ConfigurationError, match=message):
-            zarr_output.ZarrOutput.of(asked).check(asked, list(asked.variables), None)
+            zarr_output.ZarrOutput.of(asked.outputs).check(asked.request, list(asked.request.variables), None)
     with pytest.raises(ConfigurationError, match=r"\(region: the whole domain, not the box"):
-        zarr_output.ZarrOutput.of(made).check(made, ["T2"], "-105.0,39.0,-104.0,40.0")
+        zarr_output.ZarrOutput.of(made.outputs).check(made.request, ["T2"], "-105.0,39.0,-104.0,40.0")
     assert (tmp_path / "s.zarr" / ".zmetadata").stat().st_mtime_ns == stamp, "nothing changed"
     with pytest.raises(ConfigurationError, match=r"three positive whole numbers"):
-        zarr_output.parse_chunks("36,350", "--zarr-chunks")
+        output_values.parse_zarr_chunks("36,350", "--zarr-chunks")

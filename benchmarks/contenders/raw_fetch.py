@@ -23,7 +23,7 @@ def main() -> int:
     import adlfs
     import numcodecs
 
-    from conus404.processes import peak_rss_mb
+    from conus404.core.processes import peak_rss_mb
 
     asset = request["asset"]
     fs = adlfs.AzureBlobFileSystem(**asset["storage_options"])

@@ -27,7 +27,7 @@ def main() -> int:
     import pystac_client
     import xarray as xr
 
-    from conus404.processes import peak_rss_mb, process_age_s
+    from conus404.core.processes import peak_rss_mb, process_age_s
 
     timings = {"startup": process_age_s() or 0.0}
     step = time.monotonic()

@@ -16,8 +16,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from conus404 import grid
-from conus404.atomic import atomic_write_text
+from conus404.core import grid
+from conus404.core.atomic import atomic_write_text
 from conus404.emulator.store_layouts import TIME_ENCODINGS
 from conus404.emulator.synthetic_store import DEFAULT_VARIABLES, StoreSpec, supported_variables
 

@@ -15,8 +15,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conus404.core.processes import start_on_free_port, stop_process_group
 from conus404.emulator.tls import TlsFiles
-from conus404.processes import start_on_free_port, stop_process_group
 
 NODE_PACKAGE_DIR = Path(__file__).resolve().parent
 AZURITE_BLOB = NODE_PACKAGE_DIR / "node_modules" / ".bin" / "azurite-blob"

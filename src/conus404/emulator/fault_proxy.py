@@ -18,8 +18,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from conus404.core.processes import free_loopback_port
 from conus404.emulator.tls import TlsFiles
-from conus404.processes import free_loopback_port
 
 _AZURE_ERRORS = {
     403: ("AuthenticationFailed", "Server failed to authenticate the request. Signature not valid in the specified time frame."),

@@ -14,9 +14,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from conus404.core.endpoints import OSN_ENDPOINT_ENV
+from conus404.core.processes import start_on_free_port, stop_process_group
 from conus404.emulator.tls import TlsFiles
-from conus404.processes import start_on_free_port, stop_process_group
-from conus404.settings import OSN_ENDPOINT_ENV
 
 # moto accepts any credentials; the uploader (the operator's side) signs, readers go anonymously.
 UPLOAD_CREDENTIALS = {"key": "emulator", "secret": "emulator"}

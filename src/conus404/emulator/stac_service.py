@@ -24,7 +24,7 @@ from typing import Any
 
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
-from conus404.reference_metadata import collection_document
+from conus404.core.reference_metadata import collection_document
 
 STAC_PREFIX = "/api/stac/v1"
 SAS_PREFIX = "/api/sas/v1/token"

@@ -18,13 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conus404.core.endpoints import SAS_URL_ENV, STAC_URL_ENV
 from conus404.emulator.azurite import Azurite
 from conus404.emulator.fault_proxy import FaultProxy, FaultRule
 from conus404.emulator.s3_server import S3Server
 from conus404.emulator.stac_service import ServedCollection, StacSasService, StorageAccount
 from conus404.emulator.synthetic_store import StoreSpec, write_store
 from conus404.emulator.tls import TlsFiles, make_tls_files
-from conus404.settings import SAS_URL_ENV, STAC_URL_ENV
 
 
 @dataclass
@@ -149,7 +149,7 @@ class EmulatorStack:
     def add_osn_store(self, spec: StoreSpec, progress=None) -> str:
         """Generate ``spec`` (HyTEST layout) and serve it where HyTEST keeps it on the OSN pod,
         ``s3://hytest/conus404/conus404_hourly.zarr``, from moto's S3 server."""
-        from conus404.settings import HYTEST_OSN_URL
+        from conus404.core.endpoints import HYTEST_OSN_URL
 
         fs = self._s3_server().filesystem()
         bucket, key = HYTEST_OSN_URL.removeprefix("s3://").split("/", 1)

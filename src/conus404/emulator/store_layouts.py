@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numcodecs
 import numpy as np
 
-from conus404 import grid
+from conus404.core import grid
 
 Layout = Literal["pc", "hytest"]
 FillValue = Literal["nan", "null"]  # "null": zarr reads a missing chunk as 0 (its default for floats)

@@ -17,10 +17,10 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from conus404 import grid
+from conus404.core import grid
+from conus404.core.reference_metadata import StoreVariable, hytest_store_variables, pc_store_variables
 from conus404.emulator import model_quirks, store_layouts, weather
 from conus404.emulator.store_layouts import FillValue, Layout
-from conus404.reference_metadata import StoreVariable, hytest_store_variables, pc_store_variables
 
 DEFAULT_VARIABLES = (
     "T2", "TD2", "Q2", "PSFC", "U10", "V10", "SWDOWN", "GLW",

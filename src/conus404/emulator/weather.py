@@ -24,8 +24,8 @@ from functools import cached_property
 
 import numpy as np
 
+from conus404.core.grid import grid_latlon, latlon_from_xy, projection_xy
 from conus404.emulator import model_quirks
-from conus404.grid import grid_latlon, latlon_from_xy, projection_xy
 
 BUCKET_J = 1.0e9  # WRF bucket_J: radiation totals reset every 1e9 J m-2
 SECONDS_PER_HOUR = 3600.0
