@@ -25,7 +25,7 @@ VARIABLE_AGG_MAP = {
 # the files then hold the smallest window of the grid that covers it. None = the whole domain.
 BBOX = None
 
-# Basin and gauge series (readme: "Basin and gauge series"): a vector file of polygons with the
+# Basin and gauge series (docs/outputs.md: "Basin and gauge series"): a vector file of polygons with the
 # field that names them, and/or points (a CSV id,lon,lat, or a vector file with POINT_ID). Paths
 # relative to the project folder. SERIES_ONLY keeps the series without the gridded daily files.
 POLYGONS = None  # e.g. "gis/huc8_colorado.gpkg"
@@ -98,7 +98,7 @@ OUTPUT_STORAGE_OPTIONS = {}
 # Where day workers run: "subprocess" (children of the driver, on this machine) or "dask" (one task
 # per worker on a dask.distributed cluster). With "dask", DASK_SCHEDULER_ADDRESS = None starts a
 # LocalCluster of MAX_CONCURRENT_PROCESSES workers here; an address ("tcp://10.0.0.5:8786") or a
-# scheduler file uses an existing cluster, e.g. Slurm workers from dask-jobqueue (see readme.md).
+# scheduler file uses an existing cluster, e.g. Slurm workers from dask-jobqueue (see docs/sources-and-executors.md).
 EXECUTOR = "subprocess"
 DASK_SCHEDULER_ADDRESS = None
 

@@ -1,6 +1,6 @@
 """What each CONUS404 variable is, and therefore how a day of it is aggregated.
 
-Classes (see readme, "Aggregation rules"):
+Classes (see docs/outputs.md, "Aggregation rules"):
   instantaneous  value at the timestamp                     -> mean of 00Z..23Z of D
   prior_hour     amount in the 60 minutes ending at t        -> sum of 01Z of D .. 00Z of D+1
   since_start    running total since model start             -> v(00Z D+1) - v(00Z D)

@@ -1,4 +1,6 @@
-"""What a run writes: the daily file (``daily_file``, ``field_chunks``, ``cf``), the hourly file,
-the basin and gauge series (``series``, ``series_tables``, ``series_weights``, ``polygons``, ``points``),
-the Zarr store, the roll-ups, remote copies, verification records and quick looks.
+"""What a run writes. A day's outputs share one interface (``day_output``): the daily file
+(``daily_file``, ``field_chunks``, ``cf``), the hourly file (``hourly_file``), the day's basin and
+gauge series (``series/``) and the remote copy (``remote_output``). Made from the days: the series
+tables, the Zarr store (``zarr_output``), the roll-ups (``rollups``), verification records
+(``verified_files``) and quick looks (``quick_look``).
 """

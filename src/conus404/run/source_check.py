@@ -229,11 +229,11 @@ def _time_axis(ds, meta: dict[str, Any], checks: SourceCheck, catalogue_end, set
 
 def _variables(ds, meta: dict[str, Any], settings: Settings, checks: SourceCheck) -> list:
     """Each requested variable planned as a day would plan it, and its arrays described."""
-    from conus404.day.worker import plan_variables
+    from conus404.day.plan import plan_variables
 
     plans = []
     for name in settings.request.variables:
-        one = dataclasses.replace(settings, variables=(name,),
+        one = dataclasses.replace(settings.request, variables=(name,),
                                   statistics={k: v for k, v in settings.request.statistics.items() if k == name})
         try:
             plan = plan_variables(ds, one)[0][0]
