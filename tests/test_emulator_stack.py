@@ -179,3 +179,34 @@ def test_catalogue_and_token_faults_are_retried_with_backoff(emulator, fresh_sdk
     assert service.requests["stac_unavailable"] - before.get("stac_unavailable", 0) == 2
     assert service.requests["token_throttled"] - before.get("token_throttled", 0) == 2
     assert elapsed >= 2.0, "the two Retry-After: 1 answers were honoured"
+
+
+def test_a_store_served_again_is_not_regenerated_and_another_spec_is(tmp_path, tls_files):
+    """The test session's stacks keep generated stores by spec: serving one again neither writes nor
+    uploads it, and a store of another spec at the same place is generated and replaces it."""
+    from conus404.emulator.stack import EmulatorStack
+    from conus404.emulator.synthetic_store import StoreSpec
+
+    cache = tmp_path / "stores"
+    first = StoreSpec.for_days("2021-01-01", 1, ny=4, nx=5, variables=("T2",))
+    other = StoreSpec.for_days("2021-01-01", 1, ny=4, nx=5, variables=("T2",), fill_value="null")
+    zarray = "conus404.zarr/T2/.zarray"
+    with EmulatorStack(tmp_path / "work", tls=tls_files, store_cache=cache) as stack:
+        stack.add_store(first)
+        (generated,) = cache.iterdir()
+        container = stack.blob_service().get_container_client("noaa")
+        stamp = container.get_blob_client(zarray).get_blob_properties().last_modified
+        time.sleep(1.1)  # blob times have one-second resolution
+        stack.add_store(first)
+        assert container.get_blob_client(zarray).get_blob_properties().last_modified == stamp
+        assert list(cache.iterdir()) == [generated]
+        stack.add_store(other)
+        assert len(list(cache.iterdir())) == 2
+        served = json.loads(container.download_blob(zarray).readall())["fill_value"]
+        assert served != json.loads((generated / "T2" / ".zarray").read_text())["fill_value"]
+    with EmulatorStack(tmp_path / "again", tls=tls_files, store_cache=cache) as stack:  # a later stack: only uploads
+        before = {p: p.stat().st_mtime_ns for p in cache.rglob("*")}
+        stack.add_store(first)
+        assert {p: p.stat().st_mtime_ns for p in cache.rglob("*")} == before
+        container = stack.blob_service().get_container_client("noaa")
+        assert container.download_blob(zarray).readall() == (generated / "T2" / ".zarray").read_bytes()

@@ -25,7 +25,7 @@ CHUNK_KEY = re.compile(r"/(T2|PREC_ACC_NC|ACSWDNB|lat|lon)/\d+(\.\d+)+$")
 
 @pytest.fixture(scope="module")
 def hytest_stack(tmp_path_factory, tls_files):
-    stack = EmulatorStack(tmp_path_factory.mktemp("emulator"), tls=tls_files).start()
+    stack = EmulatorStack(tmp_path_factory.mktemp("emulator"), tls=tls_files, store_cache=conftest.STORE_CACHE).start()
     try:
         # 48-hour chunks split in 2x2 tiles: each chunk serves two days, and day 2's accumulations
         # reach into the next chunk (its 00Z), as HyTEST's 144-hour chunks do every sixth day.

@@ -19,6 +19,7 @@ from conus404.emulator.fault_proxy import FaultRule
 from conus404.emulator.stack import EmulatorStack
 from conus404.emulator.synthetic_store import StoreSpec
 from conus404.outputs import daily_file
+from tests import conftest
 from tests.conftest import group_alive
 
 pytestmark = pytest.mark.emulator
@@ -51,7 +52,7 @@ def digests(data_dir: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, tls_files):
-    stack = EmulatorStack(tmp_path_factory.mktemp("reliability"), tls=tls_files).start()
+    stack = EmulatorStack(tmp_path_factory.mktemp("reliability"), tls=tls_files, store_cache=conftest.STORE_CACHE).start()
     try:
         stack.add_store(StoreSpec.for_days(str(DAYS[0]), len(DAYS), ny=24, nx=32))
         stack.inject_faults([])

@@ -26,7 +26,7 @@ OSN_SPEC = StoreSpec.for_days("2021-01-01", 2, layout="hytest", space_chunk=8,
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, tls_files):
-    stack = EmulatorStack(tmp_path_factory.mktemp("emulator"), tls=tls_files).start()
+    stack = EmulatorStack(tmp_path_factory.mktemp("emulator"), tls=tls_files, store_cache=conftest.STORE_CACHE).start()
     try:
         grid = {"ny": 16, "nx": 20}
         stack.add_store(StoreSpec.for_days("2021-01-01", 2, variables=("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB"), **grid))

@@ -12,6 +12,8 @@ store from Azurite over HTTPS.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +39,10 @@ class EmulatorStack:
     proxy: FaultProxy | None = None
     s3: S3Server | None = None  # started by add_osn_store or add_bucket: HyTEST's OSN pod, output buckets
     stores: dict[str, StoreSpec] = field(default_factory=dict)
+    # Generated stores kept on disk by their spec and reused, by this stack and any other given the
+    # same folder (a test session's stacks share one): generating is half of serving a store.
+    store_cache: Path | None = None
+    _uploaded: dict[tuple[str, str], str] = field(default_factory=dict)  # (container, path) -> spec json
 
     def start(self) -> EmulatorStack:
         self.workdir = Path(self.workdir)
@@ -116,26 +122,26 @@ class EmulatorStack:
         With ``local_copy``, the generated store is kept there and reused when it already holds
         this very spec (benchmarks regenerate nothing between runs). Returns the ``az://`` URL.
         """
+        from conus404.emulator.synthetic_store import spec_json
+
         assert self.service is not None
         client = self.blob_service()
         existing = {c.name for c in client.list_containers()}
         if container not in existing:
             client.create_container(container)
-        if local_copy is not None:
-            local_copy = Path(local_copy)
-            if not _holds_spec(local_copy, spec):
-                if local_copy.exists():
-                    shutil.rmtree(local_copy)
-                partial = local_copy.with_name(local_copy.name + ".partial")  # complete stores only under the name
-                shutil.rmtree(partial, ignore_errors=True)
-                write_store(spec, str(partial), progress=progress)
-                partial.rename(local_copy)
-            upload_tree(client.get_container_client(container), local_copy, store_path)
-        else:
-            with tempfile.TemporaryDirectory(dir=self.workdir, prefix="store-") as tmp:
-                local = Path(tmp) / "store.zarr"
-                write_store(spec, str(local), progress=progress)
-                upload_tree(client.get_container_client(container), local, store_path)
+        wanted = spec_json(spec)
+        if self._uploaded.get((container, store_path)) != wanted:  # the same spec at the same place: served as it is
+            if local_copy is None and self.store_cache is not None:
+                local_copy = Path(self.store_cache) / hashlib.sha256(wanted.encode()).hexdigest()[:20]
+            if local_copy is not None:
+                _generate_once(spec, Path(local_copy), progress)
+                upload_tree(client.get_container_client(container), Path(local_copy), store_path)
+            else:
+                with tempfile.TemporaryDirectory(dir=self.workdir, prefix="store-") as tmp:
+                    local = Path(tmp) / "store.zarr"
+                    write_store(spec, str(local), progress=progress)
+                    upload_tree(client.get_container_client(container), local, store_path)
+            self._uploaded[(container, store_path)] = wanted
         account = self.account
         account.containers = tuple(sorted(existing | {container}))
         for served in self.service.collections.values():
@@ -180,6 +186,24 @@ class EmulatorStack:
         assert self.service is not None and self.tls is not None
         env = {STAC_URL_ENV: self.service.stac_url, SAS_URL_ENV: self.service.sas_url, **self.tls.client_env()}
         return {**env, **(self.s3.client_env() if self.s3 is not None else {})}
+
+
+def _generate_once(spec: StoreSpec, local_copy: Path, progress=None) -> None:
+    """``spec`` written at ``local_copy`` unless it already holds it; complete stores only under the
+    name, so that processes sharing the folder never read one half written."""
+    if _holds_spec(local_copy, spec):
+        return
+    if local_copy.exists():
+        shutil.rmtree(local_copy)
+    partial = local_copy.with_name(f"{local_copy.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    write_store(spec, str(partial), progress=progress)
+    try:
+        partial.rename(local_copy)
+    except OSError:  # another process got there first with the same spec
+        shutil.rmtree(partial, ignore_errors=True)
+        if not _holds_spec(local_copy, spec):
+            raise
 
 
 def _holds_spec(path: Path, spec: StoreSpec) -> bool:
