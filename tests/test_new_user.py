@@ -176,6 +176,34 @@ def test_7_a_stopped_run_leaves_no_temporary_in_its_data_folder(store, tmp_path)
     assert not [p for p in (tmp_path / "data").rglob(".tmp-*")], "no temporary is left once the run has ended"
 
 
+
+def test_7_ctrl_c_while_the_run_is_checked_or_starting_stops_it_in_one_line(store, tmp_path):
+    """Ctrl-C as soon as the run's group exists (its check still going, or its first days starting),
+    before the foreground wait has taken the signals over: no traceback, the group stopped, exit 130."""
+    logs = tmp_path / "logs"
+    argv = [str(ROOT / "run_pipeline.sh"), "--foreground", "--start", "2021-01-01", "--end", "2021-01-03", "--variables",
+            "T2", "--statistics", "", "--source", str(store), "--data-dir", str(tmp_path / "data"), "--log-dir", str(logs)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (logs / "pipeline.pid").exists() and proc.poll() is None:
+            assert time.monotonic() < deadline, "the run did not start"
+            time.sleep(0.01)
+        group = int((logs / "pipeline.pid").read_text())
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode in (0, 130), err
+    assert "Traceback" not in err
+    if proc.returncode == 130:
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("run_pipeline.sh: the run was interrupted (Ctrl-C) and stopped"), err
+    assert not conftest.group_alive(group), "the run's group outlived the Ctrl-C"
+    assert not [p for p in (tmp_path / "data").rglob(".tmp-*")]
+
 def test_8_suggestions_are_only_what_the_source_can_make(store, tmp_path):
     line = one_line(run(tmp_path, store, "U10"))
     assert "'U10' is not a variable of the source" in line

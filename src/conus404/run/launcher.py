@@ -31,7 +31,7 @@ from conus404.core.atomic import atomic_write_text
 from conus404.core.exceptions import ConfigurationError
 from conus404.core.processes import start_process_group, stop_process_group
 from conus404.outputs import daily_file
-from conus404.run import run_lock, run_report, run_status
+from conus404.run import foreground, run_lock, run_report, run_status
 from conus404.run.driver import EXIT_DISK_FULL, EXIT_DRIVER_FAILED
 from conus404.run.preflight import ensure_writable
 from conus404.run.run_options import add_run_arguments, run_options
@@ -120,9 +120,11 @@ def _settings_flags(args: argparse.Namespace, settings: settings_mod.Settings) -
     return flags
 
 
-def start_run(args: argparse.Namespace, settings: settings_mod.Settings, verdict_fd: int) -> subprocess.Popen:
+def start_run(args: argparse.Namespace, settings: settings_mod.Settings, verdict_fd: int,
+              started: list[subprocess.Popen]) -> subprocess.Popen:
     """Start the run's process group: its driver starts the launch template, checks the request in
-    a child of it, and writes the verdict on ``verdict_fd`` (read by :func:`read_verdict`)."""
+    a child of it, and writes the verdict on ``verdict_fd`` (read by :func:`read_verdict`). The group
+    is in ``started`` as soon as it exists, so that a Ctrl-C from then on stops it."""
     log_dir = run_options(args).log_dir
     pid_file = log_dir / "pipeline.pid"
     common = _settings_flags(args, settings)
@@ -147,6 +149,7 @@ def start_run(args: argparse.Namespace, settings: settings_mod.Settings, verdict
             ["bash", "-c", script], stdin=subprocess.DEVNULL, stdout=open(log_dir / "pipeline_console.log", "ab"),
             stderr=subprocess.STDOUT, cwd=SRC, start_new_session=True, pass_fds=(lock_fd, verdict_fd),
         )
+        started.append(proc)
     finally:
         os.close(lock_fd)  # this process's copy: the group keeps the lock
     atomic_write_text(pid_file, f"{proc.pid}\n")
@@ -225,63 +228,6 @@ def cancel_run(proc: subprocess.Popen, log_dir: Path) -> None:
 
 
 EXIT_ANOTHER_RUN = 75  # EX_TEMPFAIL: refused while another run is active; try again later
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
-
-
-def wait_foreground(proc: subprocess.Popen) -> int:
-    """The run's exit code; on Ctrl-C (or SIGTERM/SIGHUP) the run is stopped and 128 + the signal."""
-    received: list[int] = []
-
-    def forward(signum, _frame):
-        received.append(signum)
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, forward)
-    code = proc.wait()
-    if received:
-        _wait_until_gone(proc.pid)
-        return 128 + received[0]  # the caller removes what the stopped writers left
-    if code in (0, 1, 2, EXIT_DRIVER_FAILED, EXIT_DISK_FULL):
-        return code
-    return 1
-
-
-def _wait_until_gone(pgid: int, grace_s: float = 20.0) -> None:
-    """After an interrupt: the run is over only when no process of its group is left."""
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _outcome(code: int, returncode: int | None) -> str:
-    """What a foreground run's exit means, for the one line the terminal gets."""
-    if code == EXIT_INTERRUPTED:
-        return "was interrupted (Ctrl-C) and stopped; finished days are kept and the same command resumes"
-    if code > 128:
-        return f"was stopped by signal {code - 128}; finished days are kept and the same command resumes"
-    if returncode == EXIT_DISK_FULL:
-        return "stopped: the data folder's disk is full (free space, then rerun the same command to resume)"
-    if returncode == EXIT_DRIVER_FAILED:
-        return "failed: the driver stopped with an error"
-    if returncode is not None and returncode >= 128 or (returncode or 0) < 0:
-        return "was stopped by a signal"
-    if code == 2:
-        return "was refused (usage or configuration error)"
-    return "ended with days that still failed (see ultimate_failures.json)"
-
-
 def list_variables(settings: settings_mod.Settings, signer: AssetSigner, pattern: str) -> int:
     from conus404.day.variable_listing import describe_variables, format_listing
     from conus404.run.preflight import open_checked
@@ -324,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     emulator = None
     scratch = None
+    proc = settings = None
+    started: list[subprocess.Popen] = []
     try:
         if args.demo:
             args.foreground = True
@@ -362,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         log_start = _size(log_dir / "driver_main_run.log")  # a foreground run shows what its driver logs from here
         verdict_r, verdict_w = os.pipe()
         try:
-            proc = start_run(args, settings, verdict_w)
+            proc = start_run(args, settings, verdict_w, started)
         except BaseException:
             os.close(verdict_r)
             raise
@@ -401,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
 
         shown = TerminalProgress(log_dir / "driver_main_run.log", log_start, len(settings.request.days)).start()
         try:
-            code = wait_foreground(proc)
+            code = foreground.wait_foreground(proc)
         finally:
             shown.stop()
         if code > 128:  # stopped (Ctrl-C): no temporary of a writer stopped mid-write is left behind
@@ -414,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run_pipeline.sh: the run stopped: {disk_space.describe(settings.outputs.data_dir)}; free space there "
                   "and rerun the same command to resume", file=sys.stderr)
         elif code != 0:
-            print(f"run_pipeline.sh: the run {_outcome(code, proc.returncode)}; see "
+            print(f"run_pipeline.sh: the run {foreground.outcome(code, proc.returncode)}; see "
                   f"{log_dir / 'driver_main_run.log'} and {log_dir / 'pipeline_console.log'}", file=sys.stderr)
         if args.demo:
             files = sorted(daily_file.daily_dir(settings.outputs.data_dir).glob("*.nc"))
@@ -422,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
             for path in files:
                 print(f"  {path.name}")
         return code
+    except KeyboardInterrupt:  # Ctrl-C before the foreground wait took the signals over
+        return foreground.interrupted(started[0] if started else None, settings)
     except run_lock.AnotherRunActive as exc:
         print(f"run_pipeline.sh: {exc}", file=sys.stderr)
         return EXIT_ANOTHER_RUN
