@@ -1,7 +1,7 @@
 """The driver: check the request, skip finished days, run the rest, record failures, summarise.
 
 Everything a user can get wrong (dates, variables, an unreadable source) is found by
-:func:`conus404.run.preflight.preflight` before any day is downloaded, and answered with one line and exit code 2.
+:func:`conus404.run.preflight.check_request` before any day is downloaded, and answered with one line and exit code 2.
 """
 
 from __future__ import annotations
