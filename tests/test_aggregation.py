@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conus404.core.day_windows import hour_window
 from conus404.core.variables import VariableClass
 from conus404.day import aggregation
 
@@ -15,17 +16,17 @@ DAY = dt.date(2021, 3, 14)
 
 
 def test_windows_follow_the_wrf_timestamp_meaning():
-    inst = aggregation.hour_window(VariableClass.INSTANTANEOUS, DAY)
-    prior = aggregation.hour_window(VariableClass.PRIOR_HOUR, DAY)
-    ends = aggregation.hour_window(VariableClass.SINCE_START, DAY)
+    inst = hour_window(VariableClass.INSTANTANEOUS, DAY)
+    prior = hour_window(VariableClass.PRIOR_HOUR, DAY)
+    ends = hour_window(VariableClass.SINCE_START, DAY)
     assert inst.hours[0] == pd.Timestamp("2021-03-14T00") and inst.hours[-1] == pd.Timestamp("2021-03-14T23")
     assert prior.hours[0] == pd.Timestamp("2021-03-14T01") and prior.hours[-1] == pd.Timestamp("2021-03-15T00")
     assert len(inst.hours) == len(prior.hours) == 24
     assert ends.hours == (pd.Timestamp("2021-03-14T00"), pd.Timestamp("2021-03-15T00"))
-    assert aggregation.hour_window(VariableClass.BUCKET, DAY).hours == ends.hours
+    assert hour_window(VariableClass.BUCKET, DAY).hours == ends.hours
     assert prior.describe() == "2021-03-14T01:00Z..2021-03-15T00:00Z (24 hourly records)"
     with pytest.raises(ValueError):
-        aggregation.hour_window(VariableClass.BUCKET_COUNTER, DAY)
+        hour_window(VariableClass.BUCKET_COUNTER, DAY)
 
 
 def test_mean_and_sum_in_double_precision():

@@ -22,14 +22,14 @@ pytestmark = pytest.mark.skipif(not launch_template.supported(), reason="needs f
 
 REPORT = """
 import json, os, sys
-import conus404.day.worker as worker
+import conus404.day.day_reader as reader
 print(json.dumps({"pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgid(0), "argv": sys.argv,
-                  "resigns": worker.MAX_RESIGNS_PER_DAY, "cwd": os.getcwd(), "stdin": sys.stdin.read(),
+                  "resigns": reader.MAX_RESIGNS_PER_DAY, "cwd": os.getcwd(), "stdin": sys.stdin.read(),
                   "preloaded": "xarray" in sys.modules and "netCDF4" in sys.modules}))
 """
 CRASH = """
-import ctypes, conus404.day.worker as worker
-worker.MAX_RESIGNS_PER_DAY = 99          # damage the module state this process was forked with
+import ctypes, conus404.day.day_reader as reader
+reader.MAX_RESIGNS_PER_DAY = 99          # damage the module state this process was forked with
 ctypes.string_at(0)                      # then crash hard (SIGSEGV)
 """
 

@@ -1,7 +1,7 @@
 """Days of a fixed offset from UTC (``--day-boundary``, ``DAY_BOUNDARY``): e.g. ``-06:00``, US
 Central standard time all year (no daylight saving, as climate services do). Day D then runs from
 local 00:00 = D 06:00Z to the next local 00:00; its records follow the same rules as a UTC day's
-(:func:`conus404.day.aggregation.hour_window`). CONUS404 is hourly, so the offset is whole hours.
+(:func:`conus404.core.day_windows.hour_window`). CONUS404 is hourly, so the offset is whole hours.
 """
 
 from __future__ import annotations

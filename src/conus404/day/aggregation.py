@@ -18,7 +18,6 @@ import re
 
 import numpy as np
 
-from conus404.core.day_windows import HourWindow, day_start, hour_window, record_offsets  # noqa: F401 - the rules' windows
 from conus404.core.variables import BUCKET_J, VariableClass, default_statistic
 
 
@@ -28,7 +27,7 @@ def bucket_total(values: np.ndarray, counter: np.ndarray) -> np.ndarray:
 
 
 def daily_value(var_class: VariableClass, hourly: np.ndarray, counter: np.ndarray | None = None) -> np.ndarray:
-    """The day's value from the records of :func:`hour_window` (first axis = time), as float32."""
+    """The day's value from the records of :func:`conus404.core.day_windows.hour_window` (first axis = time), as float32."""
     # float64 accumulators without a float64 copy of the whole day (memory: one variable's records)
     if var_class == VariableClass.INSTANTANEOUS:
         out = hourly.mean(axis=0, dtype=np.float64)

@@ -29,7 +29,7 @@ from conus404.core.atomic import atomic_write_json
 from conus404.day import day_lock, output_units, reuse, validation
 from conus404.day.aggregate import aggregate_day, provenance
 from conus404.day.day_outputs import outputs_for
-from conus404.day.day_reader import MAX_RESIGNS_PER_DAY, open_and_read_grid  # noqa: F401 - also worker.MAX_RESIGNS_PER_DAY
+from conus404.day.day_reader import open_and_read_grid
 from conus404.day.plan import VariablePlan, field_names, plan_variables, region_text
 from conus404.outputs import daily_file
 from conus404.outputs.day_output import MadeDay

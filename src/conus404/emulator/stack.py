@@ -42,7 +42,7 @@ class EmulatorStack:
     # Generated stores kept on disk by their spec and reused, by this stack and any other given the
     # same folder (a test session's stacks share one): generating is half of serving a store.
     store_cache: Path | None = None
-    _uploaded: dict[tuple[str, str], str] = field(default_factory=dict)  # (container, path) -> spec json
+    _uploaded: dict[tuple[str, str], str] = field(default_factory=dict, init=False, repr=False)  # (container, path) -> spec json
 
     def start(self) -> EmulatorStack:
         self.workdir = Path(self.workdir)
@@ -120,7 +120,9 @@ class EmulatorStack:
         """Generate ``spec``, upload it to ``az://{container}/{store_path}`` and serve it as a collection.
 
         With ``local_copy``, the generated store is kept there and reused when it already holds
-        this very spec (benchmarks regenerate nothing between runs). Returns the ``az://`` URL.
+        this very spec (benchmarks regenerate nothing between runs); without it, ``store_cache`` gives
+        the place. A spec this stack already serves at that place is neither written nor uploaded
+        again. Returns the ``az://`` URL.
         """
         from conus404.emulator.synthetic_store import spec_json
 
