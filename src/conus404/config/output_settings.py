@@ -13,6 +13,7 @@ from typing import Any
 
 from conus404.config import day_boundary
 from conus404.config.output_values import (
+    DEFAULT_ZARR_CHUNKS,
     format_units,
     parse_compression_level,
     parse_rollups,
@@ -78,7 +79,7 @@ def from_config(values: Mapping[str, Any], project_path: Callable[[str], Path]) 
         "compression_level": parse_compression_level(values.get("COMPRESSION_LEVEL", 1), "COMPRESSION_LEVEL"),
         "output_units": parse_units(values.get("UNITS"), "UNITS"),
         "output_zarr": _zarr_location(values.get("OUTPUT_ZARR"), project_path),
-        "zarr_chunks": parse_zarr_chunks(values.get("ZARR_CHUNKS", (36, 350, 350)), "ZARR_CHUNKS"),
+        "zarr_chunks": parse_zarr_chunks(values.get("ZARR_CHUNKS", DEFAULT_ZARR_CHUNKS), "ZARR_CHUNKS"),
     }
 
 

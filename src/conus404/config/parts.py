@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from conus404.config.output_values import DEFAULT_ZARR_CHUNKS
 from conus404.core.endpoints import (
     DEFAULT_SAS_URL,
     DEFAULT_STAC_URL,
@@ -114,7 +115,7 @@ class Outputs:
     rollups: tuple[str, ...] = ()  # "monthly", "annual", "water-year" files from the daily ones (conus404.outputs.rollups)
     allow_partial: bool = False  # write a roll-up period before all its days are done
     output_zarr: str | None = None  # one Zarr store of the range: a path or fsspec URL (conus404.outputs.zarr_output)
-    zarr_chunks: tuple[int, int, int] = (36, 350, 350)  # its chunks: days, south_north, west_east
+    zarr_chunks: tuple[int, int, int] = DEFAULT_ZARR_CHUNKS  # its chunks: days, south_north, west_east
 
 
 @dataclass(frozen=True)
