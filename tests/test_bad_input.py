@@ -172,6 +172,7 @@ def test_usage_errors_are_one_line_and_exit_2(stack, tmp_path, flags, message):
     assert "Traceback" not in result.stdout + result.stderr
     assert not (tmp_path / "data").exists(), "a refused request writes nothing: no data folder, lock or cache"
     assert "retry pass" not in result.stdout and not (tmp_path / "logs" / "retry_run.log").exists()
+    assert not (tmp_path / "logs" / "pipeline.pid").exists()
     store = tmp_path / "store.zarr"
     if store.exists():  # the source is only read
         assert sorted(p.name for p in store.iterdir() if not p.name.startswith(".") or p.name == ".zmetadata") == \

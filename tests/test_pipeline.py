@@ -232,33 +232,6 @@ def test_kill_all_stops_the_run_spares_a_decoy_and_the_next_run_completes(stack,
     assert verified_days(tmp_path) == DAYS
 
 
-usage_emulator = conftest.emulator_serving(
-    StoreSpec.for_days(DAYS[0], 4, ny=6, nx=7, variables=("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB", "TK")), "usage-emulator")
-
-
-@pytest.mark.parametrize(
-    ("flags", "env", "message"),
-    [
-        (("--start", "2021-13-01"), {}, "'2021-13-01' is not a date"),
-        (("--start", "2021-01-04", "--end", "2021-01-01"), {}, "before the start date"),
-        (("--variables", "T2,PREC_ACC"), {}, "'PREC_ACC' is not a variable of the source (did you mean PREC_ACC_NC"),
-        (("--variables", "TK"), {}, "set ALLOW_3D"),
-        (("--max-processes", "0"), {}, "out of range"),
-        (("--end", "2030-01-01"), {}, "outside the source's record"),
-        ((), {"CONUS404_STAC_URL": "http://127.0.0.1:9/api/stac/v1"}, "cannot read the source"),
-        (("--source", "/nonexistent/store.zarr"), {}, "cannot read the source /nonexistent/store.zarr"),
-        (("--bogus",), {}, "unrecognized arguments: --bogus"),
-    ],
-)
-def test_usage_errors_exit_2_with_one_line_before_any_download(usage_emulator, tmp_path, flags, env, message):
-    result = pipeline(tmp_path, usage_emulator, "--foreground", *flags, env=env, timeout=120)
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and message in lines[0], result.stderr
-    assert not (tmp_path / "data" / "logs").exists(), "nothing was downloaded"
-    assert not (tmp_path / "logs" / "pipeline.pid").exists()
-
-
 def test_a_day_over_the_timeout_is_stopped_and_retried(stack, tmp_path):
     # Day 3 hangs once: a read held for 10 minutes (released when the emulator stops) against a 20 s
     # timeout, which a healthy day of this size meets many times over even on a loaded machine.
