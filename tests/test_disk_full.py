@@ -16,7 +16,7 @@ from tests import conftest
 
 pytestmark = pytest.mark.emulator
 DAYS = ["2021-01-01", "2021-01-02", "2021-01-03", "2021-01-04"]
-stack = conftest.emulator_serving(StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20), "disk-full")
+stack = conftest.emulator_serving(StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20, variables=("T2", "PREC_ACC_NC")), "disk-full")
 
 
 @pytest.fixture

@@ -29,7 +29,8 @@ DAYS = ["2021-01-01", "2021-01-02", "2021-01-03", "2021-01-04"]
 VARIABLES = "T2,PREC_ACC_NC,ACSWDNB"
 
 
-shared_stack = conftest.emulator_serving(StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20))
+STORE_VARIABLES = ("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB")  # what VARIABLES reads
+shared_stack = conftest.emulator_serving(StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20, variables=STORE_VARIABLES))
 
 
 @pytest.fixture
@@ -110,7 +111,7 @@ def test_a_four_day_run_publishes_four_verified_files_and_a_rerun_does_nothing(s
 
 
 def test_transient_failures_are_retried_and_data_defects_are_not(make_emulator, tmp_path):
-    spec = StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20, defects=(Defect("negative", "2021-01-02T06"),))
+    spec = StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20, variables=STORE_VARIABLES, defects=(Defect("negative", "2021-01-02T06"),))
     stack = make_emulator(spec)
     # day 3's read of T2 at 05Z meets 500 InternalError more often than the retry policy retries (a 503
     # ServerBusy is throttling, waited out for minutes: test_storage_retry.py)

@@ -54,7 +54,8 @@ def digests(data_dir: Path) -> dict[str, str]:
 def stack(tmp_path_factory, tls_files):
     stack = EmulatorStack(tmp_path_factory.mktemp("reliability"), tls=tls_files, store_cache=conftest.STORE_CACHE).start()
     try:
-        stack.add_store(StoreSpec.for_days(str(DAYS[0]), len(DAYS), ny=24, nx=32))
+        stack.add_store(StoreSpec.for_days(str(DAYS[0]), len(DAYS), ny=24, nx=32,
+                                          variables=("T2", "TD2", "PREC_ACC_NC", "ACSNOM", "ACSWDNB", "I_ACSWDNB")))
         stack.inject_faults([])
         yield stack
     finally:
