@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -123,6 +124,46 @@ def test_basin_and_gauge_values_equal_numpy_from_the_store(reference):
         np.testing.assert_array_equal(points[list(GAUGES)].to_numpy(np.float32), gauges[name].values.T)
 
 
+def long_tables(tmp: Path) -> dict[str, tuple[xr.Dataset, pd.DataFrame]]:
+    """Each target's Zarr table (loaded) and Parquet table, by "polygons/basins" and "points/gauges"."""
+    found = {}
+    for kind in ("polygons/basins", "points/gauges"):
+        with xr.open_zarr(tmp / "data" / f"{kind}.zarr") as ds:
+            found[kind] = (ds.load(), pd.read_parquet(tmp / "data" / f"{kind}.parquet"))
+    return found
+
+
+def assert_long_tables_equal_the_netcdf_tables(tmp: Path) -> None:
+    wide = tables(tmp)
+    for kind, (store, frame) in long_tables(tmp).items():
+        dim = wide[kind]["T2"].dims[0]
+        recorded = store["conus404_day_recorded"].values.astype(bool)
+        assert recorded.all() and list(store["time"].values) == list(wide[kind]["time"].values)
+        assert list(store[dim].values) == list(wide[kind][dim].values)
+        frame = frame.assign(date=pd.to_datetime(frame["date"]))
+        assert len(frame) == len(DAYS) * wide[kind].sizes[dim] and set(frame["year"].astype(int)) == {2021}
+        for name in VARIABLES.split(","):
+            np.testing.assert_array_equal(store[name].values, wide[kind][name].values)  # (feature, time), float32
+            assert store[name].attrs == wide[kind][name].attrs
+            pivot = frame.pivot(index=dim, columns="date", values=name).loc[list(wide[kind][dim].values)]
+            np.testing.assert_array_equal(pivot.to_numpy(), wide[kind][name].values)
+            assert pivot.to_numpy().dtype == np.float32
+        # and every day's values are those of its part file, made by the day's own process
+        for k, day in enumerate(DAYS):
+            part = tmp / "data" / kind.split("/")[0] / ".days" / kind.split("/")[1] / f"{kind.split('/')[1]}_{day:%Y%m%d}.npz"
+            with np.load(part) as data:
+                meta = json.loads(str(data["meta"]))
+                for name in VARIABLES.split(","):
+                    np.testing.assert_array_equal(store[name].values[:, k],
+                                                  data["values"][meta["fields"].index(name)].astype(np.float32))
+
+
+def test_the_zarr_and_parquet_tables_equal_the_netcdf_tables_and_the_days_parts(reference):
+    assert_long_tables_equal_the_netcdf_tables(reference)
+    log = (reference / "logs" / "driver_main_run.log").read_text()
+    assert re.search(r"polygon series of basins.geojson: 3 day\(s\) recorded now \(3 part file\(s\) read\), 3 in ", log)
+
+
 def test_a_run_killed_mid_way_is_completed_by_its_rerun(stack, reference, tmp_path):
     proxy = stack.inject_faults([FaultRule(r"/T2/53\.0\.0$", delay_s=600.0)])  # day 3 held in a read
     injected_before = proxy.counts["injected"]
@@ -144,6 +185,7 @@ def test_a_run_killed_mid_way_is_completed_by_its_rerun(stack, reference, tmp_pa
     assert again.returncode == 0, again.stdout + again.stderr
     for kind, ds in tables(tmp_path).items():
         xr.testing.assert_identical(ds.drop_attrs(), tables(reference)[kind].drop_attrs())
+    assert_long_tables_equal_the_netcdf_tables(tmp_path)
 
 
 def test_series_only_keeps_no_grid_and_reads_only_the_window(stack, reference, tmp_path):
@@ -164,7 +206,10 @@ def test_series_only_keeps_no_grid_and_reads_only_the_window(stack, reference, t
         assert month["T2"].attrs["conus404_rollup_rule"] == "the mean of the period's daily values"
     assert "reading the grid window" in (tmp_path / "logs" / "driver_main_run.log").read_text()
     again = run(tmp_path, stack, "--foreground", "--series-only")
-    assert again.returncode == 0 and "already valid        3" in (tmp_path / "logs" / "driver_main_run.log").read_text()
+    log = (tmp_path / "logs" / "driver_main_run.log").read_text()
+    assert again.returncode == 0 and "already valid        3" in log
+    # a resume reads no part file of a day its tables hold
+    assert re.findall(r"polygon series of basins.geojson: (\d+) day\(s\) recorded now \((\d+) part", log)[-1] == ("0", "0")
 
 
 def test_series_over_existing_daily_files_need_no_download(stack, reference, tmp_path):

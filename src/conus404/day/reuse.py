@@ -18,6 +18,7 @@ from conus404.outputs import daily_file
 from conus404.outputs.remote_output import RemoteCopy, RemoteOutput
 from conus404.outputs.series import days as series_days
 from conus404.outputs.series import weights as series_weights
+from conus404.outputs.series import zarr_table
 
 log = logging.getLogger("conus404.worker")
 Reused = tuple[str, str, str]  # status, output, message
@@ -63,7 +64,7 @@ def _series_finished_or_made_from_file(settings: Settings, day: dt.date, final: 
     names, data_dir = output_names(settings.request), settings.outputs.data_dir
     series_only = settings.series.series_only
     targets = series_weights.cached(settings.series, data_dir, settings.request.bbox)  # read once: check and series
-    done = series_days.parts_done(data_dir, names, targets)
+    done = zarr_table.days_done(data_dir, names, targets, settings.request.day_boundary)
     grid_ok = series_only or (local and final.exists() and daily_file.verify(
         final, day, names, region_text(settings), settings.request.output_units) is None)
     if not grid_ok:

@@ -29,7 +29,7 @@ from conus404.core.exceptions import (
 from conus404.core.processes import exit_on_sigterm
 from conus404.launch.executors import open_executor
 from conus404.outputs import daily_file, verified_files
-from conus404.outputs.series import days as series
+from conus404.outputs.series import zarr_table
 from conus404.run import prefetch
 from conus404.run.ledgers import FailureEntry, Ledger, now_iso
 from conus404.run.preflight import check_request, ensure_writable
@@ -81,7 +81,7 @@ def verified_on_disk(settings: Settings) -> Callable[[dt.date], bool]:
     series_made = None
     if settings.series.wanted:
         targets = series_weights.cached(settings.series, settings.outputs.data_dir, settings.request.bbox)
-        series_made = series.parts_done(settings.outputs.data_dir, names, targets)
+        series_made = zarr_table.days_done(settings.outputs.data_dir, names, targets, settings.request.day_boundary)
     if settings.series.series_only:
         return series_made
     remote = RemoteOutput.of(settings.outputs)

@@ -120,11 +120,12 @@ def _day_counts(settings: settings_mod.Settings) -> tuple[list, list, list]:
     days = settings.request.days
     unverified: list = []
     if settings.series.series_only:  # no gridded files: a day is done when its series verify
-        from conus404.outputs.series import days as series
         from conus404.outputs.series import weights as series_weights
+        from conus404.outputs.series import zarr_table
 
         targets = series_weights.cached(settings.series, settings.outputs.data_dir, settings.request.bbox)
-        made = series.parts_done(settings.outputs.data_dir, output_names(settings.request), targets)
+        made = zarr_table.days_done(settings.outputs.data_dir, output_names(settings.request), targets,
+                                     settings.request.day_boundary)
         done = [d for d in days if made(d)]
     elif settings.outputs.output_url:
         from conus404.outputs.remote_output import RemoteOutput

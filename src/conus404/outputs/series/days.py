@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import time
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,7 @@ def checked_part(path: Path, day: dt.date, key: str,
         meta, values = read_part(path)
     except FileNotFoundError:
         return "it does not exist", None, None
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # a torn .npz is a bad zip
         return f"it cannot be read ({type(exc).__name__}: {exc})", None, None
     if meta.get("day") != day.isoformat():
         return f"it is not the series of {day}", None, None
