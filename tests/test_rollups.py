@@ -151,6 +151,7 @@ stack = conftest.emulator_serving(ROLLUP_SPEC)
 
 
 @pytest.mark.emulator
+@pytest.mark.slow  # a 31-day run (60 s with its store); the quick suite's runs roll up partial months
 def test_a_run_over_two_months_writes_the_whole_month_from_the_stores_hours(stack, tmp_path):
     """Through the emulator: February (whole) is written, against numpy over the store's hourly
     values; January (2 days) only with --allow-partial. (Ten days per worker process: 30 processes

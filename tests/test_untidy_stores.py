@@ -102,6 +102,7 @@ def test_a_lost_chunk_refuses_its_day_naming_variable_and_hour_whatever_the_fill
     assert "PREC_ACC_NC at 2021-01-02T05Z: the store lacks its chunk PREC_ACC_NC/29.0.0" in failed["2021-01-02"]["message"]
 
 
+@pytest.mark.slow  # 30 s of waiting; test_reliability's mixed faults throttle the token service in the quick suite
 def test_a_run_through_a_token_service_that_throttles_for_30_seconds_completes(stack, tmp_path):
     stack.service.throttle_for(30.0, statuses=(429, 404, 429, 503), retry_after_header=False, try_again_s=7)
     result = conftest.run_pipeline(tmp_path, stack, DAYS[:2], "T2,PREC_ACC_NC", "--foreground", timeout=400)
