@@ -55,16 +55,8 @@ def update(data_dir: Path, target: SeriesTarget, names: list[str]) -> list[str]:
         if folder.exists():
             shutil.rmtree(folder)  # made from another table: every month is rewritten
         ledger = {"made_for": made_for, "months": {}}
-    stamps = zarr_table.read_ledger(data_dir, target, str(group.attrs.get(zarr_table.TABLE_ID)))
-    marks = np.asarray(group[zarr_table.RECORDED][:])
-    months: dict[str, list[int]] = {}
-    for index in np.flatnonzero(marks):
-        day = first + dt.timedelta(days=int(index))
-        months.setdefault(f"{day:%Y-%m}", []).append(int(index))
     written = []
-    for month, index in months.items():
-        signature = hashlib.sha256(json.dumps(
-            [[i, stamps.get((first + dt.timedelta(days=i)).isoformat())] for i in index]).encode()).hexdigest()
+    for month, (index, signature) in month_signatures(data_dir, target, group).items():
         if ledger["months"].get(month) == signature:
             continue
         _write_month(month_path(folder, target.name, month), group, first, index, target, names)
@@ -72,6 +64,20 @@ def update(data_dir: Path, target: SeriesTarget, names: list[str]) -> list[str]:
         atomic_write_text(folder / LEDGER, json.dumps(ledger, sort_keys=True))
         written.append(month)
     return written
+
+
+def month_signatures(data_dir: Path, target: SeriesTarget, group) -> dict[str, tuple[list[int], str]]:
+    """Month ("YYYY-MM") -> (its recorded days' indices in the Zarr table, a digest of those days and
+    the part files they were recorded from): a month's file is rewritten when its digest changes."""
+    first = dt.date.fromisoformat(str(group.attrs["conus404_first_day"]))
+    stamps = zarr_table.read_ledger(data_dir, target, str(group.attrs.get(zarr_table.TABLE_ID)))
+    months: dict[str, list[int]] = {}
+    for index in np.flatnonzero(np.asarray(group[zarr_table.RECORDED][:])):
+        day = first + dt.timedelta(days=int(index))
+        months.setdefault(f"{day:%Y-%m}", []).append(int(index))
+    return {month: (index, hashlib.sha256(json.dumps(
+        [[i, stamps.get((first + dt.timedelta(days=i)).isoformat())] for i in index]).encode()).hexdigest())
+        for month, index in months.items()}
 
 
 def _read_ledger(folder: Path) -> dict:

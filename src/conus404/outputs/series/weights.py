@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import logging
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -285,7 +286,7 @@ def _load(cache: Path, path: Path, id_field: str | None, fingerprint: str | None
             ids = [str(v) for v in data["ids"]]
             weights = CellWeights(data["target"], data["row"], data["col"], data["area"], len(ids))
             extra = {name: (np.array(data[f"extra_{name}"]), attrs) for name, attrs in meta["extra"].items()}
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # a torn cache is made again
         return None
     target = SeriesTarget(meta["kind"], output_name(path), path, ids, weights, meta["key"], extra)
     return target, meta.get("windows", {}), meta.get("stat") == _stat(path)
