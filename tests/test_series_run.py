@@ -188,6 +188,23 @@ def test_a_run_killed_mid_way_is_completed_by_its_rerun(stack, reference, tmp_pa
     assert_long_tables_equal_the_netcdf_tables(tmp_path)
 
 
+def test_a_day_the_retry_pass_makes_is_added_to_the_tables(stack, reference, tmp_path):
+    """Day 3 hangs once past its timeout (a transient failure): the driver's end records days 1-2, the
+    retry pass's end reads day 3's part file only and the tables equal an uninterrupted run's."""
+    stack.inject_faults([FaultRule(r"/T2/53\.0\.0$", delay_s=600.0, times=1)])
+    try:
+        result = run(tmp_path, stack, "--foreground", "--series-only", "--day-timeout", "10")
+    finally:
+        stack.inject_faults([])
+    assert result.returncode == 0, result.stdout + result.stderr
+    said = r"polygon series of basins.geojson: (\d+) day\(s\) recorded now \((\d+) part file\(s\) read\), (\d+) in "
+    assert re.findall(said, (tmp_path / "logs" / "driver_main_run.log").read_text()) == [("2", "2", "2")]
+    assert re.findall(said, (tmp_path / "logs" / "retry_run.log").read_text()) == [("1", "1", "3")]
+    for kind, ds in tables(tmp_path).items():
+        xr.testing.assert_identical(ds.drop_attrs(), tables(reference)[kind].drop_attrs())
+    assert_long_tables_equal_the_netcdf_tables(tmp_path)
+
+
 def test_series_only_keeps_no_grid_and_reads_only_the_window(stack, reference, tmp_path):
     result = run(tmp_path, stack, "--foreground", "--series-only", "--rollup", "monthly", "--allow-partial")
     assert result.returncode == 0, result.stdout + result.stderr
