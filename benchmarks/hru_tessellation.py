@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/hru_tessellation.py --count 110000 --out /tmp/hrus.gpkg
 
-Voronoi cells of seeds spread unevenly over the domain (dense clusters and sparse plains), clipped to
+Voronoi cells of seeds on a jittered lattice over the domain plus dense clusters, clipped to
 the grid's outer edge: polygons of about 1-500 km² (the National Hydrologic Model's HRUs: 109,951,
 median ~50 km²) that share their borders exactly. Some cells get a hole (a lake, itself a polygon of
 the tessellation); a few of those lakes are given to a cell elsewhere, which becomes a multipart
@@ -38,13 +38,16 @@ def tessellation(count: int, seed: int = 38, segment_m: float = 500.0, holes: fl
     domain = shapely.box(x[0] - half, y[0] - half, x[-1] + half, y[-1] + half)
     lakes = int(count * holes)
     seeds = count - lakes
-    # 60 % of the seeds in clusters (small HRUs near each centre), the rest spread evenly
-    clusters = int(seeds * 0.6)
-    centres = np.column_stack([rng.uniform(x[0], x[-1], 3000), rng.uniform(y[0], y[-1], 3000)])
+    # most seeds on a jittered lattice (cells of 0.3-3x the mean area), 15 % in clusters (the small
+    # HRUs of mountain headwaters, down to ~1 km²)
+    clusters = int(seeds * 0.15)
+    width, height = x[-1] - x[0], y[-1] - y[0]
+    spacing = np.sqrt(width * height / (seeds - clusters))
+    gx, gy = np.meshgrid(np.arange(x[0] + spacing / 2, x[-1], spacing), np.arange(y[0] + spacing / 2, y[-1], spacing))
+    even = np.column_stack([gx.ravel(), gy.ravel()]) + rng.uniform(-0.45, 0.45, (gx.size, 2)) * spacing
+    centres = np.column_stack([rng.uniform(x[0], x[-1], 2000), rng.uniform(y[0], y[-1], 2000)])
     pick = centres[rng.integers(0, len(centres), clusters)]
-    spread = rng.exponential(25e3, clusters)[:, None]
-    clustered = pick + rng.standard_normal((clusters, 2)) * spread
-    even = np.column_stack([rng.uniform(x[0], x[-1], seeds - clusters), rng.uniform(y[0], y[-1], seeds - clusters)])
+    clustered = pick + rng.standard_normal((clusters, 2)) * rng.exponential(12e3, clusters)[:, None]
     points = np.concatenate([clustered, even])
     inside = (points[:, 0] > domain.bounds[0]) & (points[:, 0] < domain.bounds[2]) & \
              (points[:, 1] > domain.bounds[1]) & (points[:, 1] < domain.bounds[3])

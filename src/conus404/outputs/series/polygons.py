@@ -10,7 +10,7 @@ touches. Every refusal is a ConfigurationError naming the file and the offending
 
 from __future__ import annotations
 
-import math
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +43,10 @@ class CellWeights:
     def covered_area(self) -> np.ndarray:
         return np.bincount(self.target, weights=self.area, minlength=self.count)
 
+    @functools.cached_property
+    def _covered(self) -> np.ndarray:  # computed once per weights, used by every day's means
+        return self.covered_area()
+
     def within(self, window: Window) -> CellWeights:
         keep = (self.row >= window.j0) & (self.row < window.j1) & (self.col >= window.i0) & (self.col < window.i1)
         return CellWeights(self.target[keep], self.row[keep], self.col[keep], self.area[keep], self.count)
@@ -54,8 +58,12 @@ class CellWeights:
         """Each target's area-weighted mean of ``field`` (a 2-D array of ``window``, None = the whole
         grid); cells without a value (NaN) are left out of the weights, a target without any is NaN."""
         j0, i0 = (window.j0, window.i0) if window is not None else (0, 0)
-        values = np.asarray(field, dtype=np.float64)[self.row - j0, self.col - i0]
+        values = np.asarray(field)[self.row - j0, self.col - i0].astype(np.float64)  # the cells used, then widened
         valid = np.isfinite(values)
+        if valid.all():  # the usual day: the same sums, without masking
+            total = np.bincount(self.target, weights=self.area * values, minlength=self.count)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return total / self._covered
         weight = np.where(valid, self.area, 0.0)
         total = np.bincount(self.target, weights=weight * np.where(valid, values, 0.0), minlength=self.count)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -153,40 +161,71 @@ def _polygonal_part(geometry):
 
 
 def exact_weights(geometries: list, fitted: FittedGrid) -> CellWeights:
-    """The cells of the whole grid each polygon overlaps, weighted by the overlap's exact area."""
+    """The cells of the whole grid each polygon overlaps, weighted by the overlap's exact area.
+
+    Vectorised over the polygons (shapely's array functions, no loop per polygon): every polygon is
+    cut into the strips of the grid rows it spans, a row at a time (one rectangle for every polygon
+    reaching that row), then each strip into its cells, a column at a time, by GEOS's rectangle
+    clipping; a cell's weight is the area of its piece."""
     import shapely
 
+    geoms = np.empty(len(geometries), dtype=object)
+    geoms[:] = list(geometries)
+    n = len(geoms)
     half_x, half_y = abs(fitted.dx) / 2, abs(fitted.dy) / 2
-    targets, rows, cols, areas = [], [], [], []
-    for index, geometry in enumerate(geometries):
-        shapely.prepare(geometry)
-        minx, miny, maxx, maxy = geometry.bounds
-        (j_a, j_b), (i_a, i_b) = fitted.index_of(np.array([minx, maxx]), np.array([miny, maxy]))
-        j_lo, j_hi = _cell_range(j_a, j_b, fitted.ny)
-        i_lo, i_hi = _cell_range(i_a, i_b, fitted.nx)
-        if j_lo > j_hi or i_lo > i_hi:
-            continue  # wholly off the grid
-        jj, ii = np.meshgrid(np.arange(j_lo, j_hi + 1), np.arange(i_lo, i_hi + 1), indexing="ij")
-        jj, ii = jj.ravel(), ii.ravel()
-        cx, cy = fitted.x0 + ii * fitted.dx, fitted.y0 + jj * fitted.dy
-        cells = shapely.box(cx - half_x, cy - half_y, cx + half_x, cy + half_y)
-        inside = shapely.contains_properly(geometry, cells)
-        edge = shapely.intersects(geometry, cells) & ~inside
-        area = np.zeros(len(cells))
-        area[inside] = shapely.area(cells[inside])
-        area[edge] = shapely.area(shapely.intersection(cells[edge], geometry))
-        keep = area > 0
-        targets.append(np.full(int(keep.sum()), index, np.int32))
-        rows.append(jj[keep].astype(np.int32))
-        cols.append(ii[keep].astype(np.int32))
-        areas.append(area[keep])
-    if not targets:
-        return CellWeights(*(np.zeros(0, t) for t in (np.int32, np.int32, np.int32, np.float64)), len(geometries))
-    return CellWeights(np.concatenate(targets), np.concatenate(rows), np.concatenate(cols), np.concatenate(areas),
-                       len(geometries))
+    bounds = shapely.bounds(geoms).reshape(n, 4)
+    j_lo, j_hi = _cell_ranges(bounds, fitted, "y")
+    i_lo, i_hi = _cell_ranges(bounds, fitted, "x")
+    rows = np.where((j_lo <= j_hi) & (i_lo <= i_hi), j_hi - j_lo + 1, 0)
+    if not rows.any():
+        return CellWeights(*(np.zeros(0, t) for t in (np.int32, np.int32, np.int32, np.float64)), n)
+    far = float(np.abs(bounds).max()) * 2 + 1.0  # a rectangle side that leaves the other axis as it is
+    strip_of = np.repeat(np.arange(n), rows)
+    strip_j = j_lo[strip_of] + _ranks(rows)
+    strips = _clip_grouped(geoms[strip_of], strip_j, lambda j: (-far, fitted.y0 + j * fitted.dy - half_y,
+                                                               far, fitted.y0 + j * fitted.dy + half_y))
+    # each strip's own columns (a multipart polygon's strips reach only some of its box's columns)
+    strip_bounds = shapely.bounds(strips).reshape(len(strips), 4)
+    empty = ~np.isfinite(strip_bounds).all(axis=1)
+    strip_bounds[empty] = 0.0
+    s_lo, s_hi = _cell_ranges(strip_bounds, fitted, "x")
+    cols = np.where(empty | (s_lo > s_hi), 0, s_hi - s_lo + 1)
+    piece_of = np.repeat(np.arange(len(strip_of)), cols)
+    cell_i = s_lo[piece_of] + _ranks(cols)
+    pieces = _clip_grouped(strips[piece_of], cell_i, lambda i: (fitted.x0 + i * fitted.dx - half_x, -far,
+                                                                fitted.x0 + i * fitted.dx + half_x, far))
+    area = shapely.area(pieces)
+    keep = area > 0
+    return CellWeights(strip_of[piece_of][keep].astype(np.int32), strip_j[piece_of][keep].astype(np.int32),
+                       cell_i[keep].astype(np.int32), area[keep], n)
 
 
-def _cell_range(a: float, b: float, n: int) -> tuple[int, int]:
-    """The cells (whole indices, within 0..n-1) whose squares the index interval [a, b] reaches."""
-    lo, hi = min(a, b), max(a, b)
-    return max(0, math.floor(lo + 0.5)), min(n - 1, math.floor(hi + 0.5))
+def _clip_grouped(geoms: np.ndarray, group: np.ndarray, rectangle) -> np.ndarray:
+    """Each geometry clipped to ``rectangle(g)`` of its group ``g`` (a row or a column): one vectorised
+    clip per group, since GEOS's rectangle clipping takes one rectangle at a time."""
+    import shapely
+
+    out = np.empty(len(geoms), dtype=object)
+    order = np.argsort(group, kind="stable")
+    values, starts = np.unique(group[order], return_index=True)
+    for value, a, b in zip(values, starts, [*starts[1:], len(order)], strict=True):
+        chosen = order[a:b]
+        out[chosen] = shapely.clip_by_rect(geoms[chosen], *rectangle(int(value)))
+    return out
+
+
+def _ranks(counts: np.ndarray) -> np.ndarray:
+    """0..count-1 for each count, concatenated."""
+    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def _cell_ranges(bounds: np.ndarray, fitted: FittedGrid, axis: str) -> tuple[np.ndarray, np.ndarray]:
+    """The first and last cell index (within the grid) each polygon's bounding box reaches along ``axis``."""
+    lo, hi = (bounds[:, 1], bounds[:, 3]) if axis == "y" else (bounds[:, 0], bounds[:, 2])
+    origin, step, size = (fitted.y0, fitted.dy, fitted.ny) if axis == "y" else (fitted.x0, fitted.dx, fitted.nx)
+    a, b = (lo - origin) / step, (hi - origin) / step
+    first = np.maximum(0, np.floor(np.minimum(a, b) + 0.5)).astype(np.int64)
+    last = np.minimum(size - 1, np.floor(np.maximum(a, b) + 0.5)).astype(np.int64)
+    return first, last
+
+
