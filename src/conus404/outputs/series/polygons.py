@@ -47,6 +47,19 @@ class CellWeights:
     def _covered(self) -> np.ndarray:  # computed once per weights, used by every day's means
         return self.covered_area()
 
+    @functools.cached_property
+    def _flat_indices(self) -> dict:
+        return {}
+
+    def _flat_index(self, window: Window | None, width: int) -> np.ndarray:
+        """Each entry's cell as an index into the raveled field of ``window`` (``width`` columns),
+        computed once per window."""
+        j0, i0 = (window.j0, window.i0) if window is not None else (0, 0)
+        key = (j0, i0, width)
+        if key not in self._flat_indices:
+            self._flat_indices[key] = (self.row.astype(np.int64) - j0) * width + (self.col - i0)
+        return self._flat_indices[key]
+
     def within(self, window: Window) -> CellWeights:
         keep = (self.row >= window.j0) & (self.row < window.j1) & (self.col >= window.i0) & (self.col < window.i1)
         return CellWeights(self.target[keep], self.row[keep], self.col[keep], self.area[keep], self.count)
@@ -57,8 +70,8 @@ class CellWeights:
     def means(self, field: np.ndarray, window: Window | None) -> np.ndarray:
         """Each target's area-weighted mean of ``field`` (a 2-D array of ``window``, None = the whole
         grid); cells without a value (NaN) are left out of the weights, a target without any is NaN."""
-        j0, i0 = (window.j0, window.i0) if window is not None else (0, 0)
-        values = np.asarray(field)[self.row - j0, self.col - i0].astype(np.float64)  # the cells used, then widened
+        field = np.asarray(field)
+        values = field.ravel().take(self._flat_index(window, field.shape[1])).astype(np.float64)  # the cells used
         valid = np.isfinite(values)
         if valid.all():  # the usual day: the same sums, without masking
             total = np.bincount(self.target, weights=self.area * values, minlength=self.count)
@@ -126,7 +139,7 @@ def read_polygons(path: Path, id_field: str | None, skip_unprojectable: bool = F
 
     frame = read_features(path, id_field, "--polygons", "--polygon-id")
     geometries, kept, skipped = [], [], []
-    for feature_id, geometry in zip(list(frame[id_field]), frame.geometry.to_crs(conus404_crs()), strict=True):
+    for feature_id, geometry in zip(list(frame[id_field]), _projected(frame.geometry), strict=True):
         if geometry is None or geometry.is_empty:
             raise ConfigurationError(f"--polygons {path}: feature {feature_id} has no geometry")
         if geometry.geom_type not in ("Polygon", "MultiPolygon"):
@@ -152,12 +165,28 @@ def read_polygons(path: Path, id_field: str | None, skip_unprojectable: bool = F
     return kept, geometries, skipped
 
 
+PROJECTED_PER_BATCH = 10_000  # features reprojected at a time: pyproj's temporaries stay small
+
+
+def _projected(geometry) -> list:
+    """The geometries in the CONUS404 plane, reprojected a batch at a time (all at once, a national
+    file's 13 million vertices need 0.8 GB of temporaries)."""
+    crs = conus404_crs()
+    out: list = []
+    for start in range(0, len(geometry), PROJECTED_PER_BATCH):
+        out.extend(geometry.iloc[start:start + PROJECTED_PER_BATCH].to_crs(crs))
+    return out
+
+
 def _polygonal_part(geometry):
     """What is left of a repaired geometry that has area (a collection may hold lines and points too)."""
     import shapely
 
     parts = [g for g in shapely.get_parts(geometry) if g.geom_type in ("Polygon", "MultiPolygon") and g.area > 0]
     return shapely.union_all(parts) if parts else None
+
+
+POLYGONS_PER_BATCH = 8192  # memory: one batch's strips and cell pieces at a time
 
 
 def exact_weights(geometries: list, fitted: FittedGrid) -> CellWeights:
@@ -167,10 +196,22 @@ def exact_weights(geometries: list, fitted: FittedGrid) -> CellWeights:
     cut into the strips of the grid rows it spans, a row at a time (one rectangle for every polygon
     reaching that row), then each strip into its cells, a column at a time, by GEOS's rectangle
     clipping; a cell's weight is the area of its piece."""
+    geometries = list(geometries)
+    parts = []
+    for start in range(0, len(geometries), POLYGONS_PER_BATCH):
+        found = _batch_weights(geometries[start:start + POLYGONS_PER_BATCH], fitted)
+        parts.append(CellWeights(found.target + start, found.row, found.col, found.area, found.count))
+    if not parts:
+        return CellWeights(*(np.zeros(0, t) for t in (np.int32, np.int32, np.int32, np.float64)), 0)
+    return CellWeights(np.concatenate([p.target for p in parts]).astype(np.int32), np.concatenate([p.row for p in parts]),
+                       np.concatenate([p.col for p in parts]), np.concatenate([p.area for p in parts]), len(geometries))
+
+
+def _batch_weights(geometries: list, fitted: FittedGrid) -> CellWeights:
     import shapely
 
     geoms = np.empty(len(geometries), dtype=object)
-    geoms[:] = list(geometries)
+    geoms[:] = geometries
     n = len(geoms)
     half_x, half_y = abs(fitted.dx) / 2, abs(fitted.dy) / 2
     bounds = shapely.bounds(geoms).reshape(n, 4)
