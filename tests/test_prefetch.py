@@ -210,7 +210,7 @@ def test_the_prefetcher_is_in_the_runs_process_group_and_ends_with_its_driver(pc
     try:
         deadline, fetcher = time.monotonic() + 60, None
         while fetcher is None and time.monotonic() < deadline:
-            fetcher = next((pid for pid, cmd in descendants(driver.pid) if "conus404.run.prefetch" in cmd), None)
+            fetcher = next((pid for pid, cmd in conftest.live_children(driver.pid) if "conus404.run.prefetch" in cmd), None)
             time.sleep(0.05)
         assert fetcher is not None, "no prefetch process started"
         assert os.getpgid(fetcher) == driver.pid  # kill_all.sh stops the run's group, the prefetcher with it
@@ -224,12 +224,6 @@ def test_the_prefetcher_is_in_the_runs_process_group_and_ends_with_its_driver(pc
         if conftest.group_alive(driver.pid):
             os.killpg(driver.pid, signal.SIGKILL)
         conftest.reset_faults(pc_stack)
-
-
-def descendants(pid: int) -> list[tuple[int, str]]:
-    """The driver's children and theirs (the prefetcher is forked from the run's launch template)."""
-    children = conftest.live_children(pid)
-    return children + [grandchild for child, _ in children for grandchild in conftest.live_children(child)]
 
 
 def slow_chunk_reads():

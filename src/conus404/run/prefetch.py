@@ -3,8 +3,7 @@
 A day process reads its chunks, then aggregates, writes and verifies with the link idle, and the
 run's first days wait for the run's own start (the launch template's imports, the check). Over a
 network that idle time is most of what separates a run from the raw-fetch limit. So for a remote
-source the driver starts this process first of all, forked from the run's launch template (whose
-imports the run's processes share; a cold process where the run has no template): it signs (the PC
+source the driver starts this process first of all, cold and with light imports: it signs (the PC
 SDK, as the workers do), reads the store's consolidated metadata and time axis, and fetches the
 chunks of the days about to run, in the order their processes will read them, into the run's
 prefetch spool (:mod:`conus404.sources.prefetch_spool`: raw chunks, each fetched once by whoever claims it
@@ -28,9 +27,7 @@ import bisect
 import datetime as dt
 import itertools
 import json
-import logging
 import math
-import os
 import re
 import select
 import subprocess
@@ -46,7 +43,6 @@ MIN_FREE_BYTES = 2 << 30  # no prefetching onto a nearly full disk: the day file
 STOP_WAIT_S = 10.0
 SIGN_WAIT_S = 120.0  # the catalogue and token service, with their retries
 _CODE = "from conus404.run.prefetch import main; main()"
-log = logging.getLogger(__name__)
 
 
 # -- the driver's side ----------------------------------------------------------------------------
@@ -58,22 +54,9 @@ def wanted(settings) -> bool:
             and settings.access.is_remote and settings.request.bbox is None and not settings.series.wanted)
 
 
-def _spawn(settings):
-    """The prefetch process: forked from the run's launch template where the run has one (its imports
-    are done there once for the run's processes), else a cold one."""
+def _spawn() -> subprocess.Popen:
     from conus404.config.settings import PROJECT_ROOT
-    from conus404.launch.executors import uses_launch_template
 
-    if uses_launch_template(settings.execution):
-        from conus404.launch.launch_template import LaunchTemplateError, shared_template
-
-        template = shared_template(PROJECT_ROOT / "src", dict(os.environ))
-        if template is not None:
-            try:
-                template.warm_remote()
-                return template.popen([sys.executable, "-c", _CODE], stdin_text=True, stderr_fd=sys.stderr.fileno())
-            except LaunchTemplateError as exc:
-                log.warning("%s: starting the prefetcher as a process of its own", exc)
     code = f"import sys; sys.path.insert(0, {str(PROJECT_ROOT / 'src')!r}); {_CODE}"
     return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
@@ -81,7 +64,7 @@ def _spawn(settings):
 class Prefetcher:
     """The driver's handle on the prefetch process."""
 
-    def __init__(self, proc) -> None:  # a subprocess.Popen or a launch template's ForkedProcess
+    def __init__(self, proc: subprocess.Popen) -> None:
         self.proc = proc
         self._sent: str | None = None
         self._report: str | None = None
@@ -106,7 +89,7 @@ class Prefetcher:
         if settings.access.uses_planetary_computer:
             job["sign"] = {"stac_url": settings.access.stac_url, "collection": settings.access.collection, "asset": settings.access.asset,
                            "sas_url": settings.access.sas_url}
-        handle = cls(_spawn(settings))
+        handle = cls(_spawn())
         handle._send(json.dumps(job))
         return handle
 
