@@ -272,7 +272,7 @@ def _write(data_dir: Path, group, first: dt.date, todo: list[tuple[dt.date, list
             if problem is not None:
                 continue  # not verified: never enters a table (the run redoes the day)
             columns.append((day - first).days)
-            rows.append(values[[meta["fields"].index(n) for n in names]])
+            rows.append(values[[meta["fields"].index(n) for n in names]].astype(np.float32))  # as the table holds them
             stamps[day.isoformat()] = stamp
         if not columns:
             continue
