@@ -169,18 +169,7 @@ class ZarrOutput:
         have, need = group["time"].shape[0], (last - first).days + 1
         if need <= have:
             return first
-        start = float(group["time"][0]) + np.arange(have, need)  # days since 1979-10-01, at the day boundary
-        for name in group.array_keys():
-            array = group[name]
-            dims = array.attrs.get("_ARRAY_DIMENSIONS", [])
-            if dims and dims[0] == "time":
-                array.resize((need, *array.shape[1:]))
-        group["time"][have:need] = start
-        group["time_bnds"][have:need] = np.stack([start, start + 1.0], axis=1)
-        group[WRITTEN][have:need] = 0
-        if "time_coverage_start" in group.attrs:  # ACDD: the coverage grows with the axis
-            group.attrs.update(cf.time_coverage(_instant(group["time"][0]), _instant(start[-1] + 1.0)))
-        zarr.consolidate_metadata(self.mapper, zarr_format=2)
+        grow_time_axis(self.mapper, group, need, WRITTEN)
         log.info("Zarr store %s extended to %s (%d more day(s))", self.url, last, need - have)
         return first
 
@@ -196,6 +185,28 @@ class ZarrOutput:
         for name in names:
             group[name][a:b] = np.stack(stacks[name]).astype(np.float32)
         group[WRITTEN][a:b] = 1  # after the data: a kill before this leaves the days unmarked, to be rewritten
+
+
+def grow_time_axis(store, group, need: int, marks: str) -> None:
+    """Grow every array along ``time`` of a store of days to ``need`` days: the new days' ``time`` and
+    ``time_bnds`` set, their ``marks`` 0, no data chunk written, the ACDD coverage and the
+    consolidated metadata updated last (until then readers see the old axis)."""
+    import zarr
+
+    have = group["time"].shape[0]
+    start = float(group["time"][0]) + np.arange(have, need)  # days since 1979-10-01, at the day boundary
+    for name in group.array_keys():
+        array = group[name]
+        dims = list(array.attrs.get("_ARRAY_DIMENSIONS", []))
+        if "time" in dims:
+            axis = dims.index("time")
+            array.resize(tuple(need if k == axis else size for k, size in enumerate(array.shape)))
+    group["time"][have:need] = start
+    group["time_bnds"][have:need] = np.stack([start, start + 1.0], axis=1)
+    group[marks][have:need] = 0
+    if "time_coverage_start" in group.attrs:  # ACDD: the coverage grows with the axis
+        group.attrs.update(cf.time_coverage(_instant(group["time"][0]), _instant(start[-1] + 1.0)))
+    zarr.consolidate_metadata(store, zarr_format=2)
 
 
 def _instant(days_since_epoch: float) -> np.datetime64:

@@ -35,6 +35,7 @@ from conus404.core.atomic import atomic_write_text
 from conus404.outputs import cf, daily_file
 from conus404.outputs.series import days as series
 from conus404.outputs.series.weights import SeriesTarget
+from conus404.outputs.zarr_output import grow_time_axis
 
 log = logging.getLogger("conus404.series_tables")
 FEATURE_CHUNK = 2048
@@ -100,7 +101,8 @@ def record(data_dir: Path, days: Iterable[dt.date], day_boundary: int, source: s
             shutil.rmtree(path)
         return _rebuild(data_dir, path, span, day_boundary, source, target, names)
     group = zarr.open_group(str(path), mode="r+", zarr_format=2, use_consolidated=False)
-    _extend_to(path, group, first, days[-1])
+    if (days[-1] - first).days + 1 > group["time"].shape[0]:
+        grow_time_axis(str(path), group, (days[-1] - first).days + 1, RECORDED)
     ledger = read_ledger(data_dir, target, table_id)
     marks = np.asarray(group[RECORDED][:])
     todo = []
@@ -229,30 +231,6 @@ def _create(path: Path, span: tuple[dt.date, dt.date], day_boundary: int, source
         array.attrs.update({**table_attributes(field_attrs.get(name, {}), dim), "_ARRAY_DIMENSIONS": [dim, "time"]})
     zarr.consolidate_metadata(str(path), zarr_format=2)  # last: a store without it is remade
     return table_id
-
-
-def _extend_to(path: Path, group, first: dt.date, last: dt.date) -> None:
-    """Grow the time axis to ``last`` (new days unmarked; no data chunk written)."""
-    import zarr
-
-    have, need = group["time"].shape[0], (last - first).days + 1
-    if need <= have:
-        return
-    start = float(group["time"][0]) + np.arange(have, need)  # days since the record's start, at the day boundary
-    for name in group.array_keys():
-        array = group[name]
-        dims = array.attrs.get("_ARRAY_DIMENSIONS", [])
-        if "time" in dims:
-            axis = dims.index("time")
-            array.resize(tuple(need if k == axis else s for k, s in enumerate(array.shape)))
-    group["time"][have:need] = start
-    group["time_bnds"][have:need] = np.stack([start, start + 1.0], axis=1)
-    group[RECORDED][have:need] = 0
-    if "time_coverage_start" in group.attrs:
-        epoch = np.datetime64(daily_file.TIME_EPOCH, "s")
-        group.attrs.update(cf.time_coverage(epoch + np.timedelta64(int(round(float(group["time"][0]) * 24)), "h"),
-                                            epoch + np.timedelta64(int(round((start[-1] + 1.0) * 24)), "h")))
-    zarr.consolidate_metadata(str(path), zarr_format=2)
 
 
 def _write(data_dir: Path, group, first: dt.date, todo: list[tuple[dt.date, list[int]]], target: SeriesTarget,
