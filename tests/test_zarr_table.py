@@ -137,6 +137,25 @@ def test_a_part_that_does_not_verify_never_enters_a_table(tmp_path):
     assert_tables_hold(tmp_path, target, days[:2])
 
 
+def test_a_part_file_of_an_earlier_version_with_float64_values_still_verifies_and_enters_the_tables(tmp_path):
+    import hashlib
+
+    target = make_target(6)
+    days = span(FIRST, 3)
+    publish(tmp_path, target, days[:2])
+    with np.load(series.part_path(tmp_path, POLYGON, "hrus", days[0])) as data:
+        assert data["values"].dtype == np.float32  # what is written now: as the tables hold them
+    values = day_values(days[2], 6)  # written as before: float64 values, their SHA-256 beside them
+    meta = {"day": days[2].isoformat(), "key": target.key, "fields": NAMES, "attrs": ATTRS, "features": 6}
+    digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
+    digest.update(values.astype("<f8").tobytes())
+    old = series.part_path(tmp_path, POLYGON, "hrus", days[2])
+    np.savez(old, values=values, meta=np.array(json.dumps({**meta, "sha256": digest.hexdigest()})))
+    assert series.part_problem(old, days[2], target.key, NAMES) is None
+    assert upkeep(tmp_path, target, days).recorded == days
+    assert_tables_hold(tmp_path, target, days)
+
+
 def test_a_range_starting_earlier_or_other_weights_make_the_table_anew_from_the_parts(tmp_path):
     target = make_target(4)
     publish(tmp_path, target, span(FIRST, 3) + span(FIRST + dt.timedelta(days=5), 5))
