@@ -1,6 +1,7 @@
 """EXECUTOR = "dask": each worker process is a task on a dask.distributed cluster, through the
 emulator. A 2-worker LocalCluster publishes the files the subprocess executor publishes, records
-an injected failure in failed_jobs.json and its retry pass mends it; an existing scheduler (here
+an injected failure in failed_jobs.json and its retry pass mends it, and its basin tables equal the
+subprocess executor's; an existing scheduler (here
 started with the ``dask`` command, as dask-jobqueue would on Slurm) works through its address;
 kill_all.sh leaves no process behind: neither a LocalCluster nor the day processes an existing
 cluster's workers started."""
@@ -18,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -40,11 +42,35 @@ stack = conftest.emulator_serving(
     StoreSpec.for_days(DAYS[0], 4, ny=16, nx=20, variables=("T2", "PREC_ACC_NC", "ACSWDNB", "I_ACSWDNB")))
 
 
+BASINS = {"1019": [(-108.0, 37.2), (-103.1, 37.0), (-102.2, 40.8), (-104.6, 41.0), (-106.9, 39.9)],
+          "0710": [(-96.0, 40.0), (-92.0, 40.3), (-92.5, 44.5), (-94.0, 42.0), (-96.3, 44.0)]}
+
+
+def basins(tmp: Path) -> list[str]:
+    """The flags of a basin series (a GeoJSON of two basins written under ``tmp``)."""
+    features = [{"type": "Feature", "properties": {"huc4": key},
+                 "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in [*ring, ring[0]]]]}}
+                for key, ring in BASINS.items()]
+    path = tmp / "inputs" / "basins.geojson"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return ["--polygons", str(path), "--polygon-id", "huc4"]
+
+
 @pytest.fixture(scope="module")
 def subprocess_run(stack, tmp_path_factory):
     """The reference: the same 4 days with the default executor."""
     tmp = tmp_path_factory.mktemp("subprocess-run")
     result = pipeline(tmp, stack, "--foreground")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def subprocess_series_run(stack, tmp_path_factory):
+    """The reference of a run with basin series (its daily files are cut to the basins' window)."""
+    tmp = tmp_path_factory.mktemp("subprocess-series-run")
+    result = pipeline(tmp, stack, "--foreground", *basins(tmp))
     assert result.returncode == 0, result.stdout + result.stderr
     return tmp
 
@@ -92,11 +118,12 @@ def launchers(day_logs: Path) -> set[int]:
     return pids
 
 
-def test_a_local_cluster_publishes_the_same_files_records_a_failure_and_retries_it(stack, subprocess_run, tmp_path):
+def test_a_local_cluster_publishes_the_same_files_records_a_failure_and_retries_it(stack, subprocess_series_run,
+                                                                                 tmp_path):
     # day 3's read of T2 at 05Z meets 500 InternalError more often than the storage retry policy retries
     proxy = stack.inject_faults([FaultRule(r"/T2/53\.0\.0$", status=500, times=7)])
     try:
-        result = pipeline(tmp_path, stack, "--foreground", "--executor", "dask")
+        result = pipeline(tmp_path, stack, "--foreground", "--executor", "dask", *basins(tmp_path))
     finally:
         stack.inject_faults([])
     assert result.returncode == 0, result.stdout + result.stderr
@@ -116,8 +143,24 @@ def test_a_local_cluster_publishes_the_same_files_records_a_failure_and_retries_
     day3 = (tmp_path / "data" / "logs" / "download_20210103.log").read_text()
     assert day3.count("attempt for 2021-01-03") == 2
     assert day3.count(conftest.FORKED) == 2, "each Dask worker forked its day processes from its launch template"
-    assert_same_files(subprocess_run, tmp_path)
+    assert_same_files(subprocess_series_run, tmp_path)
+    assert_same_basin_tables(subprocess_series_run, tmp_path)
+    assert re.search(r"polygon series of basins.geojson: 1 day\(s\) recorded now \(1 part file\(s\) read\), 4 in ",
+                     retry_log), "the retry pass adds the day it made"
     assert processes_of_run(tmp_path) == [], "the cluster and its day processes are gone"
+
+
+def assert_same_basin_tables(a_dir: Path, b_dir: Path) -> None:
+    """The Zarr and Parquet tables of two runs hold the same days and values (their ids differ)."""
+    names = VARIABLES.split(",")
+    folder_a, folder_b = a_dir / "data" / "polygons", b_dir / "data" / "polygons"
+    with xr.open_zarr(folder_a / "basins.zarr") as a, xr.open_zarr(folder_b / "basins.zarr") as b:
+        assert a["conus404_day_recorded"].values.tolist() == b["conus404_day_recorded"].values.tolist() == [1] * 4
+        xr.testing.assert_identical(a[names].drop_attrs(deep=False).load(), b[names].drop_attrs(deep=False).load())
+    frames = [pd.read_parquet(folder / "basins.parquet").sort_values(["date", "polygon"], ignore_index=True)
+              for folder in (folder_a, folder_b)]
+    assert len(frames[0]) == len(DAYS) * len(BASINS)
+    pd.testing.assert_frame_equal(*frames)
 
 
 def ppid_of(pid: int) -> int:
