@@ -217,6 +217,16 @@ def fresh_sdk():
     sas.TOKEN_CACHE.clear()
 
 
+def polygons_geojson(path: Path, rings: dict[str, list[tuple[float, float]]], id_field: str = "huc4") -> Path:
+    """A GeoJSON file of one polygon per id (lon/lat rings, closed here), the id in ``id_field``."""
+    features = [{"type": "Feature", "properties": {id_field: key},
+                 "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in [*ring, ring[0]]]]}}
+                for key, ring in rings.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return path
+
+
 def run_pipeline(tmp: Path, stack, days, variables: str, *flags: str, env: dict | None = None, timeout: float = 300,
                  statistics: str = "", retry_backoff: str = "0.5", progress_interval: str = "1"):
     """./run_pipeline.sh over ``days`` (first..last) against ``stack`` (None: no emulator), 2 processes,

@@ -48,12 +48,7 @@ BASINS = {"1019": [(-108.0, 37.2), (-103.1, 37.0), (-102.2, 40.8), (-104.6, 41.0
 
 def basins(tmp: Path) -> list[str]:
     """The flags of a basin series (a GeoJSON of two basins written under ``tmp``)."""
-    features = [{"type": "Feature", "properties": {"huc4": key},
-                 "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in [*ring, ring[0]]]]}}
-                for key, ring in BASINS.items()]
-    path = tmp / "inputs" / "basins.geojson"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    path = conftest.polygons_geojson(tmp / "inputs" / "basins.geojson", BASINS)
     return ["--polygons", str(path), "--polygon-id", "huc4"]
 
 

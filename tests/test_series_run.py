@@ -41,11 +41,7 @@ stack = conftest.emulator_serving(SPEC)
 
 
 def inputs(tmp: Path) -> tuple[Path, Path]:
-    tmp.mkdir(parents=True, exist_ok=True)
-    features = [{"type": "Feature", "properties": {"huc4": key},
-                 "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in [*ring, ring[0]]]]}}
-                for key, ring in BASINS.items()]
-    (tmp / "basins.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    conftest.polygons_geojson(tmp / "basins.geojson", BASINS)
     (tmp / "gauges.csv").write_text("id,lon,lat\n" + "".join(f"{k},{lon},{lat}\n" for k, (lon, lat) in GAUGES.items()))
     return tmp / "basins.geojson", tmp / "gauges.csv"
 

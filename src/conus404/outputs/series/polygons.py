@@ -40,6 +40,11 @@ class CellWeights:
     area: np.ndarray  # float64, m² in the projection plane
     count: int  # number of targets
 
+    @classmethod
+    def empty(cls, count: int) -> CellWeights:
+        """No cell for any of ``count`` targets."""
+        return cls(*(np.zeros(0, t) for t in (np.int32, np.int32, np.int32, np.float64)), count)
+
     def covered_area(self) -> np.ndarray:
         return np.bincount(self.target, weights=self.area, minlength=self.count)
 
@@ -202,7 +207,7 @@ def exact_weights(geometries: list, fitted: FittedGrid) -> CellWeights:
         found = _batch_weights(geometries[start:start + POLYGONS_PER_BATCH], fitted)
         parts.append(CellWeights(found.target + start, found.row, found.col, found.area, found.count))
     if not parts:
-        return CellWeights(*(np.zeros(0, t) for t in (np.int32, np.int32, np.int32, np.float64)), 0)
+        return CellWeights.empty(0)
     return CellWeights(np.concatenate([p.target for p in parts]).astype(np.int32), np.concatenate([p.row for p in parts]),
                        np.concatenate([p.col for p in parts]), np.concatenate([p.area for p in parts]), len(geometries))
 
@@ -219,7 +224,7 @@ def _batch_weights(geometries: list, fitted: FittedGrid) -> CellWeights:
     i_lo, i_hi = _cell_ranges(bounds, fitted, "x")
     rows = np.where((j_lo <= j_hi) & (i_lo <= i_hi), j_hi - j_lo + 1, 0)
     if not rows.any():
-        return CellWeights(*(np.zeros(0, t) for t in (np.int32, np.int32, np.int32, np.float64)), n)
+        return CellWeights.empty(n)
     far = float(np.abs(bounds).max()) * 2 + 1.0  # a rectangle side that leaves the other axis as it is
     strip_of = np.repeat(np.arange(n), rows)
     strip_j = j_lo[strip_of] + _ranks(rows)
